@@ -1,0 +1,162 @@
+//! The one error type every store, adapter and the orchestrator return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A specialised `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong with local storage, so callers can react without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// Another connection or process holds a lock; retrying later may succeed.
+    Locked,
+    /// The database file is damaged or is not a database.
+    Corrupt,
+    /// The disk (or the configured page limit) is full.
+    Full,
+    /// The file or directory cannot be written.
+    ReadOnly,
+    /// The schema on disk is newer than this build understands.
+    SchemaTooNew,
+    /// Any other storage failure.
+    Other,
+}
+
+/// Every failure the crate reports. Variants carry meaning, not the backend's type, so generic
+/// code can branch on them; the `backend` field names the adapter ("pocketbase", "http", ...).
+///
+/// Messages never contain credentials.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The record, scope or resource does not exist.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked up.
+        what: String,
+    },
+    /// The remote holds a different version than the write expected.
+    #[error("conflict on record {id}")]
+    Conflict {
+        /// Id of the record in conflict.
+        id: String,
+    },
+    /// The credentials are missing, invalid or expired. Pauses the queue until they are refreshed.
+    #[error("{backend}: unauthorized: {message}")]
+    Unauthorized {
+        /// Adapter name.
+        backend: &'static str,
+        /// Human-readable reason (never the credential itself).
+        message: String,
+    },
+    /// The remote asked us to slow down.
+    #[error("{backend}: rate limited")]
+    RateLimited {
+        /// Adapter name.
+        backend: &'static str,
+        /// Server-provided delay, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The remote could not be reached or failed transiently (network, timeout, 5xx).
+    #[error("{backend}: unavailable: {message}")]
+    Unavailable {
+        /// Adapter name.
+        backend: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// The remote permanently refused the request (validation, permission); retrying as-is will
+    /// fail again.
+    #[error("{backend}: rejected ({status:?}): {message}")]
+    Rejected {
+        /// Adapter name.
+        backend: &'static str,
+        /// HTTP status or backend code, when there is one.
+        status: Option<u16>,
+        /// The remote's reason, suitable for showing to a user.
+        message: String,
+    },
+    /// The remote answered with a body we could not understand.
+    #[error("{backend}: malformed response: {message}")]
+    MalformedResponse {
+        /// Adapter name.
+        backend: &'static str,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// A [`SyncScope`](crate::SyncScope) failed validation.
+    #[error("invalid scope: {0}")]
+    InvalidScope(String),
+    /// A [`QuerySpec`](crate::QuerySpec) failed validation.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// Any other invalid argument (bad record, bad configuration, bad URL).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A record could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+    /// The local store failed.
+    #[error("storage ({kind:?}): {message}")]
+    Storage {
+        /// Classification of the failure.
+        kind: StorageErrorKind,
+        /// Details from the storage engine.
+        message: String,
+    },
+    /// The operation was cancelled (shutdown, dropped orchestrator).
+    #[error("cancelled")]
+    Cancelled,
+    /// Anything else, with its source.
+    #[error("{backend}: {source}")]
+    Other {
+        /// Adapter or component name.
+        backend: &'static str,
+        /// The underlying error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same request later may succeed (network, 5xx, 429, a locked file).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited { .. }
+                | Error::Unavailable { .. }
+                | Error::Storage {
+                    kind: StorageErrorKind::Locked,
+                    ..
+                }
+        )
+    }
+
+    /// Whether the failure is about credentials (the queue pauses instead of burning attempts).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Unauthorized { .. })
+    }
+
+    /// The server's requested delay for [`Error::RateLimited`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Shorthand for [`Error::Storage`] with [`StorageErrorKind::Other`].
+    pub fn storage(message: impl Into<String>) -> Self {
+        Error::Storage {
+            kind: StorageErrorKind::Other,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Codec(e.to_string())
+    }
+}

@@ -1,0 +1,48 @@
+//! # remote-cache-sync
+//!
+//! A local, persistent cache of remote data that works offline, never loses a write, and
+//! converges with the remote source of truth.
+//!
+//! - Reads follow a [`CachePolicy`].
+//! - Offline writes go to the [`LocalStore`] and its pending-op queue in one transaction.
+//! - [`Orchestrator::synchronize`] pushes the queue, pulls [`Delta`] pages from the
+//!   [`RemoteStore`], merges them through a [`ConflictResolver`] and saves the [`SyncPoint`],
+//!   all per [`SyncScope`].
+//!
+//! Backends sit behind cargo features: `sqlite` (default) for [`SqliteLocalStore`](local::sqlite::SqliteLocalStore),
+//! `http`, `postgres` and `pocketbase` for remotes, `server` for our sync server, and `testing`
+//! for the public conformance suites.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod conflict;
+pub mod delta;
+pub mod error;
+pub mod local;
+pub mod op;
+pub mod orchestrator;
+pub mod policy;
+pub mod query;
+pub mod record;
+pub mod remote;
+pub mod scope;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use conflict::{ClientWins, ConflictResolver, FnResolver, LastWriteWins, Resolution, ServerWins};
+pub use delta::{Cursor, Delta, SyncPoint};
+pub use error::{Error, Result, StorageErrorKind};
+pub use local::memory::InMemoryLocalStore;
+pub use local::{Ack, LocalStore, QueueStatus, Settlement};
+pub use op::{OpId, OpKind, PendingOp, PushOutcome};
+pub use orchestrator::{Orchestrator, OrchestratorConfig, SyncReport};
+pub use policy::CachePolicy;
+pub use query::{Direction, Filter, FilterOp, OrderBy, QuerySpec};
+pub use record::{Change, Record, Tombstone};
+pub use remote::RemoteStore;
+pub use remote::memory::InMemoryRemoteStore;
+pub use scope::SyncScope;
+
+pub use jiff::Timestamp;

@@ -1,0 +1,139 @@
+//! The [`LocalStore`] trait: the persistent cache, its sync points and the pending-op queue.
+//!
+//! Implementations: [`InMemoryLocalStore`](memory::InMemoryLocalStore) (tests, demos) and, with
+//! the `sqlite` feature, [`SqliteLocalStore`](sqlite::SqliteLocalStore). Every implementation
+//! must pass [`testing::local`](crate::testing) — the conformance suite that defines the
+//! semantics below in executable form.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::delta::{Delta, SyncPoint};
+use crate::error::Result;
+use crate::op::{OpId, PendingOp};
+use crate::query::QuerySpec;
+use crate::record::{Change, Record, Tombstone};
+use crate::scope::SyncScope;
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The remote acknowledged a (coalesced) push: its constituent ops leave the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// The record the ops targeted.
+    pub id: String,
+    /// Every queued op folded into the push.
+    pub op_ids: Vec<OpId>,
+    /// The version the remote now holds, which becomes the record's synced version (the base of
+    /// later ops). `None` when nothing was sent (a create and a delete cancelled out).
+    pub version: Option<Timestamp>,
+}
+
+/// How a conflict on one record was settled, applied by
+/// [`LocalStore::settle_conflict`] in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement<T> {
+    /// The record.
+    pub id: String,
+    /// The queued ops the settlement replaces; they are removed.
+    pub settled_ops: Vec<OpId>,
+    /// The remote's current version, which becomes the record's synced version.
+    pub remote_version: Option<Timestamp>,
+    /// What the local row becomes (`None`: leave it). Skipped when ops for the id that are not in
+    /// `settled_ops` are queued: those newer local writes stay visible.
+    pub local: Option<Change<T>>,
+    /// An op queued in place of the settled ones (the local side won, or a merge), taking the
+    /// queue position of the earliest settled op.
+    pub requeue: Option<PendingOp<T>>,
+}
+
+/// Queue counters for one scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStatus {
+    /// Ops waiting to be pushed.
+    pub pending: usize,
+    /// Ops the remote rejected permanently, waiting for the app to retry or discard them.
+    pub parked: usize,
+}
+
+/// The local cache. All methods are scope-aware: nothing of one scope is visible through another.
+///
+/// Versions: a record's version is its `updated_at`, or `deleted_at` for a tombstone.
+/// Every store keeps, per record, its *synced version*: the remote version its local state builds
+/// on, used as the `base_version` of pushed ops.
+#[async_trait]
+pub trait LocalStore<T: Record>: Send + Sync + 'static {
+    /// A live record (tombstones read as `None`).
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>>;
+
+    /// Live records matching `spec` (validated first; [`Error::InvalidQuery`](crate::Error) when
+    /// invalid), ordered as documented in [`query`](crate::query).
+    async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>>;
+
+    /// Live records with `updated_at >= since`, ordered by `(updated_at, id)`.
+    async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>>;
+
+    /// Writes records directly (no queue). An incoming record replaces the stored one (live or
+    /// tombstone) when its version is newer or equal; an older one is ignored.
+    async fn upsert_many(&self, scope: &SyncScope, items: &[T]) -> Result<()>;
+
+    /// Deletes directly (no queue): a tombstone when [`supports_soft_delete`](Self::supports_soft_delete),
+    /// else the row is removed. A tombstone older than the stored version is ignored.
+    async fn delete_many(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()>;
+
+    /// Whether deletions leave tombstones (the default) or remove rows.
+    fn supports_soft_delete(&self) -> bool {
+        true
+    }
+
+    /// The last saved sync point of a scope.
+    async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>>;
+
+    /// Saves a scope's sync point.
+    async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()>;
+
+    /// Applies one pulled page and saves `point`, in one transaction. Every change whose id has
+    /// no queued op (pending or parked) replaces the local row unconditionally (the remote is the
+    /// source of truth) and sets the synced version. Changes for ids with queued ops are skipped
+    /// and their ids returned: a pull never overwrites an unsynced local write.
+    async fn apply_remote(&self, scope: &SyncScope, page: &Delta<T>, point: &SyncPoint) -> Result<Vec<String>>;
+
+    /// Records a local write: applies the op's change to the local row and appends the op to the
+    /// queue, in one transaction. Returns only once both are durable.
+    async fn enqueue(&self, op: PendingOp<T>) -> Result<()>;
+
+    /// Up to `limit` queued, non-parked ops of the scope in enqueue order, each with
+    /// `base_version` set to its record's current synced version.
+    async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>>;
+
+    /// Removes acknowledged ops and records the new synced versions, in one transaction. Unknown
+    /// op ids are ignored (acks are idempotent).
+    async fn ack_ops(&self, scope: &SyncScope, acks: &[Ack]) -> Result<()>;
+
+    /// Records a rejection of these ops: `attempts += 1`, `last_error = error`, and parks them when
+    /// `park` is true. Parked ops are not returned by [`pending_ops`](Self::pending_ops).
+    async fn reject_ops(&self, scope: &SyncScope, op_ids: &[OpId], error: &str, park: bool) -> Result<()>;
+
+    /// Parked ops of the scope, in enqueue order.
+    async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>>;
+
+    /// Moves parked ops back to the queue with `attempts` reset.
+    async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()>;
+
+    /// Removes ops (parked or not) without pushing them.
+    async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()>;
+
+    /// Applies a conflict settlement in one transaction (see [`Settlement`]).
+    async fn settle_conflict(&self, scope: &SyncScope, settlement: Settlement<T>) -> Result<()>;
+
+    /// Queue counters of a scope.
+    async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus>;
+
+    /// Every scope the store holds records, ops or a sync point for.
+    async fn scopes(&self) -> Result<Vec<SyncScope>>;
+}
+
+/// A shared, type-erased local store.
+pub type DynLocalStore<T> = dyn LocalStore<T>;

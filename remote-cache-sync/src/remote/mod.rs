@@ -1,0 +1,110 @@
+//! The [`RemoteStore`] trait: the source of truth, reached over the network.
+//!
+//! Implementations: [`InMemoryRemoteStore`](memory::InMemoryRemoteStore) (tests, demos) and,
+//! behind features, our HTTP protocol, PostgreSQL and PocketBase. Every implementation must pass
+//! [`testing::remote`](crate::testing).
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::delta::{Cursor, Delta};
+use crate::error::{Error, Result};
+use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::record::{Record, Tombstone};
+use crate::scope::SyncScope;
+
+pub mod memory;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "pocketbase")]
+pub mod pocketbase;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+/// The remote side of sync.
+#[async_trait]
+pub trait RemoteStore<T: Record>: Send + Sync + 'static {
+    /// Short adapter name used in errors and logs (`"memory"`, `"http"`, `"pocketbase"`, ...).
+    fn name(&self) -> &'static str;
+
+    /// A live record by id (`None` when missing or deleted).
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>>;
+
+    /// Up to `limit` changes (upserts and tombstones) of `scope` after `since` (`None`: from the
+    /// beginning), in feed order, each record at most once, with the cursor to continue from.
+    ///
+    /// Contract: pulling repeatedly from the returned cursors until `has_more` is false sees
+    /// every change committed before the first pull started, even under concurrent writers
+    /// whose transactions commit out of order. A cursor must never be "server now".
+    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>>;
+
+    /// Pushes ops; returns one outcome per op, in order. Each op is checked with [`base_matches`]
+    /// against the remote's current version; idempotent by `op_id` (an op applied before answers
+    /// [`PushOutcome::Applied`] again and changes nothing). An `Err` means nothing can be said
+    /// about any op (transport failure): the caller keeps them queued.
+    async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>>;
+
+    /// The remote's clock.
+    async fn server_time(&self) -> Result<Timestamp>;
+
+    /// Unconditionally upserts records (the seed's `batchUpsert`).
+    async fn batch_upsert(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
+        let ops: Vec<_> = items
+            .iter()
+            .map(|r| PendingOp::upsert(scope.clone(), OpKind::Update, r.clone()))
+            .collect();
+        expect_applied(self.name(), self.push(scope, &ops).await?)
+    }
+
+    /// Unconditionally deletes records (tombstones; the seed's `batchDelete`).
+    async fn batch_delete(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
+        let ops: Vec<_> = tombstones
+            .iter()
+            .map(|t| PendingOp::<T>::delete(scope.clone(), t.id.clone(), t.deleted_at))
+            .collect();
+        expect_applied(self.name(), self.push(scope, &ops).await?)
+    }
+}
+
+fn expect_applied<T>(backend: &'static str, outcomes: Vec<PushOutcome<T>>) -> Result<()> {
+    for o in outcomes {
+        match o {
+            PushOutcome::Applied { .. } => {}
+            PushOutcome::Conflict { .. } => {
+                return Err(Error::Rejected {
+                    backend,
+                    status: None,
+                    message: "unexpected conflict on unconditional write".into(),
+                });
+            }
+            PushOutcome::Rejected { reason } => {
+                return Err(Error::Rejected {
+                    backend,
+                    status: None,
+                    message: reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The optimistic-concurrency rule every remote applies to a pushed op, given the remote's
+/// current state of the record: `None` when absent, else `(version, is_tombstone)`.
+///
+/// - `Create` applies when the record is absent or a tombstone;
+/// - `Update`/`Delete` with `base_version: None` apply unconditionally;
+/// - `Update`/`Delete` with `Some(v)` apply when the current version is `v`, or the record is
+///   absent (a delete of a missing record is a no-op that leaves a tombstone).
+pub fn base_matches(kind: OpKind, base_version: Option<Timestamp>, current: Option<(Timestamp, bool)>) -> bool {
+    match (kind, base_version, current) {
+        (_, _, None) => true,
+        (OpKind::Create, _, Some((_, deleted))) => deleted,
+        (_, None, Some(_)) => true,
+        (_, Some(base), Some((version, _))) => base == version,
+    }
+}
+
+/// A shared, type-erased remote.
+pub type DynRemoteStore<T> = dyn RemoteStore<T>;

@@ -1,0 +1,1 @@
+//! Our HTTP sync server (placeholder).

@@ -1,0 +1,1 @@
+//! LocalStore conformance suite (placeholder).

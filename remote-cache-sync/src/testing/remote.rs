@@ -1,0 +1,1 @@
+//! RemoteStore conformance suite (placeholder).
