@@ -1,1 +1,46 @@
-fn main() {}
+//! `rcs`: the remote-cache-sync command line (demo, benchmarks, sync server, client commands).
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod client;
+mod demo;
+mod serve;
+
+#[derive(Parser)]
+#[command(name = "rcs", version, about = "remote-cache-sync: offline-first cache sync")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Two devices with their own SQLite caches converge through an in-process remote.
+    Demo(demo::Args),
+    /// Benchmarks that print `key: value` figures measured against a baseline in the same run.
+    Bench(bench::Args),
+    /// Run our HTTP sync server.
+    Serve(serve::Args),
+    #[command(flatten)]
+    Client(client::Command),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RCS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(a).await,
+            Command::Bench(a) => bench::run(a).await,
+            Command::Serve(a) => serve::run(a).await,
+            Command::Client(c) => client::run(c).await,
+        }
+    })
+}

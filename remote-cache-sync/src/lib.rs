@@ -18,6 +18,7 @@
 pub mod conflict;
 pub mod delta;
 pub mod error;
+pub mod json_record;
 pub mod local;
 pub mod op;
 pub mod orchestrator;
@@ -34,6 +35,7 @@ pub mod testing;
 pub use conflict::{ClientWins, ConflictResolver, FnResolver, LastWriteWins, Resolution, ServerWins};
 pub use delta::{Cursor, Delta, SyncPoint};
 pub use error::{Error, Result, StorageErrorKind};
+pub use json_record::JsonRecord;
 pub use local::memory::InMemoryLocalStore;
 pub use local::{Ack, LocalStore, QueueStatus, Settlement};
 pub use op::{OpId, OpKind, PendingOp, PushOutcome};

@@ -1,0 +1,32 @@
+//! `rcs bench ...`: each benchmark measures our code and a baseline in the same run.
+
+use clap::Subcommand;
+
+mod local;
+mod pocketbase;
+mod sync;
+
+/// Benchmark arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// SqliteLocalStore apply and offline writes vs raw rusqlite.
+    Local(local::Args),
+    /// Initial and delta sync through an embedded `rcs serve`.
+    Sync(sync::Args),
+    /// Pulls from a real PocketBase vs bare listing.
+    Pocketbase(pocketbase::Args),
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.which {
+        Which::Local(a) => local::run(a).await,
+        Which::Sync(a) => sync::run(a).await,
+        Which::Pocketbase(a) => pocketbase::run(a).await,
+    }
+}
