@@ -1,0 +1,1 @@
+//! PocketBase remote adapter (being written; see issue 4).
