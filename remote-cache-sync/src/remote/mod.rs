@@ -21,6 +21,10 @@ pub mod http;
 pub mod pocketbase;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "http", feature = "server"))]
+pub mod protocol;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// The remote side of sync.
 #[async_trait]
@@ -108,3 +112,22 @@ pub fn base_matches(kind: OpKind, base_version: Option<Timestamp>, current: Opti
 
 /// A shared, type-erased remote.
 pub type DynRemoteStore<T> = dyn RemoteStore<T>;
+
+#[async_trait]
+impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        (**self).get_by_id(scope, id).await
+    }
+    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>> {
+        (**self).fetch_since(scope, since, limit).await
+    }
+    async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
+        (**self).push(scope, ops).await
+    }
+    async fn server_time(&self) -> Result<Timestamp> {
+        (**self).server_time().await
+    }
+}

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::record::Record;
 use crate::scope::SyncScope;
 
+pub mod faults;
 pub mod local;
 pub mod remote;
+
+pub use faults::{Fault, FaultyRemote};
 
 /// The record type the suites use. Field names are plain JSON keys so every backend can store it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
