@@ -12,6 +12,9 @@
 //! about [`LocalStore::scopes`] can expect exact lists). Each check is also public, so you can
 //! run one alone. A failed check panics with a message naming the check and what broke.
 
+// `&[id.clone()]` reads better than `slice::from_ref(&id)` in test code.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -381,7 +384,7 @@ pub async fn query_ordering_and_paging<S: LocalStore<TestRecord>>(store: &S) {
         let got = q(store, &scope, spec.clone()).await;
         assert_eq!(ids(&got), want, "query_ordering_and_paging: {spec:?}");
     }
-    // Mixed types in one sort key: null (missing) < numbers < strings, reversed when descending.
+    // Descending strings keep the ascending id tie-break.
     let mixed = unique_scope("records");
     let docs = [
         rec("m1", "zeta", 0, 10),
