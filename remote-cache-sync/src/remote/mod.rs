@@ -54,59 +54,74 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
 
     /// Unconditionally upserts records (the seed's `batchUpsert`).
     async fn batch_upsert(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
-        let ops: Vec<_> = items
+        let ops = items
             .iter()
             .map(|r| PendingOp::upsert(scope.clone(), OpKind::Update, r.clone()))
             .collect();
-        expect_applied(self.name(), self.push(scope, &ops).await?)
+        push_unconditionally(self, scope, ops).await
     }
 
     /// Unconditionally deletes records (tombstones; the seed's `batchDelete`).
     async fn batch_delete(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
-        let ops: Vec<_> = tombstones
+        let ops = tombstones
             .iter()
             .map(|t| PendingOp::<T>::delete(scope.clone(), t.id.clone(), t.deleted_at))
             .collect();
-        expect_applied(self.name(), self.push(scope, &ops).await?)
+        push_unconditionally(self, scope, ops).await
     }
 }
 
-fn expect_applied<T>(backend: &'static str, outcomes: Vec<PushOutcome<T>>) -> Result<()> {
-    for o in outcomes {
-        match o {
-            PushOutcome::Applied { .. } => {}
-            PushOutcome::Conflict { .. } => {
-                return Err(Error::Rejected {
-                    backend,
-                    status: None,
-                    message: "unexpected conflict on unconditional write".into(),
-                });
-            }
-            PushOutcome::Rejected { reason } => {
-                return Err(Error::Rejected {
-                    backend,
-                    status: None,
-                    message: reason,
-                });
+/// Pushes ops, rebasing each conflicting op on the remote's current version and retrying, so
+/// the writes land whatever the remote held.
+async fn push_unconditionally<T: Record, R: RemoteStore<T> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+    mut ops: Vec<PendingOp<T>>,
+) -> Result<()> {
+    for _ in 0..5 {
+        let outcomes = remote.push(scope, &ops).await?;
+        let mut retry = Vec::new();
+        for (mut op, outcome) in ops.into_iter().zip(outcomes) {
+            match outcome {
+                PushOutcome::Applied { .. } => {}
+                PushOutcome::Conflict { current } => {
+                    op.base_version = current.map(|c| c.version());
+                    op.op_id = crate::op::OpId::generate();
+                    retry.push(op);
+                }
+                PushOutcome::Rejected { reason } => {
+                    return Err(Error::Rejected {
+                        backend: remote.name(),
+                        status: None,
+                        message: reason,
+                    });
+                }
             }
         }
+        if retry.is_empty() {
+            return Ok(());
+        }
+        ops = retry;
     }
-    Ok(())
+    Err(Error::Conflict {
+        id: ops.first().map(|o| o.id.clone()).unwrap_or_default(),
+    })
 }
 
 /// The optimistic-concurrency rule every remote applies to a pushed op, given the remote's
 /// current state of the record: `None` when absent, else `(version, is_tombstone)`.
 ///
-/// - `Create` applies when the record is absent or a tombstone;
-/// - `Update`/`Delete` with `base_version: None` apply unconditionally;
-/// - `Update`/`Delete` with `Some(v)` apply when the current version is `v`, or the record is
-///   absent (a delete of a missing record is a no-op that leaves a tombstone).
+/// An op applies when the record is absent, or when the op was made on top of exactly the
+/// remote's current version: `base_version == Some(current version)`, or `base_version == None`
+/// (the writer never saw a remote version) and the record is a tombstone. Every kind follows the
+/// same rule, so a blind write never overwrites a version its writer has not seen: it conflicts
+/// and the client's resolver decides.
 pub fn base_matches(kind: OpKind, base_version: Option<Timestamp>, current: Option<(Timestamp, bool)>) -> bool {
-    match (kind, base_version, current) {
-        (_, _, None) => true,
-        (OpKind::Create, _, Some((_, deleted))) => deleted,
-        (_, None, Some(_)) => true,
-        (_, Some(base), Some((version, _))) => base == version,
+    let _ = kind; // Same rule for creates, updates and deletes.
+    match (base_version, current) {
+        (_, None) => true,
+        (None, Some((_, is_tombstone))) => is_tombstone,
+        (Some(base), Some((version, _))) => base == version,
     }
 }
 

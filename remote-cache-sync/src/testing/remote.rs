@@ -146,9 +146,14 @@ pub async fn base_version_conflicts<R: RemoteStore<TestRecord> + ?Sized>(remote:
     }
     assert_eq!(remote.get_by_id(scope, &v1.id).await.unwrap(), Some(v2.clone()));
 
-    let forced = TestRecord::new(id(1), "forced", ts(4_000));
-    push_ok(remote, scope, &[update(scope, forced.clone(), None)]).await;
-    assert_eq!(remote.get_by_id(scope, &v1.id).await.unwrap(), Some(forced));
+    let blind = TestRecord::new(id(1), "blind", ts(4_000));
+    let out = remote.push(scope, &[update(scope, blind, None)]).await.unwrap();
+    assert!(
+        matches!(&out[0], PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } if cur == &v2),
+        "an update without a base must not overwrite a live record, got {:?}",
+        out[0]
+    );
+    assert_eq!(remote.get_by_id(scope, &v1.id).await.unwrap(), Some(v2));
 }
 
 /// Deletes leave tombstones in the feed; deleting a missing record succeeds.
@@ -247,7 +252,8 @@ pub async fn scopes_are_isolated<R: RemoteStore<TestRecord> + ?Sized>(remote: &R
     push_ok(remote, b, &[create(b, rb.clone())]).await;
     assert_eq!(remote.get_by_id(a, &ra.id).await.unwrap(), Some(ra.clone()));
     assert_eq!(remote.get_by_id(b, &rb.id).await.unwrap(), Some(rb));
-    let del = PendingOp::<TestRecord>::delete(b.clone(), ra.id.clone(), ts(3_000));
+    let mut del = PendingOp::<TestRecord>::delete(b.clone(), ra.id.clone(), ts(3_000));
+    del.base_version = Some(ts(2_000));
     push_ok(remote, b, &[del]).await;
     assert_eq!(remote.get_by_id(a, &ra.id).await.unwrap(), Some(ra), "a delete in b touched a");
 }
@@ -286,6 +292,8 @@ pub async fn mixed_outcomes_in_one_push<R: RemoteStore<TestRecord> + ?Sized>(rem
 
 /// `batch_upsert` and `batch_delete` write unconditionally.
 pub async fn batch_conveniences<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+    let old: Vec<_> = (0..3).map(|i| TestRecord::new(id(i), "old", ts(500))).collect();
+    remote.batch_upsert(scope, &old).await.unwrap();
     let rs: Vec<_> = (0..3).map(|i| TestRecord::new(id(i), "x", ts(1_000))).collect();
     remote.batch_upsert(scope, &rs).await.unwrap();
     remote.batch_upsert(scope, &rs).await.unwrap();
