@@ -1,1 +1,0 @@
-//! SQLite local store (placeholder).
