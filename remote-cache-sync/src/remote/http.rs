@@ -1,1 +1,418 @@
-//! Placeholder: see the issue that builds this adapter.
+//! [`HttpRemoteStore`]: a remote reached through our HTTP sync protocol (`docs/protocol.md`),
+//! as served by [`server`](crate::server) and `rcs serve`.
+//!
+//! ```no_run
+//! # async fn doc() -> remote_cache_sync::Result<()> {
+//! use std::time::Duration;
+//! use remote_cache_sync::JsonRecord;
+//! use remote_cache_sync::remote::http::HttpRemoteStore;
+//! let remote = HttpRemoteStore::<JsonRecord>::builder("http://127.0.0.1:8080")
+//!     .token("s3cret")
+//!     .timeout(Duration::from_secs(10))
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Failures map onto [`Error`]: connect errors, timeouts and 5xx are
+//! [`Unavailable`](Error::Unavailable) (retryable); 429 is [`RateLimited`](Error::RateLimited)
+//! with the server's `Retry-After`; 401 is [`Unauthorized`](Error::Unauthorized); other 4xx are
+//! [`Rejected`](Error::Rejected) with the server's message; a body that does not parse is
+//! [`MalformedResponse`](Error::MalformedResponse). The token is sent as a bearer header marked
+//! sensitive, redacted in `Debug`, and never part of an error message.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::delta::{Cursor, Delta};
+use crate::error::{Error, Result};
+use crate::op::{PendingOp, PushOutcome};
+use crate::record::Record;
+use crate::remote::RemoteStore;
+use crate::remote::protocol::{
+    self, ErrorBody, GetRequest, GetResponse, PullRequest, PullResponse, PushRequest, PushResponse,
+    TimeResponse, WireOp, WireOutcome,
+};
+use crate::scope::SyncScope;
+
+const BACKEND: &str = "http";
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configures an [`HttpRemoteStore`].
+pub struct HttpRemoteStoreBuilder<T> {
+    base_url: String,
+    token: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for HttpRemoteStoreBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRemoteStoreBuilder")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl<T: Record> HttpRemoteStoreBuilder<T> {
+    /// Bearer token sent with every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Whole-request timeout (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connection timeout (default: the request timeout, at most 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Builds the store. Fails with [`Error::InvalidInput`] for a URL that is not `http(s)://`
+    /// or that carries credentials (give those with [`token`](Self::token)).
+    pub fn build(self) -> Result<HttpRemoteStore<T>> {
+        let url = reqwest::Url::parse(&self.base_url)
+            .map_err(|e| Error::InvalidInput(format!("bad remote URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::InvalidInput(
+                "the remote URL must start with http:// or https://".into(),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::InvalidInput(
+                "the remote URL must not carry credentials; pass a token instead".into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::InvalidInput(
+                "the remote URL must not have a query or fragment".into(),
+            ));
+        }
+        if let Some(t) = &self.token
+            && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::InvalidInput(
+                "the token must be non-empty and contain no whitespace".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout.min(self.timeout))
+            .build()
+            .map_err(|e| {
+                Error::InvalidInput(format!("cannot build HTTP client: {}", e.without_url()))
+            })?;
+        Ok(HttpRemoteStore {
+            client,
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            token: self.token,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// A [`RemoteStore`] speaking our HTTP sync protocol. Cheap to clone.
+pub struct HttpRemoteStore<T> {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for HttpRemoteStore<T> {
+    fn clone(&self) -> Self {
+        HttpRemoteStore {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            token: self.token.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for HttpRemoteStore<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRemoteStore")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Parses `Retry-After`: delay seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let delta = when.duration_since(Timestamp::now());
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+fn transport_error(e: reqwest::Error) -> Error {
+    let e = e.without_url();
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    Error::Unavailable {
+        backend: BACKEND,
+        message: format!("{what}: {e}"),
+    }
+}
+
+impl<T: Record> HttpRemoteStore<T> {
+    /// Starts configuring a store for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn builder(base_url: impl Into<String>) -> HttpRemoteStoreBuilder<T> {
+        HttpRemoteStoreBuilder {
+            base_url: base_url.into(),
+            token: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: Duration::from_secs(10),
+            _t: PhantomData,
+        }
+    }
+
+    /// A store with default settings and no token.
+    pub fn new(base_url: impl Into<String>) -> Result<Self> {
+        Self::builder(base_url).build()
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Checks `GET /v1/health`.
+    pub async fn health(&self) -> Result<()> {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.base, protocol::HEALTH))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let _: protocol::HealthResponse = Self::decode(resp).await?;
+        Ok(())
+    }
+
+    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(transport_error)?;
+        Self::decode(resp).await
+    }
+
+    async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R> {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| Error::MalformedResponse {
+                backend: BACKEND,
+                message: format!("{e}"),
+            });
+        }
+        let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => format!("{}: {}", b.error.code, b.error.message),
+            Err(_) => format!("HTTP {status}"),
+        };
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
+                backend: BACKEND,
+                retry_after,
+            },
+            StatusCode::UNAUTHORIZED => Error::Unauthorized {
+                backend: BACKEND,
+                message,
+            },
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Error::Unavailable {
+                backend: BACKEND,
+                message,
+            },
+            s => Error::Rejected {
+                backend: BACKEND,
+                status: Some(s.as_u16()),
+                message,
+            },
+        })
+    }
+}
+
+fn malformed(message: impl Into<String>) -> Error {
+    Error::MalformedResponse {
+        backend: BACKEND,
+        message: message.into(),
+    }
+}
+
+#[async_trait]
+impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        let body = GetRequest {
+            scope: scope.clone(),
+            id: id.to_owned(),
+        };
+        let resp: GetResponse<T> = self
+            .call(reqwest::Method::POST, protocol::GET, Some(&body))
+            .await?;
+        Ok(resp.record)
+    }
+
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
+        let limit = limit.max(1);
+        let body = PullRequest {
+            scope: scope.clone(),
+            cursor: since.cloned(),
+            limit,
+        };
+        let resp: PullResponse<T> = self
+            .call(reqwest::Method::POST, protocol::PULL, Some(&body))
+            .await?;
+        if resp.upserts.len() + resp.deletes.len() > limit {
+            return Err(malformed("page is larger than the requested limit"));
+        }
+        if resp.cursor.is_none() && (!resp.upserts.is_empty() || !resp.deletes.is_empty()) {
+            return Err(malformed("non-empty page without a cursor"));
+        }
+        Ok(Delta {
+            upserts: resp.upserts,
+            deletes: resp.deletes,
+            server_time: resp.server_time,
+            cursor: resp.cursor.or_else(|| since.cloned()),
+            has_more: resp.has_more,
+        })
+    }
+
+    async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
+        if ops.iter().any(|op| &op.scope != scope) {
+            return Err(Error::InvalidInput(
+                "op scope differs from push scope".into(),
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(protocol::MAX_PUSH_OPS) {
+            let body = PushRequest {
+                scope: scope.clone(),
+                ops: chunk
+                    .iter()
+                    .map(|op| WireOp {
+                        op_id: op.op_id.clone(),
+                        kind: op.kind,
+                        id: op.id.clone(),
+                        payload: op.payload.as_ref(),
+                        updated_at: op.updated_at,
+                        base_version: op.base_version,
+                    })
+                    .collect(),
+            };
+            let resp: PushResponse<T> = self
+                .call(reqwest::Method::POST, protocol::PUSH, Some(&body))
+                .await?;
+            if resp.results.len() != chunk.len() {
+                return Err(malformed(format!(
+                    "{} results for {} ops",
+                    resp.results.len(),
+                    chunk.len()
+                )));
+            }
+            outcomes.extend(resp.results.into_iter().map(|r| match r {
+                WireOutcome::Applied { version } => PushOutcome::Applied { version },
+                WireOutcome::Conflict { current } => PushOutcome::Conflict {
+                    current: current.map(Into::into),
+                },
+                WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
+            }));
+        }
+        Ok(outcomes)
+    }
+
+    async fn server_time(&self) -> Result<Timestamp> {
+        let resp: TimeResponse = self
+            .call::<(), _>(reqwest::Method::GET, protocol::TIME, None)
+            .await?;
+        Ok(resp.server_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestRecord;
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn urls_are_validated_and_tokens_redacted() {
+        let s = HttpRemoteStore::<TestRecord>::builder("http://127.0.0.1:1/")
+            .token("s3cret")
+            .build()
+            .unwrap();
+        assert_eq!(s.base_url(), "http://127.0.0.1:1");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(HttpRemoteStore::<TestRecord>::new("ftp://x").is_err());
+        assert!(HttpRemoteStore::<TestRecord>::new("http://u:p@127.0.0.1").is_err());
+        assert!(HttpRemoteStore::<TestRecord>::new("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let s = HttpRemoteStore::<TestRecord>::new(format!("http://{addr}")).unwrap();
+        let err = s.server_time().await.unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert!(err.is_retryable());
+    }
+}

@@ -1,1 +1,498 @@
-//! Our HTTP sync server (placeholder).
+//! Our HTTP sync server (feature `server`): the protocol of `docs/protocol.md` over any
+//! [`RemoteStore<JsonRecord>`] — the in-memory remote, [`SqliteRemoteStore`](crate::remote::sqlite::SqliteRemoteStore)
+//! or the PostgreSQL remote.
+//!
+//! ```no_run
+//! # async fn doc() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use remote_cache_sync::{InMemoryRemoteStore, JsonRecord};
+//! use remote_cache_sync::server::{AllowAll, Server, serve, shutdown_signal};
+//! let router = Server::new(InMemoryRemoteStore::<JsonRecord>::new(), AllowAll).into_router();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! serve(listener, router, shutdown_signal()).await
+//! # }
+//! ```
+//!
+//! The server validates everything it is sent and answers bad input with a 4xx and a stable JSON
+//! error body; storage failures become 503 (retryable) or 500. Logs go through `tracing` and
+//! name the caller by its [`Principal::name`], never by its token.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::json_record::JsonRecord;
+use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::record::Record;
+use crate::remote::RemoteStore;
+use crate::remote::protocol::{
+    self, ErrorBody, ErrorDetail, GetRequest, GetResponse, HealthResponse, PullRequest,
+    PullResponse, PushRequest, PushResponse, TimeResponse, WireOutcome, codes,
+};
+use crate::scope::SyncScope;
+
+pub mod auth;
+
+pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
+
+/// Default largest request body: 8 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+
+/// Builds the server's [`Router`].
+pub struct Server {
+    storage: Arc<dyn RemoteStore<JsonRecord>>,
+    authorizer: Arc<dyn Authorizer>,
+    max_body_bytes: usize,
+    max_pull_limit: usize,
+    max_push_ops: usize,
+}
+
+impl Server {
+    /// A server over `storage`, admitting requests `authorizer` allows.
+    pub fn new(storage: impl RemoteStore<JsonRecord>, authorizer: impl Authorizer) -> Self {
+        Self::from_arcs(Arc::new(storage), Arc::new(authorizer))
+    }
+
+    /// Same as [`Server::new`] with shared handles.
+    pub fn from_arcs(
+        storage: Arc<dyn RemoteStore<JsonRecord>>,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Self {
+        Server {
+            storage,
+            authorizer,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_pull_limit: protocol::MAX_PULL_LIMIT,
+            max_push_ops: protocol::MAX_PUSH_OPS,
+        }
+    }
+
+    /// Largest accepted request body; larger ones get 413.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Largest page served (requests for more are clamped).
+    pub fn max_pull_limit(mut self, limit: usize) -> Self {
+        self.max_pull_limit = limit.max(1);
+        self
+    }
+
+    /// Most ops one push may carry; more gets 422.
+    pub fn max_push_ops(mut self, ops: usize) -> Self {
+        self.max_push_ops = ops.max(1);
+        self
+    }
+
+    /// The router, with body limit and request tracing.
+    pub fn into_router(self) -> Router {
+        let max_body = self.max_body_bytes;
+        let state = Arc::new(self);
+        Router::new()
+            .route(protocol::HEALTH, get(health))
+            .route(protocol::TIME, get(time))
+            .route(protocol::PULL, post(pull))
+            .route(protocol::PUSH, post(push))
+            .route(protocol::GET, post(get_one))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(max_body))
+            // The default span holds method, URI and version; never headers (tokens).
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .with_state(state)
+    }
+}
+
+type AppState = State<Arc<Server>>;
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// An error answer: status plus `{"error":{"code","message"}}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Maps a storage error. Details of unexpected failures are logged, not sent.
+    fn from_storage(e: Error) -> Self {
+        match e {
+            Error::InvalidScope(m) => Self::new(StatusCode::BAD_REQUEST, codes::INVALID_SCOPE, m),
+            Error::InvalidInput(m) | Error::InvalidQuery(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_REQUEST, m)
+            }
+            Error::RateLimited { retry_after, .. } => ApiError {
+                retry_after: retry_after.map(|d| d.as_secs().max(1)),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    codes::RATE_LIMITED,
+                    "slow down",
+                )
+            },
+            e if e.is_retryable() => {
+                tracing::warn!(error = %e, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
+                    "storage is unavailable, retry later",
+                )
+            }
+            e => {
+                tracing::error!(error = %e, "storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL,
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn authenticate(server: &Server, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    server
+        .authorizer
+        .authenticate(bearer(headers))
+        .ok_or_else(|| {
+            tracing::info!("refused: missing or unknown bearer token");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHORIZED,
+                "missing or invalid bearer token",
+            )
+        })
+}
+
+fn authorize(
+    server: &Server,
+    principal: &Principal,
+    scope: &SyncScope,
+    access: Access,
+) -> Result<(), ApiError> {
+    if server.authorizer.authorize(principal, scope, access) {
+        Ok(())
+    } else {
+        tracing::info!(principal = %principal.name, %scope, ?access, "refused: scope not granted");
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::FORBIDDEN,
+            format!(
+                "this token may not {} scope {scope}",
+                if access == Access::Read {
+                    "read"
+                } else {
+                    "write"
+                }
+            ),
+        ))
+    }
+}
+
+/// Parses a JSON body, mapping every failure to a clear 4xx.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                "request body is too large",
+            )
+        } else {
+            ApiError::new(r.status(), codes::INVALID_JSON, r.body_text())
+        }
+    })?;
+    // Parse to a Value first so a bad scope can be told apart from bad JSON.
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("body is not JSON: {e}"),
+        )
+    })?;
+    if let Some(scope) = value.get("scope") {
+        serde_json::from_value::<SyncScope>(scope.clone()).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_SCOPE, e.to_string())
+        })?;
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_JSON,
+            format!("unexpected body: {e}"),
+        )
+    })
+}
+
+async fn health() -> axum::Json<HealthResponse> {
+    axum::Json(HealthResponse {
+        status: "ok".into(),
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        "method not allowed",
+    )
+}
+
+async fn time(State(server): AppState, headers: HeaderMap) -> ApiResult<TimeResponse> {
+    authenticate(&server, &headers)?;
+    let server_time = server
+        .storage
+        .server_time()
+        .await
+        .map_err(ApiError::from_storage)?;
+    Ok(axum::Json(TimeResponse { server_time }))
+}
+
+async fn pull(
+    State(server): AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<PullResponse<JsonRecord>> {
+    let principal = authenticate(&server, &headers)?;
+    let req: PullRequest = parse_body(body)?;
+    authorize(&server, &principal, &req.scope, Access::Read)?;
+    if req.limit == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::INVALID_REQUEST,
+            "limit must be at least 1",
+        ));
+    }
+    let limit = req.limit.min(server.max_pull_limit);
+    let delta = server
+        .storage
+        .fetch_since(&req.scope, req.cursor.as_ref(), limit)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidInput(m) if req.cursor.is_some() => {
+                ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_CURSOR, m)
+            }
+            e => ApiError::from_storage(e),
+        })?;
+    tracing::debug!(principal = %principal.name, scope = %req.scope, changes = delta.len(), "pull");
+    Ok(axum::Json(PullResponse {
+        upserts: delta.upserts,
+        deletes: delta.deletes,
+        cursor: delta.cursor,
+        has_more: delta.has_more,
+        server_time: delta.server_time,
+    }))
+}
+
+async fn get_one(
+    State(server): AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<GetResponse<JsonRecord>> {
+    let principal = authenticate(&server, &headers)?;
+    let req: GetRequest = parse_body(body)?;
+    authorize(&server, &principal, &req.scope, Access::Read)?;
+    let record = server
+        .storage
+        .get_by_id(&req.scope, &req.id)
+        .await
+        .map_err(ApiError::from_storage)?;
+    Ok(axum::Json(GetResponse { record }))
+}
+
+/// Turns a wire op into a pending op, or the reason it is rejected.
+fn to_pending(
+    scope: &SyncScope,
+    op: protocol::WireOp<Value>,
+) -> Result<PendingOp<JsonRecord>, String> {
+    if op.id.is_empty() {
+        return Err("op id (record id) must not be empty".into());
+    }
+    let payload = match (op.kind, op.payload) {
+        (OpKind::Delete, _) => None,
+        (_, None | Some(Value::Null)) => {
+            return Err(format!("{:?} op for {} carries no record", op.kind, op.id));
+        }
+        (_, Some(v)) => {
+            let record =
+                JsonRecord::from_value(v).map_err(|e| format!("bad record {}: {e}", op.id))?;
+            if record.id() != op.id {
+                return Err(format!(
+                    "op targets id {:?} but its record has id {:?}",
+                    op.id,
+                    record.id()
+                ));
+            }
+            Some(record)
+        }
+    };
+    Ok(PendingOp {
+        op_id: op.op_id,
+        scope: scope.clone(),
+        kind: op.kind,
+        id: op.id,
+        payload,
+        updated_at: op.updated_at,
+        base_version: op.base_version,
+        attempts: 0,
+        last_error: None,
+    })
+}
+
+async fn push(
+    State(server): AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<PushResponse<JsonRecord>> {
+    let principal = authenticate(&server, &headers)?;
+    let req: PushRequest<Value> = parse_body(body)?;
+    authorize(&server, &principal, &req.scope, Access::Write)?;
+    if req.ops.len() > server.max_push_ops {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::INVALID_REQUEST,
+            format!("a push may carry at most {} ops", server.max_push_ops),
+        ));
+    }
+    let n = req.ops.len();
+    // Reject malformed ops individually; push the rest in order.
+    let mut results: Vec<Option<WireOutcome<JsonRecord>>> = Vec::with_capacity(n);
+    let mut valid = Vec::with_capacity(n);
+    for op in req.ops {
+        match to_pending(&req.scope, op) {
+            Ok(p) => {
+                valid.push(p);
+                results.push(None);
+            }
+            Err(reason) => results.push(Some(WireOutcome::Rejected { reason })),
+        }
+    }
+    let outcomes = if valid.is_empty() {
+        Vec::new()
+    } else {
+        server
+            .storage
+            .push(&req.scope, &valid)
+            .await
+            .map_err(ApiError::from_storage)?
+    };
+    if outcomes.len() != valid.len() {
+        tracing::error!(
+            sent = valid.len(),
+            got = outcomes.len(),
+            "storage returned the wrong number of outcomes"
+        );
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error",
+        ));
+    }
+    let mut outcomes = outcomes.into_iter();
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| match outcomes.next().expect("counted above") {
+                PushOutcome::Applied { version } => WireOutcome::Applied { version },
+                PushOutcome::Conflict { current } => WireOutcome::Conflict {
+                    current: current.map(Into::into),
+                },
+                PushOutcome::Rejected { reason } => WireOutcome::Rejected { reason },
+            })
+        })
+        .collect();
+    tracing::debug!(principal = %principal.name, scope = %req.scope, ops = n, "push");
+    Ok(axum::Json(PushResponse { results }))
+}

@@ -1,0 +1,540 @@
+//! [`SqliteRemoteStore`]: a server-side remote in one SQLite file, with an exact sequence cursor.
+//!
+//! This is the embedded storage behind `rcs serve --db path.sqlite`. Every write transaction
+//! (`BEGIN IMMEDIATE`, so there is one writer at a time, even across processes) reads the
+//! sequence counter, gives each applied op the next value and stores it in the record's row; the
+//! change feed is the records of a scope ordered by that sequence. Because sequences are
+//! assigned inside the writer's transaction and transactions commit one after another, a reader
+//! only ever sees a gap-free prefix of the sequence: a pull can never skip a row that commits
+//! later with a smaller number. The cursor is the last sequence a page held.
+//!
+//! A record updated again moves to the end of the feed (its row takes the new sequence), so the
+//! feed holds each record once, at its latest version. Deletes are tombstones. Applied op ids are
+//! remembered, so replaying a push changes nothing.
+//!
+//! All SQLite work runs on tokio's blocking pool: one writer connection, and for file
+//! databases a separate reader connection (WAL lets it read while the writer writes).
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::delta::{Cursor, Delta};
+use crate::error::{Error, Result, StorageErrorKind};
+use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::record::{Change, Record, Tombstone};
+use crate::remote::{RemoteStore, base_matches};
+use crate::scope::SyncScope;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rcs_remote_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO rcs_remote_meta (key, value) VALUES ('schema_version', 1), ('seq', 0);
+CREATE TABLE IF NOT EXISTS rcs_remote_scopes (
+    scope_id INTEGER PRIMARY KEY,
+    canonical TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS rcs_remote_records (
+    seq INTEGER PRIMARY KEY,
+    scope_id INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    kind INTEGER NOT NULL,     -- 0: upsert (body is the record), 1: delete (body is empty)
+    deleted INTEGER NOT NULL,  -- 1 when the change removes the record (delete or payload tombstone)
+    version TEXT NOT NULL,     -- RFC 3339, nanosecond exact
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rcs_remote_records_id ON rcs_remote_records (scope_id, id);
+CREATE INDEX IF NOT EXISTS rcs_remote_records_feed ON rcs_remote_records (scope_id, seq);
+CREATE TABLE IF NOT EXISTS rcs_remote_applied_ops (op_id TEXT PRIMARY KEY) WITHOUT ROWID;
+";
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// A [`RemoteStore`] in a SQLite database with a monotonic, gap-free sequence cursor.
+///
+/// Cheap to clone (the connections are shared).
+pub struct SqliteRemoteStore<T> {
+    inner: Arc<Inner>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SqliteRemoteStore<T> {
+    fn clone(&self) -> Self {
+        SqliteRemoteStore {
+            inner: self.inner.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for SqliteRemoteStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRemoteStore").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    /// A second connection for reads (file databases only).
+    reader: Option<Mutex<Connection>>,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic inside a transaction rolls it back when the `Transaction` drops, so the connection
+    // stays consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let kind = match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StorageErrorKind::Locked,
+        Some(C::DatabaseCorrupt | C::NotADatabase) => StorageErrorKind::Corrupt,
+        Some(C::DiskFull) => StorageErrorKind::Full,
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => StorageErrorKind::ReadOnly,
+        _ => StorageErrorKind::Other,
+    };
+    Error::Storage {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sql_err)?;
+    Ok(())
+}
+
+fn init_schema(conn: &mut Connection, file: bool) -> Result<()> {
+    if file {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err)?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql_err)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    tx.execute_batch(SCHEMA).map_err(sql_err)?;
+    let version: i64 = tx
+        .query_row(
+            "SELECT value FROM rcs_remote_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Storage {
+            kind: StorageErrorKind::SchemaTooNew,
+            message: format!("remote schema version {version} is newer than {SCHEMA_VERSION}"),
+        });
+    }
+    tx.commit().map_err(sql_err)
+}
+
+fn parse_cursor(c: Option<&Cursor>) -> Result<i64> {
+    match c {
+        None => Ok(0),
+        Some(c) => c
+            .as_str()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::InvalidInput(format!("bad cursor {:?}", c.as_str()))),
+    }
+}
+
+fn parse_version(s: &str) -> Result<Timestamp> {
+    s.parse()
+        .map_err(|e| Error::storage(format!("bad stored version {s:?}: {e}")))
+}
+
+/// One stored row, decoded lazily.
+struct StoredRow {
+    kind: i64,
+    deleted: bool,
+    version: String,
+    body: String,
+}
+
+impl StoredRow {
+    fn change<T: Record>(&self, id: &str) -> Result<Change<T>> {
+        if self.kind == 1 {
+            Ok(Change::Delete(Tombstone {
+                id: id.to_owned(),
+                deleted_at: parse_version(&self.version)?,
+            }))
+        } else {
+            Ok(Change::Upsert(serde_json::from_str(&self.body)?))
+        }
+    }
+}
+
+impl<T: Record> SqliteRemoteStore<T> {
+    /// Opens (creating when missing) a database file.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = Connection::open(&path).map_err(sql_err)?;
+            configure(&writer)?;
+            init_schema(&mut writer, true)?;
+            let reader = Connection::open(&path).map_err(sql_err)?;
+            configure(&reader)?;
+            reader
+                .pragma_update(None, "query_only", "ON")
+                .map_err(sql_err)?;
+            Ok(Self::from_parts(writer, Some(reader)))
+        })
+        .await
+        .map_err(join_err)?
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory().map_err(sql_err)?;
+        configure(&conn)?;
+        init_schema(&mut conn, false)?;
+        Ok(Self::from_parts(conn, None))
+    }
+
+    fn from_parts(writer: Connection, reader: Option<Connection>) -> Self {
+        SqliteRemoteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                reader: reader.map(Mutex::new),
+            }),
+            _t: PhantomData,
+        }
+    }
+
+    /// The last sequence number handed out (0 for an empty database).
+    pub async fn last_seq(&self) -> Result<u64> {
+        self.read(|conn| {
+            let v: i64 = conn
+                .query_row(
+                    "SELECT value FROM rcs_remote_meta WHERE key = 'seq'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)?;
+            Ok(v as u64)
+        })
+        .await
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let m = inner.reader.as_ref().unwrap_or(&inner.writer);
+            f(&lock(m))
+        })
+        .await
+        .map_err(join_err)?
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
+            .await
+            .map_err(join_err)?
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::storage(format!("sqlite worker failed: {e}"))
+}
+
+fn scope_id(conn: &Connection, scope: &SyncScope) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT scope_id FROM rcs_remote_scopes WHERE canonical = ?1")
+        .map_err(sql_err)?
+        .query_row([scope.canonical()], |r| r.get(0))
+        .optional()
+        .map_err(sql_err)
+}
+
+fn read_row(conn: &Connection, scope_id: i64, id: &str) -> Result<Option<StoredRow>> {
+    conn.prepare_cached(
+        "SELECT kind, deleted, version, body FROM rcs_remote_records WHERE scope_id = ?1 AND id = ?2",
+    )
+    .map_err(sql_err)?
+    .query_row(params![scope_id, id], |r| {
+        Ok(StoredRow {
+            kind: r.get(0)?,
+            deleted: r.get::<_, i64>(1)? != 0,
+            version: r.get(2)?,
+            body: r.get(3)?,
+        })
+    })
+    .optional()
+    .map_err(sql_err)
+}
+
+/// Checks an op's shape before applying it; `Some(reason)` rejects it.
+fn validate_op<T: Record>(op: &PendingOp<T>) -> Option<String> {
+    match (op.kind, &op.payload) {
+        (OpKind::Create | OpKind::Update, None) => {
+            Some(format!("{:?} op for {} carries no record", op.kind, op.id))
+        }
+        (OpKind::Create | OpKind::Update, Some(p)) if p.id() != op.id => Some(format!(
+            "op targets id {:?} but its record has id {:?}",
+            op.id,
+            p.id()
+        )),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        let (scope, id) = (scope.clone(), id.to_owned());
+        self.read(move |conn| {
+            let Some(sid) = scope_id(conn, &scope)? else {
+                return Ok(None);
+            };
+            match read_row(conn, sid, &id)? {
+                Some(row) if row.kind == 0 && !row.deleted => {
+                    Ok(Some(serde_json::from_str(&row.body)?))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
+        let from = parse_cursor(since)?;
+        let limit = limit.clamp(1, 1 << 20);
+        let (scope, since) = (scope.clone(), since.cloned());
+        self.read(move |conn| {
+            let server_time = Timestamp::now();
+            let mut delta = Delta::empty(server_time, since);
+            let Some(sid) = scope_id(conn, &scope)? else {
+                return Ok(delta);
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, id, kind, version, body FROM rcs_remote_records
+                     WHERE scope_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(sql_err)?;
+            let mut rows = stmt
+                .query(params![sid, from, limit as i64 + 1])
+                .map_err(sql_err)?;
+            let mut n = 0;
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                if n == limit {
+                    delta.has_more = true;
+                    break;
+                }
+                n += 1;
+                let seq: i64 = r.get(0).map_err(sql_err)?;
+                let kind: i64 = r.get(2).map_err(sql_err)?;
+                if kind == 1 {
+                    let id: String = r.get(1).map_err(sql_err)?;
+                    let version = r
+                        .get_ref(3)
+                        .map_err(sql_err)?
+                        .as_str()
+                        .map_err(|e| sql_err(e.into()))?;
+                    delta.deletes.push(Tombstone {
+                        id,
+                        deleted_at: parse_version(version)?,
+                    });
+                } else {
+                    let body = r
+                        .get_ref(4)
+                        .map_err(sql_err)?
+                        .as_str()
+                        .map_err(|e| sql_err(e.into()))?;
+                    delta.upserts.push(serde_json::from_str(body)?);
+                }
+                delta.cursor = Some(Cursor::new(seq.to_string()));
+            }
+            Ok(delta)
+        })
+        .await
+    }
+
+    async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
+        if ops.iter().any(|op| &op.scope != scope) {
+            return Err(Error::InvalidInput(
+                "op scope differs from push scope".into(),
+            ));
+        }
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Encode outside the lock.
+        let mut prepared = Vec::with_capacity(ops.len());
+        for op in ops {
+            let body = match (&op.payload, op.kind) {
+                (Some(p), OpKind::Create | OpKind::Update) => serde_json::to_string(p)?,
+                _ => String::new(),
+            };
+            prepared.push((op.clone(), body));
+        }
+        let scope = scope.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let canonical = scope.canonical();
+            tx.prepare_cached("INSERT OR IGNORE INTO rcs_remote_scopes (canonical) VALUES (?1)")
+                .map_err(sql_err)?
+                .execute([&canonical])
+                .map_err(sql_err)?;
+            let sid = scope_id(&tx, &scope)?.ok_or_else(|| Error::storage("scope row vanished"))?;
+            let mut seq: i64 = tx
+                .query_row("SELECT value FROM rcs_remote_meta WHERE key = 'seq'", [], |r| r.get(0))
+                .map_err(sql_err)?;
+            let start_seq = seq;
+            let mut outcomes = Vec::with_capacity(prepared.len());
+            {
+                let mut seen = tx
+                    .prepare_cached("SELECT 1 FROM rcs_remote_applied_ops WHERE op_id = ?1")
+                    .map_err(sql_err)?;
+                let mut mark = tx
+                    .prepare_cached("INSERT INTO rcs_remote_applied_ops (op_id) VALUES (?1)")
+                    .map_err(sql_err)?;
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO rcs_remote_records (seq, scope_id, id, kind, deleted, version, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (scope_id, id) DO UPDATE SET
+                           seq = excluded.seq, kind = excluded.kind, deleted = excluded.deleted,
+                           version = excluded.version, body = excluded.body",
+                    )
+                    .map_err(sql_err)?;
+                for (op, body) in &prepared {
+                    let current = read_row(&tx, sid, &op.id)?;
+                    if seen.exists([op.op_id.as_str()]).map_err(sql_err)? {
+                        let version = match &current {
+                            Some(row) => parse_version(&row.version)?,
+                            None => op.updated_at,
+                        };
+                        outcomes.push(PushOutcome::Applied { version });
+                        continue;
+                    }
+                    if let Some(reason) = validate_op(op) {
+                        outcomes.push(PushOutcome::Rejected { reason });
+                        continue;
+                    }
+                    let cur = match &current {
+                        Some(row) => Some((parse_version(&row.version)?, row.deleted)),
+                        None => None,
+                    };
+                    if !base_matches(op.kind, op.base_version, cur) {
+                        let current = match &current {
+                            Some(row) => Some(row.change::<T>(&op.id)?),
+                            None => None,
+                        };
+                        outcomes.push(PushOutcome::Conflict { current });
+                        continue;
+                    }
+                    let change = op.change();
+                    let kind = i64::from(matches!(change, Change::Delete(_)));
+                    let version = change.version();
+                    seq += 1;
+                    upsert
+                        .execute(params![
+                            seq,
+                            sid,
+                            op.id,
+                            kind,
+                            i64::from(change.is_delete()),
+                            version.to_string(),
+                            body
+                        ])
+                        .map_err(sql_err)?;
+                    mark.execute([op.op_id.as_str()]).map_err(sql_err)?;
+                    outcomes.push(PushOutcome::Applied { version: op.updated_at });
+                }
+            }
+            if seq != start_seq {
+                tx.execute("UPDATE rcs_remote_meta SET value = ?1 WHERE key = 'seq'", [seq])
+                    .map_err(sql_err)?;
+            }
+            tx.commit().map_err(sql_err)?;
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn server_time(&self) -> Result<Timestamp> {
+        Ok(Timestamp::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestRecord, ts, unique_scope};
+
+    #[tokio::test]
+    async fn feed_is_ordered_by_sequence_and_holds_each_record_once() {
+        let remote = SqliteRemoteStore::<TestRecord>::in_memory().unwrap();
+        let scope = unique_scope("r");
+        remote
+            .batch_upsert(
+                &scope,
+                &[
+                    TestRecord::new("a", "1", ts(1)),
+                    TestRecord::new("b", "1", ts(1)),
+                ],
+            )
+            .await
+            .unwrap();
+        remote
+            .batch_upsert(&scope, &[TestRecord::new("a", "2", ts(2))])
+            .await
+            .unwrap();
+        let page = remote.fetch_since(&scope, None, 10).await.unwrap();
+        let ids: Vec<_> = page.upserts.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(page.upserts[1].title, "2");
+        assert_eq!(page.cursor, Some(Cursor::new("3")));
+        assert!(!page.has_more);
+        assert_eq!(remote.last_seq().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn rejects_malformed_ops_and_cursors() {
+        let remote = SqliteRemoteStore::<TestRecord>::in_memory().unwrap();
+        let scope = unique_scope("r");
+        let mut op = PendingOp::upsert(
+            scope.clone(),
+            OpKind::Create,
+            TestRecord::new("a", "x", ts(1)),
+        );
+        op.id = "b".into();
+        let out = remote.push(&scope, &[op]).await.unwrap();
+        assert!(matches!(&out[0], PushOutcome::Rejected { .. }), "{out:?}");
+        let bad = Cursor::new("nope");
+        assert!(matches!(
+            remote.fetch_since(&scope, Some(&bad), 10).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
