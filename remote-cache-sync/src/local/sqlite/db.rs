@@ -1,0 +1,667 @@
+//! The blocking half of the SQLite store: plain functions over a `Connection`, run on a
+//! blocking thread by [`SqliteLocalStore`](super::SqliteLocalStore). Inputs arrive already
+//! encoded (JSON text, nanosecond timestamps), so nothing here is generic over the record type
+//! except decoding.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::de::DeserializeOwned;
+
+use super::error::{corrupt, is_unique_violation, map_err, ts_from_sql, ts_to_sql};
+use super::query::Compiled;
+use crate::delta::{Cursor, SyncPoint};
+use crate::error::{Error, Result};
+use crate::op::{OpId, OpKind, PendingOp};
+use crate::record::{Record, Tombstone};
+use crate::scope::SyncScope;
+
+/// Live-record write keeping the synced version; last-write-wins on the version.
+const UPSERT_LWW: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
+     updated_at = excluded.updated_at, deleted_at = excluded.deleted_at \
+     WHERE excluded.updated_at >= items.updated_at";
+
+/// Unconditional local write (enqueue, settlement) keeping the synced version.
+const WRITE_LOCAL: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
+     updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
+
+/// Unconditional remote write: the version becomes the synced version.
+const WRITE_REMOTE: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at, synced_version) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?4) \
+     ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
+     updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
+     synced_version = excluded.synced_version";
+
+const SAVE_POINT: &str = "INSERT INTO sync_points (scope, cursor, server_time) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (scope) DO UPDATE SET cursor = excluded.cursor, server_time = excluded.server_time";
+
+const INSERT_OP: &str = "INSERT INTO pending_ops \
+     (seq, op_id, scope, kind, id, payload, updated_at, attempts, last_error, parked) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)";
+
+const HAS_OPS_FOR: &str = "SELECT EXISTS (SELECT 1 FROM pending_ops WHERE scope = ?1 AND id = ?2)";
+
+const SET_SYNCED: &str = "UPDATE items SET synced_version = ?3 WHERE scope = ?1 AND id = ?2";
+
+const SELECT_OPS: &str = "SELECT p.op_id, p.kind, p.id, p.payload, p.updated_at, p.attempts, \
+     p.last_error, i.synced_version \
+     FROM pending_ops p LEFT JOIN items i ON i.scope = p.scope AND i.id = p.id \
+     WHERE p.scope = ?1 AND p.parked = ?2 ORDER BY p.seq LIMIT ?3";
+
+/// Rows encoded into one buffer: one allocation per batch, JSON serialized once.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedRows {
+    buf: Vec<u8>,
+    rows: Vec<EncRow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EncRow {
+    id: (usize, usize),
+    data: Option<(usize, usize)>,
+    version: i64,
+    deleted_at: Option<i64>,
+}
+
+impl EncodedRows {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        EncodedRows {
+            buf: Vec::with_capacity(rows * 160),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push_str(&mut self, s: &str) -> (usize, usize) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(s.as_bytes());
+        (start, self.buf.len())
+    }
+
+    /// A record (a payload tombstone when its `deleted_at` is set).
+    pub(crate) fn push_record<T: Record>(&mut self, r: &T) -> Result<()> {
+        if r.id().is_empty() {
+            return Err(Error::InvalidInput("record id must not be empty".into()));
+        }
+        let deleted_at = r.deleted_at().map(ts_to_sql).transpose()?;
+        let version = match deleted_at {
+            Some(d) => d,
+            None => ts_to_sql(r.updated_at())?,
+        };
+        let id = self.push_str(r.id());
+        let start = self.buf.len();
+        serde_json::to_writer(&mut self.buf, r)?;
+        self.rows.push(EncRow {
+            id,
+            data: Some((start, self.buf.len())),
+            version,
+            deleted_at,
+        });
+        Ok(())
+    }
+
+    /// A deletion without payload.
+    pub(crate) fn push_tombstone(&mut self, t: &Tombstone) -> Result<()> {
+        if t.id.is_empty() {
+            return Err(Error::InvalidInput("record id must not be empty".into()));
+        }
+        let at = ts_to_sql(t.deleted_at)?;
+        let id = self.push_str(&t.id);
+        self.rows.push(EncRow {
+            id,
+            data: None,
+            version: at,
+            deleted_at: Some(at),
+        });
+        Ok(())
+    }
+
+    /// Validates the buffer once so rows can be bound as text.
+    pub(crate) fn finish(self) -> Result<Encoded> {
+        let buf = String::from_utf8(self.buf).map_err(|e| Error::Codec(e.to_string()))?;
+        Ok(Encoded {
+            buf,
+            rows: self.rows,
+        })
+    }
+}
+
+/// Finished [`EncodedRows`].
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    buf: String,
+    rows: Vec<EncRow>,
+}
+
+impl Encoded {
+    fn slice(&self, (a, b): (usize, usize)) -> &str {
+        &self.buf[a..b]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>, i64, Option<i64>)> {
+        self.rows.iter().map(|r| {
+            (
+                self.slice(r.id),
+                r.data.map(|d| self.slice(d)),
+                r.version,
+                r.deleted_at,
+            )
+        })
+    }
+}
+
+/// A pending op, encoded.
+#[derive(Debug)]
+pub(crate) struct EncodedOp {
+    pub op_id: String,
+    pub scope: String,
+    pub kind: &'static str,
+    pub id: String,
+    /// The op's payload JSON, which is also the local row's data for creates and updates.
+    pub payload: Option<String>,
+    pub updated_at: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// The local row the op writes: `(data is payload, version, deleted_at)`.
+    pub row_version: i64,
+    pub row_deleted_at: Option<i64>,
+    pub row_has_data: bool,
+}
+
+fn kind_str(k: OpKind) -> &'static str {
+    match k {
+        OpKind::Create => "create",
+        OpKind::Update => "update",
+        OpKind::Delete => "delete",
+    }
+}
+
+fn kind_from(s: &str) -> Result<OpKind> {
+    match s {
+        "create" => Ok(OpKind::Create),
+        "update" => Ok(OpKind::Update),
+        "delete" => Ok(OpKind::Delete),
+        other => Err(corrupt(format!("unknown op kind {other:?}"))),
+    }
+}
+
+impl EncodedOp {
+    /// Encodes a (checked) op: the payload is serialized once.
+    pub(crate) fn new<T: Record>(op: PendingOp<T>) -> Result<Self> {
+        let updated_at = ts_to_sql(op.updated_at)?;
+        let payload = op.payload.as_ref().map(serde_json::to_string).transpose()?;
+        let (row_version, row_deleted_at, row_has_data) = match (&op.payload, op.kind) {
+            (Some(p), OpKind::Create | OpKind::Update) => {
+                let deleted = p.deleted_at().map(ts_to_sql).transpose()?;
+                let version = match deleted {
+                    Some(d) => d,
+                    None => ts_to_sql(p.updated_at())?,
+                };
+                (version, deleted, true)
+            }
+            _ => (updated_at, Some(updated_at), false),
+        };
+        Ok(EncodedOp {
+            op_id: op.op_id.0,
+            scope: op.scope.canonical(),
+            kind: kind_str(op.kind),
+            id: op.id,
+            payload,
+            updated_at,
+            attempts: i64::from(op.attempts),
+            last_error: op.last_error,
+            row_version,
+            row_deleted_at,
+            row_has_data,
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::Codec(format!("stored record does not decode: {e}")))
+}
+
+fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)
+}
+
+/// `get_by_id`.
+pub(crate) fn get<T: DeserializeOwned>(
+    conn: &Connection,
+    scope: &str,
+    id: &str,
+) -> Result<Option<T>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM items WHERE scope = ?1 AND id = ?2 AND deleted_at IS NULL",
+        )
+        .map_err(map_err)?;
+    let data: Option<Option<String>> = stmt
+        .query_row(params![scope, id], |r| r.get(0))
+        .optional()
+        .map_err(map_err)?;
+    match data {
+        None => Ok(None),
+        Some(Some(json)) => decode(&json).map(Some),
+        Some(None) => Err(corrupt(format!("live record {id:?} has no data"))),
+    }
+}
+
+fn collect_records<T: DeserializeOwned>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>> {
+    let mut rows = stmt.query(params).map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let data = row.get_ref(0).map_err(map_err)?;
+        let json = data
+            .as_str_or_null()
+            .map_err(|e| corrupt(e.to_string()))?
+            .ok_or_else(|| corrupt("live record has no data"))?;
+        out.push(decode(json)?);
+    }
+    Ok(out)
+}
+
+/// `query`, compiled by [`super::query::compile`].
+pub(crate) fn query<T: DeserializeOwned>(conn: &Connection, q: &Compiled) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(&q.sql).map_err(map_err)?;
+    collect_records(&mut stmt, rusqlite::params_from_iter(q.params.iter()))
+}
+
+/// `query_since`.
+pub(crate) fn query_since<T: DeserializeOwned>(
+    conn: &Connection,
+    scope: &str,
+    since: i64,
+) -> Result<Vec<T>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM items WHERE scope = ?1 AND deleted_at IS NULL AND updated_at >= ?2 \
+             ORDER BY updated_at, id",
+        )
+        .map_err(map_err)?;
+    collect_records(&mut stmt, params![scope, since])
+}
+
+/// `upsert_many` and `delete_many`: last-write-wins on the version, one transaction.
+pub(crate) fn upsert_lww(conn: &mut Connection, scope: &str, rows: &Encoded) -> Result<()> {
+    if rows.rows.is_empty() {
+        return Ok(());
+    }
+    let tx = immediate(conn)?;
+    {
+        let mut stmt = tx.prepare_cached(UPSERT_LWW).map_err(map_err)?;
+        for (id, data, version, deleted_at) in rows.iter() {
+            stmt.execute(params![scope, id, data, version, deleted_at])
+                .map_err(map_err)?;
+        }
+    }
+    tx.commit().map_err(map_err)
+}
+
+/// `sync_point`.
+pub(crate) fn sync_point(conn: &Connection, scope: &str) -> Result<Option<SyncPoint>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT cursor, server_time FROM sync_points WHERE scope = ?1")
+        .map_err(map_err)?;
+    let row: Option<(Option<String>, i64)> = stmt
+        .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    row.map(|(cursor, t)| {
+        Ok(SyncPoint {
+            cursor: cursor.map(Cursor),
+            server_time: ts_from_sql(t)?,
+        })
+    })
+    .transpose()
+}
+
+/// Encoded sync point: `(cursor, server_time)`.
+pub(crate) type EncodedPoint = (Option<String>, i64);
+
+pub(crate) fn encode_point(p: &SyncPoint) -> Result<EncodedPoint> {
+    Ok((
+        p.cursor.as_ref().map(|c| c.0.clone()),
+        ts_to_sql(p.server_time)?,
+    ))
+}
+
+fn save_point_in(conn: &Connection, scope: &str, point: &EncodedPoint) -> Result<()> {
+    conn.prepare_cached(SAVE_POINT)
+        .map_err(map_err)?
+        .execute(params![scope, point.0, point.1])
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// `save_sync_point`.
+pub(crate) fn save_sync_point(
+    conn: &mut Connection,
+    scope: &str,
+    point: &EncodedPoint,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    save_point_in(&tx, scope, point)?;
+    tx.commit().map_err(map_err)
+}
+
+/// `apply_remote`: the page and the sync point in one transaction; ids with queued ops are
+/// skipped and returned (once each, in page order).
+pub(crate) fn apply_remote(
+    conn: &mut Connection,
+    scope: &str,
+    rows: &Encoded,
+    point: &EncodedPoint,
+) -> Result<Vec<String>> {
+    let tx = immediate(conn)?;
+    let mut skipped: Vec<String> = Vec::new();
+    {
+        let any_ops: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM pending_ops WHERE scope = ?1)")
+            .map_err(map_err)?
+            .query_row([scope], |r| r.get(0))
+            .map_err(map_err)?;
+        let mut has_ops = tx.prepare_cached(HAS_OPS_FOR).map_err(map_err)?;
+        let mut write = tx.prepare_cached(WRITE_REMOTE).map_err(map_err)?;
+        let mut seen_skipped: HashSet<&str> = HashSet::new();
+        for (id, data, version, deleted_at) in rows.iter() {
+            if any_ops {
+                let queued: bool = has_ops
+                    .query_row(params![scope, id], |r| r.get(0))
+                    .map_err(map_err)?;
+                if queued {
+                    if seen_skipped.insert(id) {
+                        skipped.push(id.to_owned());
+                    }
+                    continue;
+                }
+            }
+            write
+                .execute(params![scope, id, data, version, deleted_at])
+                .map_err(map_err)?;
+        }
+    }
+    save_point_in(&tx, scope, point)?;
+    tx.commit().map_err(map_err)?;
+    Ok(skipped)
+}
+
+fn insert_op(conn: &Connection, seq: Option<i64>, op: &EncodedOp) -> Result<()> {
+    let result = conn
+        .prepare_cached(INSERT_OP)
+        .map_err(map_err)?
+        .execute(params![
+            seq,
+            op.op_id,
+            op.scope,
+            op.kind,
+            op.id,
+            op.payload,
+            op.updated_at,
+            op.attempts,
+            op.last_error,
+        ]);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::InvalidInput(format!(
+            "op {} is already queued",
+            op.op_id
+        ))),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+fn write_local_row(conn: &Connection, scope: &str, op: &EncodedOp) -> Result<()> {
+    let data = if op.row_has_data {
+        op.payload.as_deref()
+    } else {
+        None
+    };
+    conn.prepare_cached(WRITE_LOCAL)
+        .map_err(map_err)?
+        .execute(params![
+            scope,
+            op.id,
+            data,
+            op.row_version,
+            op.row_deleted_at
+        ])
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// `enqueue`: the local row and the op in one transaction.
+pub(crate) fn enqueue(conn: &mut Connection, op: &EncodedOp) -> Result<()> {
+    let tx = immediate(conn)?;
+    write_local_row(&tx, &op.scope, op)?;
+    insert_op(&tx, None, op)?;
+    tx.commit().map_err(map_err)
+}
+
+/// `pending_ops` (`parked = false`) and `parked_ops` (`parked = true`), with base versions.
+pub(crate) fn ops<T: DeserializeOwned + Record>(
+    conn: &Connection,
+    scope: &SyncScope,
+    canonical: &str,
+    parked: bool,
+    limit: usize,
+) -> Result<Vec<PendingOp<T>>> {
+    let mut stmt = conn.prepare_cached(SELECT_OPS).map_err(map_err)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt
+        .query(params![canonical, parked, limit])
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let payload: Option<String> = r.get(3).map_err(map_err)?;
+        let attempts: i64 = r.get(5).map_err(map_err)?;
+        let synced: Option<i64> = r.get(7).map_err(map_err)?;
+        out.push(PendingOp {
+            op_id: OpId(r.get(0).map_err(map_err)?),
+            scope: scope.clone(),
+            kind: kind_from(
+                r.get_ref(1)
+                    .map_err(map_err)?
+                    .as_str()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            )?,
+            id: r.get(2).map_err(map_err)?,
+            payload: payload.as_deref().map(decode).transpose()?,
+            updated_at: ts_from_sql(r.get(4).map_err(map_err)?)?,
+            base_version: synced.map(ts_from_sql).transpose()?,
+            attempts: u32::try_from(attempts).map_err(|_| corrupt("attempts out of range"))?,
+            last_error: r.get(6).map_err(map_err)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Encoded [`Ack`](crate::local::Ack): `(id, op_ids, version)`.
+pub(crate) type EncodedAck = (String, Vec<String>, Option<i64>);
+
+/// `ack_ops`.
+pub(crate) fn ack_ops(conn: &mut Connection, scope: &str, acks: &[EncodedAck]) -> Result<()> {
+    let tx = immediate(conn)?;
+    {
+        let mut delete = tx
+            .prepare_cached("DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2")
+            .map_err(map_err)?;
+        let mut set_synced = tx.prepare_cached(SET_SYNCED).map_err(map_err)?;
+        for (id, op_ids, version) in acks {
+            let mut removed = 0;
+            for op_id in op_ids {
+                removed += delete.execute(params![scope, op_id]).map_err(map_err)?;
+            }
+            if let (true, Some(v)) = (removed > 0, version) {
+                set_synced.execute(params![scope, id, v]).map_err(map_err)?;
+            }
+        }
+    }
+    tx.commit().map_err(map_err)
+}
+
+/// Runs one statement per op id, in one transaction.
+pub(crate) fn for_each_op(
+    conn: &mut Connection,
+    sql: &str,
+    scope: &str,
+    op_ids: &[String],
+    extra: impl Fn(&mut rusqlite::CachedStatement<'_>, &str, &str) -> rusqlite::Result<usize>,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    {
+        let mut stmt = tx.prepare_cached(sql).map_err(map_err)?;
+        for op_id in op_ids {
+            extra(&mut stmt, scope, op_id).map_err(map_err)?;
+        }
+    }
+    tx.commit().map_err(map_err)
+}
+
+/// `reject_ops`.
+pub(crate) fn reject_ops(
+    conn: &mut Connection,
+    scope: &str,
+    op_ids: &[String],
+    error: &str,
+    park: bool,
+) -> Result<()> {
+    for_each_op(
+        conn,
+        "UPDATE pending_ops SET attempts = min(attempts + 1, 4294967295), last_error = ?3, \
+         parked = (parked OR ?4) WHERE scope = ?1 AND op_id = ?2",
+        scope,
+        op_ids,
+        |stmt, scope, op_id| stmt.execute(params![scope, op_id, error, park]),
+    )
+}
+
+/// `unpark_ops`.
+pub(crate) fn unpark_ops(conn: &mut Connection, scope: &str, op_ids: &[String]) -> Result<()> {
+    for_each_op(
+        conn,
+        "UPDATE pending_ops SET parked = 0, attempts = 0 WHERE scope = ?1 AND op_id = ?2 AND parked = 1",
+        scope,
+        op_ids,
+        |stmt, scope, op_id| stmt.execute(params![scope, op_id]),
+    )
+}
+
+/// `discard_ops`.
+pub(crate) fn discard_ops(conn: &mut Connection, scope: &str, op_ids: &[String]) -> Result<()> {
+    for_each_op(
+        conn,
+        "DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2",
+        scope,
+        op_ids,
+        |stmt, scope, op_id| stmt.execute(params![scope, op_id]),
+    )
+}
+
+/// An encoded [`Settlement`](crate::local::Settlement).
+#[derive(Debug)]
+pub(crate) struct EncodedSettlement {
+    pub id: String,
+    pub settled_ops: Vec<String>,
+    pub remote_version: Option<i64>,
+    /// The local row, as a one-row batch.
+    pub local: Option<Encoded>,
+    pub requeue: Option<EncodedOp>,
+}
+
+/// `settle_conflict`, in one transaction.
+pub(crate) fn settle_conflict(
+    conn: &mut Connection,
+    scope: &str,
+    s: &EncodedSettlement,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    let mut first_seq: Option<i64> = None;
+    {
+        let mut delete = tx
+            .prepare_cached("DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2 RETURNING seq")
+            .map_err(map_err)?;
+        for op_id in &s.settled_ops {
+            let seq: Option<i64> = delete
+                .query_row(params![scope, op_id], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?;
+            if let Some(seq) = seq {
+                first_seq = Some(first_seq.map_or(seq, |f| f.min(seq)));
+            }
+        }
+    }
+    if let Some(local) = &s.local {
+        let others: bool = tx
+            .prepare_cached(HAS_OPS_FOR)
+            .map_err(map_err)?
+            .query_row(params![scope, s.id], |r| r.get(0))
+            .map_err(map_err)?;
+        if !others {
+            let mut write = tx.prepare_cached(WRITE_LOCAL).map_err(map_err)?;
+            for (id, data, version, deleted_at) in local.iter() {
+                write
+                    .execute(params![scope, id, data, version, deleted_at])
+                    .map_err(map_err)?;
+            }
+        }
+    }
+    tx.prepare_cached(SET_SYNCED)
+        .map_err(map_err)?
+        .execute(params![scope, s.id, s.remote_version])
+        .map_err(map_err)?;
+    if let Some(op) = &s.requeue {
+        insert_op(&tx, first_seq, op)?;
+    }
+    tx.commit().map_err(map_err)
+}
+
+/// `queue_status`: `(pending, parked)`.
+pub(crate) fn queue_status(conn: &Connection, scope: &str) -> Result<(i64, i64)> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(parked = 0), 0), coalesce(sum(parked <> 0), 0) FROM pending_ops WHERE scope = ?1",
+    )
+    .map_err(map_err)?
+    .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?)))
+    .map_err(map_err)
+}
+
+/// `scopes`: distinct scopes of the three tables. Items are walked with index seeks (one per
+/// scope), so this stays fast with millions of rows.
+pub(crate) fn scopes(conn: &Connection) -> Result<Vec<SyncScope>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH RECURSIVE s(scope) AS ( \
+                 SELECT min(scope) FROM items \
+                 UNION ALL \
+                 SELECT (SELECT min(scope) FROM items WHERE scope > s.scope) FROM s WHERE s.scope IS NOT NULL \
+             ) \
+             SELECT scope FROM s WHERE scope IS NOT NULL \
+             UNION SELECT scope FROM sync_points \
+             UNION SELECT scope FROM pending_ops",
+        )
+        .map_err(map_err)?;
+    let keys: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(map_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(map_err)?;
+    keys.iter()
+        .map(|k| {
+            SyncScope::from_canonical(k).map_err(|e| corrupt(format!("stored scope {k:?}: {e}")))
+        })
+        .collect()
+}
+
+/// [`scopes`] with the signature [`SqliteLocalStore::run`](super::SqliteLocalStore) expects.
+pub(crate) fn scopes_mut(conn: &mut Connection) -> Result<Vec<SyncScope>> {
+    scopes(conn)
+}

@@ -1,0 +1,418 @@
+//! [`SqliteLocalStore`]: the persistent local cache on SQLite (feature `sqlite`).
+//!
+//! - **Schema** (versioned by `PRAGMA user_version`, migrated on open; a newer on-disk version is
+//!   refused with [`StorageErrorKind::SchemaTooNew`]): `items (scope, id, data, updated_at,
+//!   deleted_at, synced_version)` keyed by `(scope, id)` with an index on `(scope, updated_at,
+//!   id)` over live rows; `sync_points (scope, cursor, server_time)`; `pending_ops (seq, op_id,
+//!   scope, kind, id, payload, updated_at, attempts, last_error, parked)` ordered by `seq`.
+//!   `scope` is [`SyncScope::canonical`]; timestamps are integer nanoseconds since the Unix
+//!   epoch (exact, so base versions compare equal on remotes that keep nanoseconds); records
+//!   are JSON text.
+//! - **Pragmas**: WAL, `synchronous = NORMAL`, a busy timeout (5 s unless set).
+//! - **Queries**: a [`QuerySpec`] is compiled to SQL over `json_extract` with bound parameters and
+//!   the exact semantics of [`QuerySpec::apply`] (see the `query` module source for the mapping).
+//!   Declare the fields you filter on with [`SqliteLocalStoreBuilder::index_field`] to get an
+//!   expression index on `(scope, json_extract(data, '$.field'))`.
+//! - **Threads**: every call runs on tokio's blocking pool (`spawn_blocking`) over one
+//!   connection behind a mutex; the async threads never touch SQLite. A call whose future is
+//!   dropped still runs to completion or rolls back, never half-way.
+//! - **Errors**: SQLite failures become [`Error::Storage`] with a [`StorageErrorKind`]: busy or
+//!   locked → `Locked`, corrupt or not a database → `Corrupt`, disk full → `Full`, read-only →
+//!   `ReadOnly`.
+//!
+//! ```
+//! use remote_cache_sync::{JsonRecord, LocalStore, SyncScope, Filter, QuerySpec};
+//! use remote_cache_sync::local::sqlite::SqliteLocalStore;
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store: SqliteLocalStore<JsonRecord> = SqliteLocalStore::in_memory_builder()
+//!     .index_field("title")
+//!     .open()
+//!     .await
+//!     .unwrap();
+//! let scope = SyncScope::new("notes", [("user", "u1")]).unwrap();
+//! let note = JsonRecord::from_value(serde_json::json!({
+//!     "id": "n1", "updated_at": "2026-11-22T10:00:00Z", "title": "groceries"
+//! })).unwrap();
+//! store.upsert_many(&scope, &[note]).await.unwrap();
+//! let found = store
+//!     .query(&scope, &QuerySpec::new().filter(Filter::eq("title", "groceries")))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(found.len(), 1);
+//! # });
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rusqlite::Connection;
+
+use crate::delta::{Delta, SyncPoint};
+#[allow(unused_imports)] // linked from the docs above
+use crate::error::StorageErrorKind;
+use crate::error::{Error, Result};
+use crate::local::memory::{check_ids, check_op};
+use crate::local::{Ack, LocalStore, QueueStatus, Settlement};
+use crate::op::{OpId, PendingOp};
+use crate::query::QuerySpec;
+use crate::record::{Change, Record, Tombstone};
+use crate::scope::SyncScope;
+
+mod db;
+mod error;
+mod query;
+mod schema;
+
+use db::{EncodedOp, EncodedRows, EncodedSettlement};
+use error::ts_to_sql;
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+struct Inner {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+/// A [`LocalStore`] on a SQLite file (or in memory). Cloning is cheap and shares the connection.
+///
+/// Open with [`SqliteLocalStore::open`], [`SqliteLocalStore::open_in_memory`], or a
+/// [builder](SqliteLocalStore::builder) for options. The constructors are `async` (migrations run
+/// on the blocking pool); [`SqliteLocalStoreBuilder::open_blocking`] serves synchronous callers.
+pub struct SqliteLocalStore<T> {
+    inner: Arc<Inner>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SqliteLocalStore<T> {
+    fn clone(&self) -> Self {
+        SqliteLocalStore {
+            inner: self.inner.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SqliteLocalStore<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLocalStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for opening a [`SqliteLocalStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteLocalStoreBuilder<T> {
+    path: Option<PathBuf>,
+    settings: schema::Settings,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Record> SqliteLocalStoreBuilder<T> {
+    /// Adds an expression index on `(scope, json_extract(data, '$.field'))` over live records,
+    /// created on open if missing. Filters on the field then use it. `field` is a dotted path
+    /// validated like query fields (an invalid one fails the open with
+    /// [`Error::InvalidQuery`]).
+    pub fn index_field(mut self, field: impl Into<String>) -> Self {
+        self.settings.index_fields.push(field.into());
+        self
+    }
+
+    /// How long a write waits for another connection's lock before failing with
+    /// [`StorageErrorKind::Locked`] (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens (creating and migrating as needed) on the blocking pool.
+    pub async fn open(self) -> Result<SqliteLocalStore<T>> {
+        tokio::task::spawn_blocking(move || self.open_blocking())
+            .await
+            .map_err(join_error)?
+    }
+
+    /// Opens on the current thread, for synchronous callers (never call it on an async thread).
+    pub fn open_blocking(self) -> Result<SqliteLocalStore<T>> {
+        let conn = schema::open(self.path.as_deref(), &self.settings)?;
+        Ok(SqliteLocalStore {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path: self.path,
+            }),
+            _t: PhantomData,
+        })
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Error::Cancelled,
+    }
+}
+
+impl<T: Record> SqliteLocalStore<T> {
+    /// A builder for the database file at `path` (created if missing).
+    pub fn builder(path: impl AsRef<Path>) -> SqliteLocalStoreBuilder<T> {
+        SqliteLocalStoreBuilder {
+            path: Some(path.as_ref().to_owned()),
+            settings: schema::Settings {
+                busy_timeout: Duration::from_secs(5),
+                index_fields: Vec::new(),
+            },
+            _t: PhantomData,
+        }
+    }
+
+    /// A builder for a private in-memory database (gone when the store is dropped).
+    pub fn in_memory_builder() -> SqliteLocalStoreBuilder<T> {
+        SqliteLocalStoreBuilder {
+            path: None,
+            ..Self::builder("")
+        }
+    }
+
+    /// Opens (creating and migrating as needed) the database file at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).open().await
+    }
+
+    /// Opens a private in-memory database.
+    pub async fn open_in_memory() -> Result<Self> {
+        Self::in_memory_builder().open().await
+    }
+
+    /// The database file, `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic inside `f` drops its transaction (rolled back), so the connection is
+            // consistent even when the mutex is poisoned.
+            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+fn encode_records<'a, T: Record>(
+    items: impl ExactSizeIterator<Item = &'a T>,
+) -> Result<db::Encoded> {
+    let mut rows = EncodedRows::with_capacity(items.len());
+    for r in items {
+        rows.push_record(r)?;
+    }
+    rows.finish()
+}
+
+fn encode_change<T: Record>(change: &Change<T>) -> Result<db::Encoded> {
+    let mut rows = EncodedRows::with_capacity(1);
+    match change {
+        Change::Upsert(r) => rows.push_record(r)?,
+        Change::Delete(t) => rows.push_tombstone(t)?,
+    }
+    rows.finish()
+}
+
+fn op_id_strings(ids: &[OpId]) -> Vec<String> {
+    ids.iter().map(|o| o.0.clone()).collect()
+}
+
+#[async_trait]
+impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        let (scope, id) = (scope.canonical(), id.to_owned());
+        self.run(move |c| db::get(c, &scope, &id)).await
+    }
+
+    async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
+        let compiled = query::compile(&scope.canonical(), spec)?;
+        self.run(move |c| db::query(c, &compiled)).await
+    }
+
+    async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>> {
+        let scope = scope.canonical();
+        // Before the representable range: everything; after it: nothing.
+        let since = ts_to_sql(since).unwrap_or(if since < Timestamp::UNIX_EPOCH {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        self.run(move |c| db::query_since(c, &scope, since)).await
+    }
+
+    async fn upsert_many(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
+        let rows = encode_records(items.iter())?;
+        let scope = scope.canonical();
+        self.run(move |c| db::upsert_lww(c, &scope, &rows)).await
+    }
+
+    async fn delete_many(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
+        let mut rows = EncodedRows::with_capacity(tombstones.len());
+        for t in tombstones {
+            rows.push_tombstone(t)?;
+        }
+        let rows = rows.finish()?;
+        let scope = scope.canonical();
+        self.run(move |c| db::upsert_lww(c, &scope, &rows)).await
+    }
+
+    async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>> {
+        let scope = scope.canonical();
+        self.run(move |c| db::sync_point(c, &scope)).await
+    }
+
+    async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
+        let point = db::encode_point(point)?;
+        let scope = scope.canonical();
+        self.run(move |c| db::save_sync_point(c, &scope, &point))
+            .await
+    }
+
+    async fn apply_remote(
+        &self,
+        scope: &SyncScope,
+        page: &Delta<T>,
+        point: &SyncPoint,
+    ) -> Result<Vec<String>> {
+        let mut rows = EncodedRows::with_capacity(page.len());
+        for r in &page.upserts {
+            rows.push_record(r)?;
+        }
+        for t in &page.deletes {
+            rows.push_tombstone(t)?;
+        }
+        let rows = rows.finish()?;
+        let point = db::encode_point(point)?;
+        let scope = scope.canonical();
+        self.run(move |c| db::apply_remote(c, &scope, &rows, &point))
+            .await
+    }
+
+    async fn enqueue(&self, op: PendingOp<T>) -> Result<()> {
+        check_op(&op)?;
+        let op = EncodedOp::new(op)?;
+        self.run(move |c| db::enqueue(c, &op)).await
+    }
+
+    async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>> {
+        let scope = scope.clone();
+        self.run(move |c| db::ops(c, &scope, &scope.canonical(), false, limit))
+            .await
+    }
+
+    async fn ack_ops(&self, scope: &SyncScope, acks: &[Ack]) -> Result<()> {
+        let acks = acks
+            .iter()
+            .map(|a| {
+                Ok((
+                    a.id.clone(),
+                    op_id_strings(&a.op_ids),
+                    a.version.map(ts_to_sql).transpose()?,
+                ))
+            })
+            .collect::<Result<Vec<db::EncodedAck>>>()?;
+        let scope = scope.canonical();
+        self.run(move |c| db::ack_ops(c, &scope, &acks)).await
+    }
+
+    async fn reject_ops(
+        &self,
+        scope: &SyncScope,
+        op_ids: &[OpId],
+        error: &str,
+        park: bool,
+    ) -> Result<()> {
+        let (scope, ids, error) = (scope.canonical(), op_id_strings(op_ids), error.to_owned());
+        self.run(move |c| db::reject_ops(c, &scope, &ids, &error, park))
+            .await
+    }
+
+    async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>> {
+        let scope = scope.clone();
+        self.run(move |c| db::ops(c, &scope, &scope.canonical(), true, usize::MAX))
+            .await
+    }
+
+    async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+        let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
+        self.run(move |c| db::unpark_ops(c, &scope, &ids)).await
+    }
+
+    async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+        let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
+        self.run(move |c| db::discard_ops(c, &scope, &ids)).await
+    }
+
+    async fn settle_conflict(&self, scope: &SyncScope, settlement: Settlement<T>) -> Result<()> {
+        let Settlement {
+            id,
+            settled_ops,
+            remote_version,
+            local,
+            requeue,
+        } = settlement;
+        check_ids([id.as_str()])?;
+        let local = match &local {
+            Some(change) if change.id() != id => {
+                return Err(Error::InvalidInput(format!(
+                    "settlement for {id:?} carries a change for {:?}",
+                    change.id()
+                )));
+            }
+            Some(change) => Some(encode_change(change)?),
+            None => None,
+        };
+        let requeue = match requeue {
+            Some(op) => {
+                check_op(&op)?;
+                if &op.scope != scope {
+                    return Err(Error::InvalidInput(
+                        "requeued op belongs to another scope".into(),
+                    ));
+                }
+                Some(EncodedOp::new(op)?)
+            }
+            None => None,
+        };
+        let s = EncodedSettlement {
+            id,
+            settled_ops: op_id_strings(&settled_ops),
+            remote_version: remote_version.map(ts_to_sql).transpose()?,
+            local,
+            requeue,
+        };
+        let scope = scope.canonical();
+        self.run(move |c| db::settle_conflict(c, &scope, &s)).await
+    }
+
+    async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
+        let scope = scope.canonical();
+        let (pending, parked) = self.run(move |c| db::queue_status(c, &scope)).await?;
+        Ok(QueueStatus {
+            pending: usize::try_from(pending).unwrap_or(usize::MAX),
+            parked: usize::try_from(parked).unwrap_or(usize::MAX),
+        })
+    }
+
+    async fn scopes(&self) -> Result<Vec<SyncScope>> {
+        self.run(db::scopes_mut).await
+    }
+}

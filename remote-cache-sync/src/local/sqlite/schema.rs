@@ -1,0 +1,207 @@
+//! Opening a database: pragmas, versioned migrations (`PRAGMA user_version`) and expression
+//! indexes on declared fields.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::error::map_err;
+use crate::error::{Error, Result, StorageErrorKind};
+use crate::query::validate_field;
+
+/// Migration `n` (1-based) brings the schema from version `n - 1` to `n`. Append only: never
+/// edit a released migration.
+///
+/// Timestamps are `INTEGER` nanoseconds since the Unix epoch. `items.updated_at` is the row's
+/// version (`deleted_at` for tombstones). `items.data` is the record's JSON (`NULL` for a
+/// tombstone that came without a payload).
+const MIGRATIONS: &[&str] = &[
+    // 1: items, sync points, pending ops.
+    "
+    CREATE TABLE items (
+        scope          TEXT    NOT NULL,
+        id             TEXT    NOT NULL,
+        data           TEXT,
+        updated_at     INTEGER NOT NULL,
+        deleted_at     INTEGER,
+        synced_version INTEGER,
+        PRIMARY KEY (scope, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_since ON items (scope, updated_at, id) WHERE deleted_at IS NULL;
+
+    CREATE TABLE sync_points (
+        scope       TEXT    NOT NULL PRIMARY KEY,
+        cursor      TEXT,
+        server_time INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE pending_ops (
+        seq        INTEGER PRIMARY KEY,
+        op_id      TEXT    NOT NULL UNIQUE,
+        scope      TEXT    NOT NULL,
+        kind       TEXT    NOT NULL CHECK (kind IN ('create', 'update', 'delete')),
+        id         TEXT    NOT NULL,
+        payload    TEXT,
+        updated_at INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        parked     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pending_ops_by_record ON pending_ops (scope, id);
+    ",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub busy_timeout: Duration,
+    pub index_fields: Vec<String>,
+}
+
+/// Opens (creating if needed) and migrates a database file, or an in-memory one for `None`.
+pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connection> {
+    for f in &settings.index_fields {
+        validate_field(f)?;
+    }
+    let conn = match path {
+        Some(p) => Connection::open_with_flags(
+            p,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| open_error(e, p))?,
+        None => Connection::open_in_memory().map_err(map_err)?,
+    };
+    configure(&conn, settings.busy_timeout)?;
+    migrate(&conn)?;
+    create_field_indexes(&conn, &settings.index_fields)?;
+    Ok(conn)
+}
+
+/// `CANTOPEN` on a file or folder we may not write is a read-only failure; otherwise keep the
+/// engine's classification.
+fn open_error(e: rusqlite::Error, path: &Path) -> Error {
+    let mapped = map_err(e);
+    let read_only = path
+        .metadata()
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
+        || path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .and_then(|p| p.metadata().ok())
+            .is_some_and(|m| m.permissions().readonly());
+    match mapped {
+        Error::Storage { message, .. } if read_only => Error::Storage {
+            kind: StorageErrorKind::ReadOnly,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Pragmas: WAL (readers never block the writer), `synchronous=NORMAL` (durable at each
+/// checkpoint, safe against corruption), a busy timeout, and a statement cache.
+pub(crate) fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
+    conn.busy_timeout(busy_timeout).map_err(map_err)?;
+    // Reading the mode touches the file: a non-database fails here with NOTADB.
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(map_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(map_err)
+}
+
+fn too_new(found: i64) -> Error {
+    Error::Storage {
+        kind: StorageErrorKind::SchemaTooNew,
+        message: format!(
+            "the database has schema version {found}, this build understands up to {SCHEMA_VERSION}; \
+             open it with a newer version of remote-cache-sync"
+        ),
+    }
+}
+
+/// Applies every missing migration, each in its own immediate transaction (re-checking the
+/// version inside it, so two processes opening a new file at once do not both migrate).
+pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(too_new(found));
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // `Connection::transaction_with_behavior` needs `&mut`; drive the transaction by hand.
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    let result = (|| {
+        let mut current = user_version(conn)?;
+        if current > SCHEMA_VERSION {
+            return Err(too_new(current));
+        }
+        while current < SCHEMA_VERSION {
+            let sql = MIGRATIONS[usize::try_from(current).expect("non-negative")];
+            conn.execute_batch(sql).map_err(map_err)?;
+            current += 1;
+            conn.pragma_update(None, "user_version", current)
+                .map_err(map_err)?;
+            tracing::debug!(version = current, "sqlite local store: migrated schema");
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(map_err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Name of the expression index on a field (quoted identifier; fields are validated, so they
+/// hold only `[A-Za-z0-9_.]`).
+pub(crate) fn field_index_name(field: &str) -> String {
+    format!("\"items_json:{field}\"")
+}
+
+/// `json_extract(data, '$.a.b')` for a validated field path. This is the only place a field
+/// reaches SQL text; the path is re-checked here so nothing else can slip through.
+pub(crate) fn json_expr(field: &str) -> String {
+    assert!(
+        validate_field(field).is_ok()
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'),
+        "unvalidated field path reached the SQL compiler"
+    );
+    format!("json_extract(data, '$.{field}')")
+}
+
+/// Creates (if missing) an index on `(scope, json_extract(data, '$.field'))` over live rows for
+/// each declared field, so equality and range filters on it use the index.
+fn create_field_indexes(conn: &Connection, fields: &[String]) -> Result<()> {
+    for f in fields {
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON items (scope, {}) WHERE deleted_at IS NULL",
+            field_index_name(f),
+            json_expr(f)
+        );
+        conn.execute_batch(&sql).map_err(map_err)?;
+    }
+    Ok(())
+}
