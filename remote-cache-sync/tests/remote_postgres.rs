@@ -338,19 +338,23 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
     for w in 0..WRITERS {
         let (store, scope) = (store.clone(), scope.clone());
         writers.push(tokio::spawn(async move {
-            let mut last = BTreeMap::new();
+            let mut last: BTreeMap<String, TestRecord> = BTreeMap::new();
             for p in 0..PUSHES {
                 let ops: Vec<_> = (0..OPS)
                     .map(|o| {
-                        // Every writer also rewrites a shared record, so rows move in the feed.
+                        // Each writer also keeps rewriting two records (on top of the version
+                        // it wrote last), so rows move forward in the feed while being pulled.
                         let id = if o == 0 {
-                            format!("shared{}", p % 4)
+                            format!("w{w}-hot{}", p % 2)
                         } else {
                             format!("w{w}-{p}-{o}")
                         };
+                        let base = last.get(&id).map(|r: &TestRecord| r.updated_at);
                         let r = TestRecord::new(id, format!("w{w} p{p}"), ts((p * 10 + w) as i64))
                             .with_n(w as i64);
-                        PendingOp::upsert(scope.clone(), OpKind::Update, r)
+                        let mut op = PendingOp::upsert(scope.clone(), OpKind::Update, r);
+                        op.base_version = base;
+                        op
                     })
                     .collect();
                 let out = store.push(&scope, &ops).await.unwrap();
@@ -385,16 +389,24 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
         });
         (handle, writers_done)
     };
-    let mut written_ids = BTreeSet::new();
+    let mut written = BTreeMap::new();
     for w in writers {
-        written_ids.extend(w.await.unwrap().into_keys());
+        written.extend(w.await.unwrap());
     }
     puller.1.notify_one();
     let mut puller = puller.0.await.unwrap();
     puller.pull(&store, &scope, 7).await; // final drain from the last cursor
     let pulled: BTreeSet<_> = puller.seen.keys().cloned().collect();
-    assert_eq!(pulled.len(), WRITERS * PUSHES * (OPS - 1) + 4);
+    assert_eq!(written.len(), WRITERS * PUSHES * (OPS - 1) + WRITERS * 2);
+    let written_ids: BTreeSet<_> = written.keys().cloned().collect();
     assert_eq!(pulled, written_ids, "a row was missed by the cursor chain");
+    for (id, r) in &written {
+        assert_eq!(
+            puller.seen[id].as_ref(),
+            Some(r),
+            "the pulled final version of {id} is stale"
+        );
+    }
     // The final state pulled equals the server's state.
     for (id, r) in &puller.seen {
         assert_eq!(
