@@ -1,0 +1,339 @@
+//! The HTTP side: one `reqwest` client, the token cache, status → [`Error`] mapping.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::header::{AUTHORIZATION, DATE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use super::auth::{Credentials, Token};
+use super::filter::parse_date;
+use crate::error::{Error, Result};
+
+pub(crate) const BACKEND: &str = "pocketbase";
+
+/// Refresh a token this many seconds before it expires.
+const REFRESH_MARGIN_S: i64 = 120;
+
+/// A decoded HTTP answer.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The `Date` header (1 s resolution), if present and valid.
+    pub fn date(&self) -> Option<Timestamp> {
+        let v = self.headers.get(DATE)?.to_str().ok()?;
+        jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
+    }
+
+    /// The body as JSON.
+    pub fn json<D: serde::de::DeserializeOwned>(&self) -> Result<D> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::MalformedResponse {
+            backend: BACKEND,
+            message: format!("{} answer is not the expected JSON: {e}", self.status),
+        })
+    }
+
+    /// PocketBase's `message` field, for error texts.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(200).collect())
+    }
+
+    /// Maps a non-success answer to the error enum.
+    pub fn error(&self) -> Error {
+        status_error(self.status, &self.headers, self.message())
+    }
+}
+
+/// The mapping every call uses: 401/403 → Unauthorized, 429 → RateLimited, 5xx → Unavailable,
+/// other 4xx → Rejected.
+pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> Error {
+    match status.as_u16() {
+        401 | 403 => Error::Unauthorized {
+            backend: BACKEND,
+            message: format!("{status}: {message}"),
+        },
+        429 => Error::RateLimited {
+            backend: BACKEND,
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        },
+        404 => Error::NotFound { what: message },
+        s if s >= 500 => Error::Unavailable {
+            backend: BACKEND,
+            message: format!("{status}: {message}"),
+        },
+        s => Error::Rejected {
+            backend: BACKEND,
+            status: Some(s),
+            message,
+        },
+    }
+}
+
+fn unauthorized(message: &str) -> Error {
+    Error::Unauthorized {
+        backend: BACKEND,
+        message: message.to_owned(),
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> Error {
+    // reqwest's Display includes the URL, which never carries credentials here (they travel in
+    // a header or a JSON body).
+    Error::Unavailable {
+        backend: BACKEND,
+        message: if e.is_timeout() {
+            format!("timeout: {e}")
+        } else {
+            format!("network: {e}")
+        },
+    }
+}
+
+/// Shared HTTP state of a store and its realtime subscriptions.
+pub(crate) struct Client {
+    pub http: reqwest::Client,
+    pub base: Url,
+    credentials: Credentials,
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// 0 unknown, 1 the `/api/rcs/time` hook answers, 2 it does not.
+    time_route: AtomicU8,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(base: Url, credentials: Credentials, timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("pocketbase: cannot build HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            credentials,
+            token: tokio::sync::Mutex::new(None),
+            time_route: AtomicU8::new(0),
+        })
+    }
+
+    /// A URL under the base from path segments (each percent-encoded).
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut p = url.path_segments_mut().expect("http(s) base URL");
+            p.pop_if_empty();
+            p.extend(segments);
+        }
+        url
+    }
+
+    /// The current `Authorization` value, logging in or refreshing as needed. `force_new` drops
+    /// the cached token (the server just refused it).
+    pub async fn authorization(&self, force_new: bool) -> Result<Option<String>> {
+        if matches!(self.credentials, Credentials::Anonymous) {
+            return Ok(None);
+        }
+        let can_login = self.credentials.login().is_some();
+        let mut guard = self.token.lock().await;
+        if force_new {
+            *guard = None;
+            if !can_login {
+                return Err(unauthorized("the server refused the token"));
+            }
+        }
+        let now = Timestamp::now();
+        let cached = guard.clone();
+        if let Some(t) = &cached
+            && !t.expires_within(now, REFRESH_MARGIN_S)
+        {
+            return Ok(Some(t.value.clone()));
+        }
+        let fresh = match (cached, &self.credentials) {
+            (Some(t), _) if !t.expired(now) && t.claims.refreshable => match self.refresh(&t).await {
+                Ok(n) => n,
+                Err(e) if e.is_auth() && can_login => self.login().await?,
+                Err(e) => return Err(e),
+            },
+            // Valid but not refreshable (e.g. impersonation): use it until it expires.
+            (Some(t), _) if !t.expired(now) => return Ok(Some(t.value)),
+            (_, Credentials::Token(fixed)) => {
+                let t = Token::parse(fixed.clone())?;
+                if t.expired(now) {
+                    return Err(unauthorized("the token has expired"));
+                }
+                if t.claims.refreshable {
+                    // Also proves the token valid: an invalid one would read lists as a guest.
+                    self.refresh(&t).await?
+                } else {
+                    t
+                }
+            }
+            _ => self.login().await?,
+        };
+        let value = fresh.value.clone();
+        *guard = Some(fresh);
+        Ok(Some(value))
+    }
+
+    async fn login(&self) -> Result<Token> {
+        let (collection, identity, password) = self.credentials.login().expect("login credentials");
+        let url = self.url(&["api", "collections", collection, "auth-with-password"]);
+        let body = serde_json::json!({ "identity": identity, "password": password });
+        let reply = self.raw(Method::POST, url, None, Some(&body), None).await?;
+        if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND {
+            return Err(Error::Unauthorized {
+                backend: BACKEND,
+                message: format!("login to {collection:?} failed: {}", reply.message()),
+            });
+        }
+        token_from(reply)
+    }
+
+    async fn refresh(&self, t: &Token) -> Result<Token> {
+        // The token names its collection by id; the API accepts ids in place of names.
+        let url = self.url(&["api", "collections", &t.claims.collection_id, "auth-refresh"]);
+        let reply = self.raw(Method::POST, url, Some(&t.value), None, None).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(Error::Unauthorized {
+                backend: BACKEND,
+                message: "auth-refresh: the token's collection is gone".into(),
+            });
+        }
+        token_from(reply)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        url: Url,
+        auth: Option<&str>,
+        body: Option<&Value>,
+        query: Option<&[(&str, &str)]>,
+    ) -> Result<Reply> {
+        let mut req = self.http.request(method, url);
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a);
+        }
+        if let Some(q) = query {
+            req = req.query(q);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| transport_error(&e))?.to_vec();
+        Ok(Reply { status, headers, body })
+    }
+
+    /// Sends an authenticated request; a 401 triggers one fresh login and a retry. Returns every
+    /// answer (the caller maps statuses), except transport failures and a final 401.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Reply> {
+        let mut force = false;
+        loop {
+            let auth = self.authorization(force).await?;
+            let reply = self
+                .raw(method.clone(), url.clone(), auth.as_deref(), body, Some(query))
+                .await?;
+            if reply.status == StatusCode::UNAUTHORIZED {
+                if !force && self.credentials.login().is_some() {
+                    force = true;
+                    continue;
+                }
+                return Err(reply.error());
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// The server's clock: the `/api/rcs/time` hook from the guide (milliseconds) when installed,
+    /// else the `Date` header of `/api/health` (seconds).
+    pub async fn server_time(&self) -> Result<Timestamp> {
+        if self.time_route.load(Ordering::Relaxed) != 2 {
+            let reply = self.send(Method::GET, self.url(&["api", "rcs", "time"]), &[], None).await?;
+            if reply.status.is_success() {
+                let v: Value = reply.json()?;
+                if let Some(t) = v.get("now").and_then(Value::as_str).and_then(parse_date) {
+                    self.time_route.store(1, Ordering::Relaxed);
+                    return Ok(t);
+                }
+            } else if reply.status != StatusCode::NOT_FOUND {
+                return Err(reply.error());
+            }
+            self.time_route.store(2, Ordering::Relaxed);
+        }
+        let reply = self.send(Method::GET, self.url(&["api", "health"]), &[], None).await?;
+        if !reply.status.is_success() {
+            return Err(reply.error());
+        }
+        reply.date().ok_or_else(|| Error::MalformedResponse {
+            backend: BACKEND,
+            message: "no Date header".into(),
+        })
+    }
+}
+
+fn token_from(reply: Reply) -> Result<Token> {
+    if !reply.status.is_success() {
+        return Err(reply.error());
+    }
+    let v: Value = reply.json()?;
+    let token = v
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::MalformedResponse {
+            backend: BACKEND,
+            message: "auth answer without a token".into(),
+        })?;
+    Token::parse(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_statuses() {
+        let h = HeaderMap::new();
+        let m = || "m".to_owned();
+        assert!(status_error(StatusCode::UNAUTHORIZED, &h, m()).is_auth());
+        assert!(status_error(StatusCode::FORBIDDEN, &h, m()).is_auth());
+        assert!(matches!(status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()), Error::RateLimited { .. }));
+        assert!(status_error(StatusCode::BAD_GATEWAY, &h, m()).is_retryable());
+        assert!(matches!(
+            status_error(StatusCode::BAD_REQUEST, &h, m()),
+            Error::Rejected { status: Some(400), .. }
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()).retry_after(), Some(Duration::from_secs(3)));
+    }
+}
