@@ -1,12 +1,424 @@
-//! Client commands against a remote URL with a local cache file (placeholder).
+//! Client commands against a sync server (`rcs serve` or any server speaking docs/protocol.md)
+//! with a local SQLite cache file: `put`, `get`, `list`, `delete`, `sync`, `status`.
+//!
+//! Writes are offline-first: `put` and `delete` change the cache and queue the op in one
+//! transaction, and only talk to the server with `--sync` (or on the next `rcs sync`). Reads
+//! answer from the cache; `--refresh` syncs first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use indicatif::{ProgressBar, ProgressStyle};
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::remote::http::HttpRemoteStore;
+use remote_cache_sync::{
+    CachePolicy, Cursor, Delta, Direction, Filter, JsonRecord, LocalStore, OpKind, Orchestrator,
+    PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
+};
+use serde_json::Value;
+
+/// Where the cache and the server are, and which scope to work in.
+#[derive(clap::Args, Clone)]
+pub struct Conn {
+    /// Sync server base URL.
+    #[arg(long, env = "RCS_REMOTE", default_value = "http://127.0.0.1:8080")]
+    remote: String,
+    /// Local cache file (SQLite; created when missing).
+    #[arg(long, env = "RCS_CACHE", default_value = "rcs-cache.sqlite")]
+    cache: String,
+    /// Scope name.
+    #[arg(long, env = "RCS_SCOPE", default_value = "records")]
+    scope: String,
+    /// Scope key, `k=v` (repeat for more).
+    #[arg(long = "key", value_name = "K=V")]
+    keys: Vec<String>,
+    /// Bearer token (prefer the RCS_TOKEN environment variable: arguments show in `ps`).
+    #[arg(long, env = "RCS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Request timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
 
 /// Client commands.
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Create or replace a record in the cache (queued for the server).
+    Put {
+        #[command(flatten)]
+        conn: Conn,
+        /// Record id.
+        id: String,
+        /// The record's fields as a JSON object (`id` and `updated_at` are set for you).
+        #[arg(default_value = "{}")]
+        json: String,
+        /// Sync right after the write.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Print one record from the cache as JSON.
+    Get {
+        #[command(flatten)]
+        conn: Conn,
+        /// Record id.
+        id: String,
+        /// Sync before reading.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Print records from the cache, one JSON object a line.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        /// Filter `FIELD OP VALUE` with OP one of `=`, `!=`, `<`, `<=`, `>`, `>=`, `~` (contains);
+        /// VALUE is JSON when it parses, else text. Repeat to AND them (e.g. `--filter 'n>=3'`).
+        #[arg(long = "filter", value_name = "EXPR")]
+        filters: Vec<String>,
+        /// Sort by this field (prefix `-` for descending), then by id.
+        #[arg(long)]
+        order: Option<String>,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Sync before reading.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Delete a record (a tombstone, queued for the server).
+    Delete {
+        #[command(flatten)]
+        conn: Conn,
+        /// Record id.
+        id: String,
+        /// Sync right after the write.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Push queued writes, then pull every change since the last sync.
+    Sync {
+        #[command(flatten)]
+        conn: Conn,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Show pending and parked ops and the last sync.
-    Status,
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
-pub async fn run(_cmd: Command) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+struct Client {
+    orch: Orchestrator<JsonRecord>,
+    local: Arc<SqliteLocalStore<JsonRecord>>,
+    scope: SyncScope,
+    progress: ProgressBar,
+}
+
+fn scope_of(conn: &Conn) -> anyhow::Result<SyncScope> {
+    let mut keys = Vec::new();
+    for kv in &conn.keys {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--key {kv:?} is not K=V"))?;
+        keys.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(SyncScope::new(conn.scope.clone(), keys)?)
+}
+
+impl Client {
+    async fn open(conn: &Conn) -> anyhow::Result<Self> {
+        let scope = scope_of(conn)?;
+        let mut builder = HttpRemoteStore::<JsonRecord>::builder(conn.remote.clone())
+            .timeout(Duration::from_secs(conn.timeout.max(1)));
+        if let Some(t) = &conn.token {
+            builder = builder.token(t.clone());
+        }
+        let http = builder.build()?;
+        let progress = ProgressBar::hidden();
+        let remote = ProgressRemote {
+            inner: http,
+            bar: progress.clone(),
+        };
+        let local = Arc::new(
+            SqliteLocalStore::<JsonRecord>::open(&conn.cache)
+                .await
+                .with_context(|| format!("cannot open cache {}", conn.cache))?,
+        );
+        let orch = Orchestrator::with(
+            local.clone(),
+            Arc::new(remote),
+            Arc::new(remote_cache_sync::LastWriteWins::default()),
+            remote_cache_sync::OrchestratorConfig::default()
+                .sync_after_write(false)
+                .pull_page_size(1_000),
+        );
+        Ok(Client {
+            orch,
+            local,
+            scope,
+            progress,
+        })
+    }
+
+    async fn sync(&self, show_progress: bool) -> anyhow::Result<()> {
+        if show_progress {
+            self.progress
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.progress.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} {pos} changes pulled ({per_sec}, {elapsed})",
+                )
+                .expect("valid template"),
+            );
+            self.progress
+                .set_message(format!("syncing {}:", self.scope));
+            self.progress.enable_steady_tick(Duration::from_millis(200));
+        }
+        let result = self.orch.synchronize(&self.scope).await;
+        self.progress.finish_and_clear();
+        let report = result.context("sync failed")?;
+        println!("pushed: {}", report.pushed);
+        println!("pulled: {}", report.pulled);
+        println!("conflicts: {}", report.conflicts);
+        println!("parked: {}", report.parked);
+        Ok(())
+    }
+}
+
+/// Counts pulled changes into a progress bar (shown only for long syncs).
+struct ProgressRemote {
+    inner: HttpRemoteStore<JsonRecord>,
+    bar: ProgressBar,
+}
+
+#[async_trait]
+impl RemoteStore<JsonRecord> for ProgressRemote {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn get_by_id(
+        &self,
+        scope: &SyncScope,
+        id: &str,
+    ) -> remote_cache_sync::Result<Option<JsonRecord>> {
+        self.inner.get_by_id(scope, id).await
+    }
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> remote_cache_sync::Result<Delta<JsonRecord>> {
+        let page = self.inner.fetch_since(scope, since, limit).await?;
+        self.bar.inc(page.len() as u64);
+        Ok(page)
+    }
+    async fn push(
+        &self,
+        scope: &SyncScope,
+        ops: &[PendingOp<JsonRecord>],
+    ) -> remote_cache_sync::Result<Vec<PushOutcome<JsonRecord>>> {
+        self.inner.push(scope, ops).await
+    }
+    async fn server_time(&self) -> remote_cache_sync::Result<Timestamp> {
+        self.inner.server_time().await
+    }
+}
+
+/// Parses `FIELD OP VALUE`.
+fn parse_filter(expr: &str) -> anyhow::Result<Filter> {
+    // Longest operators first so `<=` is not read as `<`.
+    const OPS: [&str; 7] = ["!=", "<=", ">=", "=", "<", ">", "~"];
+    let (pos, op) = OPS
+        .iter()
+        .filter_map(|op| expr.find(op).map(|p| (p, *op)))
+        .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
+        .with_context(|| format!("filter {expr:?} has no operator (=, !=, <, <=, >, >=, ~)"))?;
+    let field = expr[..pos].trim();
+    let raw = expr[pos + op.len()..].trim();
+    if field.is_empty() {
+        bail!("filter {expr:?} has no field");
+    }
+    let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    Ok(match op {
+        "=" => Filter::eq(field, value),
+        "!=" => Filter::ne(field, value),
+        "<" => Filter::lt(field, value),
+        "<=" => Filter::le(field, value),
+        ">" => Filter::gt(field, value),
+        ">=" => Filter::ge(field, value),
+        _ => Filter::contains(field, raw),
+    })
+}
+
+fn record_from(id: &str, json: &str) -> anyhow::Result<JsonRecord> {
+    let value: Value = serde_json::from_str(json).context("the record must be a JSON object")?;
+    let Value::Object(mut map) = value else {
+        bail!("the record must be a JSON object");
+    };
+    if let Some(Value::String(other)) = map.get("id")
+        && other != id
+    {
+        bail!("the JSON has id {other:?} but the command names {id:?}");
+    }
+    map.insert("id".into(), Value::String(id.to_owned()));
+    map.remove("deleted_at");
+    map.insert(
+        "updated_at".into(),
+        Value::String(Timestamp::now().to_string()),
+    );
+    Ok(JsonRecord::from_value(Value::Object(map))?)
+}
+
+fn print_record(r: &JsonRecord) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(&Value::Object(r.value().clone()))?
+    );
+    Ok(())
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Put {
+            conn,
+            id,
+            json,
+            sync,
+        } => {
+            let c = Client::open(&conn).await?;
+            let record = record_from(&id, &json)?;
+            let exists = c.local.get_by_id(&c.scope, &id).await?.is_some();
+            let op_id = if exists {
+                c.orch.enqueue_update(&c.scope, record).await?
+            } else {
+                c.orch.enqueue_create(&c.scope, record).await?
+            };
+            println!(
+                "queued: {} {op_id}",
+                if exists { "update" } else { "create" }
+            );
+            if sync {
+                c.sync(false).await?;
+            }
+        }
+        Command::Delete { conn, id, sync } => {
+            let c = Client::open(&conn).await?;
+            if c.local.get_by_id(&c.scope, &id).await?.is_none() {
+                bail!("no record {id:?} in the cache (run `rcs sync` first?)");
+            }
+            let op_id = c.orch.enqueue_delete(&c.scope, &id).await?;
+            println!("queued: delete {op_id}");
+            if sync {
+                c.sync(false).await?;
+            }
+        }
+        Command::Get { conn, id, refresh } => {
+            let c = Client::open(&conn).await?;
+            let policy = if refresh {
+                CachePolicy::OnlineOnly
+            } else {
+                CachePolicy::OfflineOnly
+            };
+            match c.orch.get(&c.scope, &id, policy).await? {
+                Some(r) => print_record(&r)?,
+                None => bail!("not found: {id}"),
+            }
+        }
+        Command::List {
+            conn,
+            filters,
+            order,
+            limit,
+            refresh,
+        } => {
+            let c = Client::open(&conn).await?;
+            let mut spec = QuerySpec::new();
+            for f in &filters {
+                spec = spec.filter(parse_filter(f)?);
+            }
+            if let Some(o) = order {
+                spec = match o.strip_prefix('-') {
+                    Some(f) => spec.order_by(f, Direction::Desc),
+                    None => spec.order_by(o, Direction::Asc),
+                };
+            }
+            if let Some(n) = limit {
+                spec = spec.limit(n);
+            }
+            let policy = if refresh {
+                CachePolicy::OnlineOnly
+            } else {
+                CachePolicy::OfflineOnly
+            };
+            for r in c.orch.read(&c.scope, policy, &spec).await? {
+                print_record(&r)?;
+            }
+        }
+        Command::Sync { conn, quiet } => {
+            let c = Client::open(&conn).await?;
+            c.sync(!quiet).await?;
+        }
+        Command::Status { conn } => {
+            let c = Client::open(&conn).await?;
+            let status = c.orch.status(&c.scope).await?;
+            println!("scope: {}", c.scope);
+            println!("pending: {}", status.pending);
+            println!("parked: {}", status.parked);
+            for op in c.orch.parked_ops(&c.scope).await? {
+                let kind = match op.kind {
+                    OpKind::Create => "create",
+                    OpKind::Update => "update",
+                    OpKind::Delete => "delete",
+                };
+                println!(
+                    "parked_op: {} {kind} {} attempts={} error={}",
+                    op.op_id,
+                    op.id,
+                    op.attempts,
+                    op.last_error.as_deref().unwrap_or("-")
+                );
+            }
+            match c.local.sync_point(&c.scope).await? {
+                Some(p) => {
+                    println!("last_sync: {}", p.server_time);
+                    println!("cursor: {}", p.cursor.as_ref().map_or("-", |c| c.as_str()));
+                }
+                None => println!("last_sync: never"),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remote_cache_sync::Record;
+
+    #[test]
+    fn filters_parse() {
+        let f = parse_filter("n>=3").unwrap();
+        assert_eq!(f, Filter::ge("n", 3));
+        assert_eq!(
+            parse_filter("title=hello world").unwrap(),
+            Filter::eq("title", "hello world")
+        );
+        assert_eq!(parse_filter("a!=\"x\"").unwrap(), Filter::ne("a", "x"));
+        assert_eq!(parse_filter("t~ell").unwrap(), Filter::contains("t", "ell"));
+        assert!(parse_filter("nothing").is_err());
+        assert!(parse_filter("=3").is_err());
+    }
+
+    #[test]
+    fn records_get_id_and_time() {
+        let r = record_from("a", r#"{"title":"x"}"#).unwrap();
+        assert_eq!(r.id(), "a");
+        assert!(record_from("a", r#"{"id":"b"}"#).is_err());
+        assert!(record_from("a", "[1]").is_err());
+    }
 }

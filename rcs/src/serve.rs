@@ -1,9 +1,114 @@
-//! Placeholder.
+//! `rcs serve`: our HTTP sync server (docs/protocol.md) over an embedded SQLite file or a
+//! PostgreSQL database.
+//!
+//! Prints `listening: http://ADDR` on stdout once bound (so scripts and tests can use port 0),
+//! stops gracefully on SIGINT or SIGTERM.
 
-/// Arguments.
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use remote_cache_sync::JsonRecord;
+use remote_cache_sync::remote::RemoteStore;
+use remote_cache_sync::remote::postgres::{
+    PostgresOptions, PostgresRemoteStore, redact_connection_string,
+};
+use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
+use remote_cache_sync::server::{
+    AllowAll, Authorizer, DEFAULT_MAX_BODY_BYTES, Server, StaticTokens, serve, shutdown_signal,
+};
+
+/// Arguments of `rcs serve`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Storage: a SQLite file path (created when missing), or a `postgres://` URL (several
+    /// servers may share one database).
+    #[arg(long)]
+    db: String,
+    /// Grants a bearer token the scopes matching a pattern: `TOKEN:PATTERN`, where PATTERN is
+    /// `name[,key=value]*` and `*` matches any name or value (e.g. `s3cret:records,owner=alice`).
+    /// Repeat for more tokens or patterns. Also read from RCS_SERVE_TOKENS (one spec per line),
+    /// which keeps tokens out of the process list.
+    #[arg(long = "token", value_name = "TOKEN:PATTERN")]
+    tokens: Vec<String>,
+    /// Accept every request without a token (development only).
+    #[arg(long, conflicts_with = "tokens")]
+    allow_all: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+async fn open_storage(db: &str) -> anyhow::Result<Arc<dyn RemoteStore<JsonRecord>>> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let store = PostgresRemoteStore::<JsonRecord>::connect(db, PostgresOptions::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open PostgreSQL storage {}",
+                    redact_connection_string(db)
+                )
+            })?;
+        Ok(Arc::new(store))
+    } else {
+        let store = SqliteRemoteStore::<JsonRecord>::open(db)
+            .await
+            .with_context(|| format!("cannot open SQLite storage {db}"))?;
+        Ok(Arc::new(store))
+    }
+}
+
+fn authorizer(args: &Args) -> anyhow::Result<Arc<dyn Authorizer>> {
+    let mut specs = args.tokens.clone();
+    if let Ok(env) = std::env::var("RCS_SERVE_TOKENS") {
+        specs.extend(
+            env.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    if args.allow_all {
+        if !specs.is_empty() {
+            bail!("--allow-all cannot be combined with tokens");
+        }
+        tracing::warn!("--allow-all: every request is accepted without a token");
+        return Ok(Arc::new(AllowAll));
+    }
+    if specs.is_empty() {
+        bail!("give at least one --token TOKEN:PATTERN (or --allow-all for development)");
+    }
+    let mut tokens = StaticTokens::new();
+    for (i, spec) in specs.iter().enumerate() {
+        // Never echo the spec: it holds the token.
+        tokens
+            .grant_spec(spec)
+            .map_err(|e| anyhow::anyhow!("token spec #{}: {e}", i + 1))?;
+    }
+    Ok(Arc::new(tokens))
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let auth = authorizer(&args)?;
+    let storage = open_storage(&args.db).await?;
+    let router = Server::from_arcs(storage, auth)
+        .max_body_bytes(args.max_body_bytes)
+        .into_router();
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening: http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, "rcs serve started");
+    serve(listener, router, shutdown_signal()).await?;
+    tracing::info!("rcs serve stopped");
+    Ok(())
 }

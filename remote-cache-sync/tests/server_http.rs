@@ -117,6 +117,68 @@ async fn http_remote_over_sqlite_passes_the_conformance_suite() {
     server.shutdown().await;
 }
 
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_remote_over_postgres_passes_the_conformance_suite() {
+    use remote_cache_sync::remote::postgres::{PostgresOptions, PostgresRemoteStore};
+    let url = match std::env::var("RCS_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!(
+                "skipped http_remote_over_postgres: RCS_TEST_PG_URL is not set (run scripts/start-postgres.sh)"
+            );
+            return;
+        }
+    };
+    let storage = PostgresRemoteStore::<JsonRecord>::connect(
+        &url,
+        PostgresOptions::default().table_prefix("rcs_http_t_"),
+    )
+    .await
+    .unwrap();
+    let server = TestServer::start(Server::new(storage, tokens())).await;
+    let http = HttpRemoteStore::<TestRecord>::builder(server.url())
+        .token("all-access")
+        .build()
+        .unwrap();
+    remote::run_all(&http, || unique_scope("records")).await;
+    // A second server process sharing the database sees the same feed (load-balanced setup).
+    let storage2 = PostgresRemoteStore::<JsonRecord>::connect(
+        &url,
+        PostgresOptions::default().table_prefix("rcs_http_t_"),
+    )
+    .await
+    .unwrap();
+    let server2 = TestServer::start(Server::new(storage2, tokens())).await;
+    let http2 = HttpRemoteStore::<TestRecord>::builder(server2.url())
+        .token("all-access")
+        .build()
+        .unwrap();
+    let scope = unique_scope("records");
+    http.batch_upsert(&scope, &[TestRecord::new("a", "via 1", ts(1))])
+        .await
+        .unwrap();
+    let page = http2.fetch_since(&scope, None, 10).await.unwrap();
+    assert_eq!(page.upserts.len(), 1);
+    http2
+        .batch_upsert(&scope, &[TestRecord::new("b", "via 2", ts(2))])
+        .await
+        .unwrap();
+    let page = http
+        .fetch_since(&scope, page.cursor.as_ref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.upserts
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    server.shutdown().await;
+    server2.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_remote_over_memory_passes_the_conformance_suite() {
     let server = TestServer::start(Server::new(
