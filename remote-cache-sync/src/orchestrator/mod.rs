@@ -219,7 +219,12 @@ impl<T: Record> Orchestrator<T> {
 
     /// Deletes a record offline, stamped now (see [`enqueue_create`](Self::enqueue_create)).
     pub async fn enqueue_delete(&self, scope: &SyncScope, id: &str) -> Result<OpId> {
-        self.enqueue(PendingOp::delete(scope.clone(), id, Timestamp::now())).await
+        self.enqueue_delete_at(scope, id, Timestamp::now()).await
+    }
+
+    /// Deletes a record offline with the given deletion time (for apps that keep their own clock).
+    pub async fn enqueue_delete_at(&self, scope: &SyncScope, id: &str, deleted_at: Timestamp) -> Result<OpId> {
+        self.enqueue(PendingOp::delete(scope.clone(), id, deleted_at)).await
     }
 
     async fn enqueue(&self, op: PendingOp<T>) -> Result<OpId> {

@@ -135,34 +135,48 @@ fn same_json<T: Record>(a: &Change<T>, b: &Change<T>) -> bool {
 async fn settle<T: Record>(
     inner: &Inner<T>,
     scope: &SyncScope,
-    group: &Coalesced<T>,
+    pushed: &Coalesced<T>,
     current: Option<Change<T>>,
     report: &mut SyncReport,
 ) -> Result<Option<Ack>> {
-    let op = group.op.as_ref().expect("conflicts come from pushed groups");
-    let local = op.change();
+    let pushed_op = pushed.op.as_ref().expect("conflicts come from pushed groups");
     let remote_version = current.as_ref().map(Change::version);
     if let Some(cur) = &current {
-        if same_json(cur, &local) {
+        if same_json(cur, &pushed_op.change()) {
             return Ok(Some(Ack {
-                id: op.id.clone(),
-                op_ids: group.op_ids(),
+                id: pushed_op.id.clone(),
+                op_ids: pushed.op_ids(),
                 version: remote_version,
             }));
         }
     }
+    // A push batch may hold only the first of a record's queued ops, and more may have been
+    // queued since: resolve against the record's whole queue, so the newest local write decides.
+    let queued: Vec<_> = inner
+        .local
+        .pending_ops(scope, usize::MAX)
+        .await?
+        .into_iter()
+        .filter(|o| o.id == pushed_op.id)
+        .collect();
+    let group = coalesce(queued).pop().unwrap_or_else(|| pushed.clone());
+    let local = group.op.as_ref().map(PendingOp::change);
     // The remote holds one of our own earlier writes (pushed, then the ack was lost): not a
     // conflict with anyone else, just rebase on it.
     let own_earlier = current
         .as_ref()
         .is_some_and(|cur| group.constituents.iter().any(|c| same_json(cur, &c.change())));
-    let resolution = if own_earlier {
-        Resolution::KeepLocal
-    } else {
-        report.conflicts += 1;
-        inner.resolver.resolve(&local, current.as_ref())
+    let resolution = match &local {
+        // The queued ops cancel out (created and deleted again): nothing local is left to keep.
+        None => Resolution::TakeRemote,
+        Some(_) if own_earlier => Resolution::KeepLocal,
+        Some(local) => {
+            report.conflicts += 1;
+            inner.resolver.resolve(local, current.as_ref())
+        }
     };
-    tracing::debug!(%scope, id = %op.id, ?remote_version, own_earlier, "push conflict");
+    tracing::debug!(%scope, id = %pushed_op.id, ?remote_version, own_earlier, "push conflict");
+    let op = pushed_op;
     let remote_exists = current.as_ref().is_some_and(|c| !c.is_delete());
     let requeue = |change: Change<T>| {
         let mut op = match change {
@@ -193,7 +207,7 @@ async fn settle<T: Record>(
             settled_ops: group.op_ids(),
             remote_version,
             local: None,
-            requeue: Some(requeue(local)),
+            requeue: local.map(requeue),
         },
         Resolution::Merged(merged) => Settlement {
             id: op.id.clone(),
