@@ -1,0 +1,278 @@
+//! Two `rcs` client processes with their own cache files converge through one `rcs serve`
+//! process (real binaries, real loopback HTTP, real SQLite files).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RCS: &str = env!("CARGO_BIN_EXE_rcs");
+const TOKEN: &str = "converge-token";
+
+struct ServeProcess {
+    child: Child,
+    url: String,
+}
+
+impl ServeProcess {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(RCS)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.join("server.sqlite"))
+            .env("RCS_SERVE_TOKENS", format!("{TOKEN}:records,team=*"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start rcs serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening: ")
+            .unwrap_or_else(|| panic!("unexpected first line from rcs serve: {line:?}"))
+            .to_owned();
+        ServeProcess { child, url }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "rcs serve exited with {status} on SIGTERM"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rcs serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    url: String,
+    cache: PathBuf,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(url: &str, cache: PathBuf) -> Self {
+        Client {
+            url: url.to_owned(),
+            cache,
+            token: Some(TOKEN.into()),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(RCS);
+        cmd.arg(args[0])
+            .args(["--remote", &self.url, "--key", "team=t1"])
+            .arg("--cache")
+            .arg(&self.cache)
+            .args(&args[1..])
+            .env_remove("RCS_TOKEN")
+            .env("RUST_BACKTRACE", "0");
+        if let Some(t) = &self.token {
+            cmd.env("RCS_TOKEN", t);
+        }
+        cmd
+    }
+
+    fn try_run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run rcs")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.try_run(args);
+        assert!(
+            out.status.success(),
+            "rcs {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn list(&self) -> Vec<serde_json::Value> {
+        self.run(&["list"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn titles(&self) -> Vec<(String, String)> {
+        self.list()
+            .into_iter()
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().to_owned(),
+                    v["title"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn value_of<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key:?} in {output:?}"))
+}
+
+#[test]
+fn two_clients_converge_through_rcs_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    let b = Client::new(&server.url, dir.path().join("b.sqlite"));
+
+    // Offline writes on both sides.
+    a.run(&["put", "a1", r#"{"title":"from a","n":1}"#]);
+    a.run(&["put", "a2", r#"{"title":"doomed","n":2}"#]);
+    b.run(&["put", "b1", r#"{"title":"from b","n":3}"#]);
+    let status = a.run(&["status"]);
+    assert_eq!(value_of(&status, "pending"), "2");
+    assert_eq!(value_of(&status, "last_sync"), "never");
+    assert!(
+        b.titles().iter().all(|(id, _)| id == "b1"),
+        "nothing reached b yet"
+    );
+
+    // Sync both ways.
+    assert_eq!(value_of(&a.run(&["sync", "--quiet"]), "pushed"), "2");
+    b.run(&["sync", "--quiet"]);
+    a.run(&["sync", "--quiet"]);
+    let want = vec![
+        ("a1".to_owned(), "from a".to_owned()),
+        ("a2".to_owned(), "doomed".to_owned()),
+        ("b1".to_owned(), "from b".to_owned()),
+    ];
+    assert_eq!(a.titles(), want);
+    assert_eq!(b.titles(), want);
+    let status = a.run(&["status"]);
+    assert_eq!(value_of(&status, "pending"), "0");
+    assert_ne!(value_of(&status, "last_sync"), "never");
+
+    // Concurrent edits of one record: the later write wins on both sides; a delete propagates.
+    a.run(&["put", "a1", r#"{"title":"a edits"}"#]);
+    std::thread::sleep(Duration::from_millis(5));
+    b.run(&["put", "a1", r#"{"title":"b edits later"}"#]);
+    b.run(&["delete", "a2"]);
+    a.run(&["sync", "--quiet"]);
+    b.run(&["sync", "--quiet"]);
+    a.run(&["sync", "--quiet"]);
+    let want = vec![
+        ("a1".to_owned(), "b edits later".to_owned()),
+        ("b1".to_owned(), "from b".to_owned()),
+    ];
+    assert_eq!(a.titles(), want);
+    assert_eq!(b.titles(), want);
+    assert_eq!(a.list(), b.list(), "caches must hold identical records");
+
+    // Both clients write and sync at the same time, as separate processes.
+    let writers: Vec<_> = [(&a, "a"), (&b, "b")]
+        .into_iter()
+        .map(|(c, tag)| {
+            let mut script = Vec::new();
+            for i in 0..5 {
+                script.push(vec![
+                    "put".to_owned(),
+                    format!("{tag}-{i}"),
+                    format!(r#"{{"title":"{tag} {i}","n":{i}}}"#),
+                    "--sync".to_owned(),
+                ]);
+            }
+            let cmds: Vec<Command> = script
+                .iter()
+                .map(|args| c.command(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+                .collect();
+            std::thread::spawn(move || {
+                for mut cmd in cmds {
+                    let out = cmd.output().unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    a.run(&["sync", "--quiet"]);
+    b.run(&["sync", "--quiet"]);
+    let (la, lb) = (a.list(), b.list());
+    assert_eq!(la.len(), 12, "2 old + 10 new records: {la:?}");
+    assert_eq!(la, lb, "caches must hold identical records");
+
+    // Filters and get read the cache.
+    let out = b.run(&["list", "--filter", "n>=3", "--filter", "title~a "]);
+    let ids: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["a-3", "a-4"]);
+    let got: serde_json::Value = serde_json::from_str(&a.run(&["get", "b-2"])).unwrap();
+    assert_eq!(got["title"], "b 2");
+    assert!(
+        !a.try_run(&["get", "a2"]).status.success(),
+        "a deleted record is not found"
+    );
+
+    // A wrong token is refused and the write stays queued; the token never shows up in output.
+    let mut bad = Client::new(&server.url, dir.path().join("a.sqlite"));
+    bad.token = Some("not-the-token".into());
+    bad.run(&["put", "late", r#"{"title":"late"}"#]);
+    let out = bad.try_run(&["sync", "--quiet"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+    assert!(!stderr.contains("not-the-token"), "{stderr}");
+    assert_eq!(value_of(&a.run(&["status"]), "pending"), "1");
+    a.run(&["sync", "--quiet"]);
+    b.run(&["sync", "--quiet"]);
+    assert_eq!(a.list(), b.list());
+    assert_eq!(b.list().len(), 13);
+
+    server.stop();
+}
+
+#[test]
+fn serve_refuses_to_start_without_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(RCS)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("s.sqlite"))
+        .env_remove("RCS_SERVE_TOKENS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}
