@@ -336,7 +336,7 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
 
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let (store, scope) = (store.clone(), scope.clone());
+        let (store, scope, url) = (store.clone(), scope.clone(), url.clone());
         writers.push(tokio::spawn(async move {
             let mut last: BTreeMap<String, TestRecord> = BTreeMap::new();
             for p in 0..PUSHES {
@@ -357,7 +357,27 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
                         op
                     })
                     .collect();
-                let out = store.push(&scope, &ops).await.unwrap();
+                let out = if p % 5 == 2 {
+                    // Hold this push after it took its seqs and before it commits, for a while,
+                    // like a slow transaction: the other writers must not overtake it.
+                    let mut blocker = raw(&url).await;
+                    let btx = blocker.transaction().await.unwrap();
+                    btx.execute(
+                        &format!("INSERT INTO {PREFIX}applied_ops (scope, op_id) VALUES ($1, $2)"),
+                        &[&scope.canonical(), &ops[OPS - 1].op_id.as_str()],
+                    )
+                    .await
+                    .unwrap();
+                    let push = {
+                        let (store, scope, ops) = (store.clone(), scope.clone(), ops.clone());
+                        tokio::spawn(async move { store.push(&scope, &ops).await })
+                    };
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    btx.rollback().await.unwrap();
+                    push.await.unwrap().unwrap()
+                } else {
+                    store.push(&scope, &ops).await.unwrap()
+                };
                 assert_applied(&out);
                 for op in ops {
                     last.insert(op.id.clone(), op.payload.unwrap());
@@ -399,7 +419,13 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
     let pulled: BTreeSet<_> = puller.seen.keys().cloned().collect();
     assert_eq!(written.len(), WRITERS * PUSHES * (OPS - 1) + WRITERS * 2);
     let written_ids: BTreeSet<_> = written.keys().cloned().collect();
-    assert_eq!(pulled, written_ids, "a row was missed by the cursor chain");
+    let missed: Vec<_> = written_ids.difference(&pulled).collect();
+    assert!(
+        missed.is_empty(),
+        "{} rows missed by the cursor chain: {missed:?}",
+        missed.len()
+    );
+    assert_eq!(pulled, written_ids, "pulled rows nobody wrote");
     for (id, r) in &written {
         assert_eq!(
             puller.seen[id].as_ref(),
