@@ -49,7 +49,11 @@ impl Credentials {
     }
 
     /// User credentials in the auth collection `collection`.
-    pub fn user(collection: impl Into<String>, identity: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user(
+        collection: impl Into<String>,
+        identity: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         Credentials::User {
             collection: collection.into(),
             identity: identity.into(),
@@ -86,7 +90,9 @@ impl fmt::Debug for Credentials {
                 .field("password", &"<redacted>")
                 .finish(),
             Credentials::User {
-                collection, identity, ..
+                collection,
+                identity,
+                ..
             } => f
                 .debug_struct("User")
                 .field("collection", collection)
@@ -155,19 +161,31 @@ fn unauthorized(message: impl Into<String>) -> Error {
 /// Reads the payload of a JWT. Errors never include the token.
 pub(crate) fn decode_claims(token: &str) -> Result<Claims> {
     let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(unauthorized("the token is not a JWT"));
     };
-    let bytes = base64url_decode(payload).ok_or_else(|| unauthorized("the token payload is not base64url"))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| unauthorized("the token payload is not JSON"))?;
+    let bytes = base64url_decode(payload)
+        .ok_or_else(|| unauthorized("the token payload is not base64url"))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| unauthorized("the token payload is not JSON"))?;
     let exp = v
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or_else(|| unauthorized("the token has no `exp` claim"))?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     Ok(Claims {
         exp,
-        refreshable: v.get("refreshable").and_then(Value::as_bool).unwrap_or(false),
+        refreshable: v
+            .get("refreshable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         collection_id: text("collectionId"),
         record_id: text("id"),
     })
@@ -207,7 +225,10 @@ mod tests {
         let bytes = s.as_bytes();
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
                 out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -242,6 +263,9 @@ mod tests {
             Credentials::user("users", "u", "hunter3"),
             Credentials::token("tok-secret")
         );
-        assert!(!s.contains("hunter2") && !s.contains("hunter3") && !s.contains("tok-secret"), "{s}");
+        assert!(
+            !s.contains("hunter2") && !s.contains("hunter3") && !s.contains("tok-secret"),
+            "{s}"
+        );
     }
 }

@@ -44,7 +44,12 @@ impl Reply {
         serde_json::from_slice::<Value>(&self.body)
             .ok()
             .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(200).collect())
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
     }
 
     /// Maps a non-success answer to the error enum.
@@ -127,7 +132,9 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| Error::InvalidInput(format!("pocketbase: cannot build HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::InvalidInput(format!("pocketbase: cannot build HTTP client: {e}"))
+            })?;
         Ok(Client {
             http,
             base,
@@ -135,6 +142,11 @@ impl Client {
             token: tokio::sync::Mutex::new(None),
             time_route: AtomicU8::new(0),
         })
+    }
+
+    /// Whether the credentials are a superuser's (API rules do not apply).
+    pub fn is_superuser(&self) -> bool {
+        matches!(self.credentials, Credentials::Superuser { .. })
     }
 
     /// A URL under the base from path segments (each percent-encoded).
@@ -170,7 +182,8 @@ impl Client {
             return Ok(Some(t.value.clone()));
         }
         let fresh = match (cached, &self.credentials) {
-            (Some(t), _) if !t.expired(now) && t.claims.refreshable => match self.refresh(&t).await {
+            (Some(t), _) if !t.expired(now) && t.claims.refreshable => match self.refresh(&t).await
+            {
                 Ok(n) => n,
                 Err(e) if e.is_auth() && can_login => self.login().await?,
                 Err(e) => return Err(e),
@@ -212,8 +225,15 @@ impl Client {
 
     async fn refresh(&self, t: &Token) -> Result<Token> {
         // The token names its collection by id; the API accepts ids in place of names.
-        let url = self.url(&["api", "collections", &t.claims.collection_id, "auth-refresh"]);
-        let reply = self.raw(Method::POST, url, Some(&t.value), None, None).await?;
+        let url = self.url(&[
+            "api",
+            "collections",
+            &t.claims.collection_id,
+            "auth-refresh",
+        ]);
+        let reply = self
+            .raw(Method::POST, url, Some(&t.value), None, None)
+            .await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Err(Error::Unauthorized {
                 backend: BACKEND,
@@ -244,8 +264,16 @@ impl Client {
         let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| transport_error(&e))?.to_vec();
-        Ok(Reply { status, headers, body })
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e))?
+            .to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Sends an authenticated request; a 401 triggers one fresh login and a retry. Returns every
@@ -261,7 +289,13 @@ impl Client {
         loop {
             let auth = self.authorization(force).await?;
             let reply = self
-                .raw(method.clone(), url.clone(), auth.as_deref(), body, Some(query))
+                .raw(
+                    method.clone(),
+                    url.clone(),
+                    auth.as_deref(),
+                    body,
+                    Some(query),
+                )
                 .await?;
             if reply.status == StatusCode::UNAUTHORIZED {
                 if !force && self.credentials.login().is_some() {
@@ -278,7 +312,9 @@ impl Client {
     /// else the `Date` header of `/api/health` (seconds).
     pub async fn server_time(&self) -> Result<Timestamp> {
         if self.time_route.load(Ordering::Relaxed) != 2 {
-            let reply = self.send(Method::GET, self.url(&["api", "rcs", "time"]), &[], None).await?;
+            let reply = self
+                .send(Method::GET, self.url(&["api", "rcs", "time"]), &[], None)
+                .await?;
             if reply.status.is_success() {
                 let v: Value = reply.json()?;
                 if let Some(t) = v.get("now").and_then(Value::as_str).and_then(parse_date) {
@@ -290,7 +326,9 @@ impl Client {
             }
             self.time_route.store(2, Ordering::Relaxed);
         }
-        let reply = self.send(Method::GET, self.url(&["api", "health"]), &[], None).await?;
+        let reply = self
+            .send(Method::GET, self.url(&["api", "health"]), &[], None)
+            .await?;
         if !reply.status.is_success() {
             return Err(reply.error());
         }
@@ -326,14 +364,23 @@ mod tests {
         let m = || "m".to_owned();
         assert!(status_error(StatusCode::UNAUTHORIZED, &h, m()).is_auth());
         assert!(status_error(StatusCode::FORBIDDEN, &h, m()).is_auth());
-        assert!(matches!(status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()), Error::RateLimited { .. }));
+        assert!(matches!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()),
+            Error::RateLimited { .. }
+        ));
         assert!(status_error(StatusCode::BAD_GATEWAY, &h, m()).is_retryable());
         assert!(matches!(
             status_error(StatusCode::BAD_REQUEST, &h, m()),
-            Error::Rejected { status: Some(400), .. }
+            Error::Rejected {
+                status: Some(400),
+                ..
+            }
         ));
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()).retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()).retry_after(),
+            Some(Duration::from_secs(3))
+        );
     }
 }

@@ -59,12 +59,15 @@ pub(crate) enum Start {
 impl CursorState {
     /// Parses a cursor produced by [`CursorState::encode`].
     pub fn decode(c: Option<&Cursor>) -> Result<Self> {
-        let Some(c) = c else { return Ok(Self::default()) };
+        let Some(c) = c else {
+            return Ok(Self::default());
+        };
         let json = c
             .as_str()
             .strip_prefix(PREFIX)
             .ok_or_else(|| Error::InvalidInput("not a pocketbase cursor".into()))?;
-        serde_json::from_str(json).map_err(|e| Error::InvalidInput(format!("bad pocketbase cursor: {e}")))
+        serde_json::from_str(json)
+            .map_err(|e| Error::InvalidInput(format!("bad pocketbase cursor: {e}")))
     }
 
     /// The opaque cursor string.
@@ -91,19 +94,29 @@ impl CursorState {
 
     /// Whether `(updated, id)` was delivered already.
     pub fn was_seen(&self, updated: &str, id: &str) -> bool {
-        self.seen.get(updated).is_some_and(|v| v.contains(&hash(id)))
+        self.seen
+            .get(updated)
+            .is_some_and(|v| v.contains(&hash(id)))
     }
 
     /// Records a delivered row when it is recent enough to be rescanned (`updated >= risk_low`).
     pub fn mark_seen(&mut self, updated: &str, id: &str, risk_low: &str) {
         if updated >= risk_low {
-            self.seen.entry(updated.to_owned()).or_default().push(hash(id));
+            self.seen
+                .entry(updated.to_owned())
+                .or_default()
+                .push(hash(id));
         }
     }
 
     /// Finishes one read: `last` is the last scanned row, `reached_end` whether the page was short,
     /// `risk_low` is `R - window` for the read's server time `R`.
-    pub fn end_read(&mut self, last: Option<(String, String)>, reached_end: bool, risk_low: String) {
+    pub fn end_read(
+        &mut self,
+        last: Option<(String, String)>,
+        reached_end: bool,
+        risk_low: String,
+    ) {
         if let Some(last) = last {
             self.pos = Some(last);
         }
@@ -119,7 +132,9 @@ impl CursorState {
         }
         let mut total: usize = self.seen.values().map(Vec::len).sum();
         while total > MAX_SEEN {
-            let Some((_, v)) = self.seen.pop_first() else { break };
+            let Some((_, v)) = self.seen.pop_first() else {
+                break;
+            };
             total -= v.len();
         }
     }
@@ -127,7 +142,9 @@ impl CursorState {
 
 /// FNV-1a, 64 bits: stable across builds (the cursor is persisted).
 fn hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +158,11 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_foreign_cursors() {
         let mut c = CursorState::default();
-        c.end_read(Some((s("2026-01-01 00:00:01.000Z"), s("a"))), false, s("2025-01-01 00:00:00.000Z"));
+        c.end_read(
+            Some((s("2026-01-01 00:00:01.000Z"), s("a"))),
+            false,
+            s("2025-01-01 00:00:00.000Z"),
+        );
         assert_eq!(CursorState::decode(Some(&c.encode())).unwrap(), c);
         assert!(CursorState::decode(Some(&Cursor::new("42"))).is_err());
         assert!(CursorState::decode(Some(&Cursor::new("pb1:{"))).is_err());
@@ -152,27 +173,56 @@ mod tests {
         let mut c = CursorState::default();
         assert_eq!(c.begin_read(), Start::Beginning);
         // An old page, far from the server's clock: no rescan mark.
-        c.end_read(Some((s("2026-01-01 00:00:01.000Z"), s("a"))), false, s("2026-01-02 00:00:00.000Z"));
+        c.end_read(
+            Some((s("2026-01-01 00:00:01.000Z"), s("a"))),
+            false,
+            s("2026-01-02 00:00:00.000Z"),
+        );
         assert_eq!(c.low, None);
-        assert_eq!(c.begin_read(), Start::After(s("2026-01-01 00:00:01.000Z"), s("a")));
+        assert_eq!(
+            c.begin_read(),
+            Start::After(s("2026-01-01 00:00:01.000Z"), s("a"))
+        );
         // The last page reaches the end: the next pull rescans from R - window.
         c.mark_seen("2026-01-02 00:00:05.000Z", "b", "2026-01-02 00:00:00.000Z");
-        c.mark_seen("2026-01-01 00:00:02.000Z", "old", "2026-01-02 00:00:00.000Z");
-        c.end_read(Some((s("2026-01-02 00:00:05.000Z"), s("b"))), true, s("2026-01-02 00:00:00.000Z"));
+        c.mark_seen(
+            "2026-01-01 00:00:02.000Z",
+            "old",
+            "2026-01-02 00:00:00.000Z",
+        );
+        c.end_read(
+            Some((s("2026-01-02 00:00:05.000Z"), s("b"))),
+            true,
+            s("2026-01-02 00:00:00.000Z"),
+        );
         assert!(c.tail);
         assert!(c.was_seen("2026-01-02 00:00:05.000Z", "b"));
-        assert!(!c.was_seen("2026-01-01 00:00:02.000Z", "old"), "only recent rows are remembered");
+        assert!(
+            !c.was_seen("2026-01-01 00:00:02.000Z", "old"),
+            "only recent rows are remembered"
+        );
         assert_eq!(c.begin_read(), Start::From(s("2026-01-02 00:00:00.000Z")));
         // The pass after the rescan continues from the position.
-        c.end_read(Some((s("2026-01-02 00:00:06.000Z"), s("c"))), false, s("2026-01-01 00:00:00.000Z"));
-        assert_eq!(c.begin_read(), Start::After(s("2026-01-02 00:00:06.000Z"), s("c")));
+        c.end_read(
+            Some((s("2026-01-02 00:00:06.000Z"), s("c"))),
+            false,
+            s("2026-01-01 00:00:00.000Z"),
+        );
+        assert_eq!(
+            c.begin_read(),
+            Start::After(s("2026-01-02 00:00:06.000Z"), s("c"))
+        );
     }
 
     #[test]
     fn seen_set_is_bounded() {
         let mut c = CursorState::default();
         for i in 0..(MAX_SEEN + 10) {
-            c.mark_seen(&format!("2026-01-01 00:00:{:02}.{:03}Z", i / 1000 % 60, i % 1000), &i.to_string(), "");
+            c.mark_seen(
+                &format!("2026-01-01 00:00:{:02}.{:03}Z", i / 1000 % 60, i % 1000),
+                &i.to_string(),
+                "",
+            );
         }
         c.end_read(None, false, s("2000"));
         assert!(c.seen.values().map(Vec::len).sum::<usize>() <= MAX_SEEN);

@@ -121,7 +121,10 @@ pub(crate) fn parse_date(s: &str) -> Option<Timestamp> {
 
 /// Splits `ids` into filters `(id = "a" || id = "b" …)` that each stay under the length and
 /// expression limits together with `base` (the scope part, ANDed in front).
-pub(crate) fn id_chunks<'a>(base: Option<&str>, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn id_chunks<'a>(
+    base: Option<&str>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
     let base_len = base.map_or(0, |b| b.len() + 8);
     let base_exprs = base.map_or(0, |b| b.matches("&&").count() + 1);
     let mut out = Vec::new();
@@ -140,7 +143,8 @@ pub(crate) fn id_chunks<'a>(base: Option<&str>, ids: impl IntoIterator<Item = &'
     for id in ids {
         let term = format!("id = {}", quote(id));
         if !cur.is_empty()
-            && (cur_len + term.len() + 4 > MAX_FILTER_CHARS || cur.len() + 1 + base_exprs > MAX_FILTER_EXPRS)
+            && (cur_len + term.len() + 4 > MAX_FILTER_CHARS
+                || cur.len() + 1 + base_exprs > MAX_FILTER_EXPRS)
         {
             flush(&mut cur, &mut out);
             cur_len = base_len;
@@ -184,8 +188,14 @@ mod tests {
         assert_eq!(format_date(t), "2026-11-22 01:30:20.840Z");
         let whole: Timestamp = "2026-11-22T01:30:20Z".parse().unwrap();
         assert_eq!(format_date(whole), "2026-11-22 01:30:20.000Z");
-        assert_eq!(parse_date("2026-11-22 01:30:20.840Z").unwrap(), "2026-11-22T01:30:20.840Z".parse::<Timestamp>().unwrap());
-        assert_eq!(parse_date("2026-11-22T01:30:20.840Z"), Some("2026-11-22T01:30:20.840Z".parse().unwrap()));
+        assert_eq!(
+            parse_date("2026-11-22 01:30:20.840Z").unwrap(),
+            "2026-11-22T01:30:20.840Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            parse_date("2026-11-22T01:30:20.840Z"),
+            Some("2026-11-22T01:30:20.840Z".parse().unwrap())
+        );
         assert_eq!(parse_date(""), None);
     }
 

@@ -66,7 +66,13 @@ use cursor::{CursorState, Start};
 use filter::{format_date, parse_date, quote, scope_filter, validate_scope};
 
 /// Fields PocketBase adds to every record, removed before decoding into `T`.
-const SYSTEM_FIELDS: &[&str] = &["collectionId", "collectionName", "expand", "created", "updated"];
+const SYSTEM_FIELDS: &[&str] = &[
+    "collectionId",
+    "collectionName",
+    "expand",
+    "created",
+    "updated",
+];
 
 /// The field holding the record's own id (PocketBase's `id` is derived, see [`pocketbase_id`]).
 pub const RECORD_ID_FIELD: &str = "record_id";
@@ -149,6 +155,8 @@ struct Write {
     body: Value,
     headers: Option<Value>,
     version: Timestamp,
+    /// Already retried once after a bare failure.
+    retried: bool,
 }
 
 #[derive(Deserialize)]
@@ -163,10 +171,17 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     }
 
     /// A store with explicit tunables.
-    pub fn with_config(url: &str, credentials: Credentials, config: PocketBaseConfig) -> Result<Self> {
-        let base = Url::parse(url).map_err(|e| Error::InvalidInput(format!("pocketbase: bad URL: {e}")))?;
+    pub fn with_config(
+        url: &str,
+        credentials: Credentials,
+        config: PocketBaseConfig,
+    ) -> Result<Self> {
+        let base = Url::parse(url)
+            .map_err(|e| Error::InvalidInput(format!("pocketbase: bad URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::InvalidInput("pocketbase: the URL must be http(s)://host[:port][/path]".into()));
+            return Err(Error::InvalidInput(
+                "pocketbase: the URL must be http(s)://host[:port][/path]".into(),
+            ));
         }
         if !base.username().is_empty() || base.password().is_some() {
             return Err(Error::InvalidInput(
@@ -174,7 +189,9 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             ));
         }
         if config.batch_size == 0 || config.max_page_size == 0 {
-            return Err(Error::InvalidInput("pocketbase: batch_size and max_page_size must be > 0".into()));
+            return Err(Error::InvalidInput(
+                "pocketbase: batch_size and max_page_size must be > 0".into(),
+            ));
         }
         Ok(PocketBaseRemoteStore {
             client: Arc::new(Client::new(base, credentials, config.request_timeout)?),
@@ -203,11 +220,17 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     }
 
     fn records_url(&self, collection: &str) -> Url {
-        self.client.url(&["api", "collections", collection, "records"])
+        self.client
+            .url(&["api", "collections", collection, "records"])
     }
 
     /// One list request: `filter`, sorted by `(updated, id)`, no total count.
-    async fn list(&self, collection: &str, filter: &str, per_page: usize) -> Result<(Vec<Map<String, Value>>, Timestamp)> {
+    async fn list(
+        &self,
+        collection: &str,
+        filter: &str,
+        per_page: usize,
+    ) -> Result<(Vec<Map<String, Value>>, Timestamp)> {
         let per_page = per_page.to_string();
         let query = [
             ("filter", filter),
@@ -232,24 +255,44 @@ impl<T: Record> PocketBaseRemoteStore<T> {
 
     /// The current rows of `ids` in the scope's collection, whatever their scope (so a push can
     /// refuse an id owned by another scope instead of moving it).
-    async fn current_rows(&self, scope: &SyncScope, ids: &[&str]) -> Result<HashMap<String, Current>> {
+    async fn current_rows(
+        &self,
+        scope: &SyncScope,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Current>> {
         let mut out = HashMap::new();
         let pb_ids: Vec<String> = ids.iter().map(|id| pocketbase_id(scope, id)).collect();
         for chunk in filter::id_chunks(None, pb_ids.iter().map(String::as_str)) {
             let (items, _) = self.list(scope.name(), &chunk, 1000).await?;
             for raw in items {
-                let Some(id) = raw.get(RECORD_ID_FIELD).and_then(Value::as_str).map(str::to_owned) else {
+                let Some(id) = raw
+                    .get(RECORD_ID_FIELD)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                else {
                     continue;
                 };
                 let (version, deleted) = row_version(&raw)?;
-                out.insert(id, Current { raw, version, deleted });
+                out.insert(
+                    id,
+                    Current {
+                        raw,
+                        version,
+                        deleted,
+                    },
+                );
             }
         }
         Ok(out)
     }
 
     /// Sends writes in batches, isolating failing sub-requests. Returns the outcome per index.
-    async fn write_batches(&self, scope: &SyncScope, writes: Vec<Write>, outcomes: &mut [Option<PushOutcome<T>>]) -> Result<()> {
+    async fn write_batches(
+        &self,
+        scope: &SyncScope,
+        writes: Vec<Write>,
+        outcomes: &mut [Option<PushOutcome<T>>],
+    ) -> Result<()> {
         let url = self.client.url(&["api", "batch"]);
         let records_path = format!("/api/collections/{}/records", scope.name());
         let mut queue: Vec<Write> = writes;
@@ -268,7 +311,10 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     })
                     .collect();
                 let body = serde_json::json!({ "requests": requests });
-                let reply = self.client.send(Method::POST, url.clone(), &[], Some(&body)).await?;
+                let reply = self
+                    .client
+                    .send(Method::POST, url.clone(), &[], Some(&body))
+                    .await?;
                 if reply.status.is_success() {
                     for w in chunk.drain(..) {
                         outcomes[w.index] = Some(PushOutcome::Applied { version: w.version });
@@ -277,7 +323,13 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 }
                 let v: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
                 let failed = batch_failure(&v);
-                let Some((k, sub_status, reason)) = failed.filter(|(k, _, _)| *k < chunk.len()) else {
+                let Some(BatchFailure {
+                    index: k,
+                    status: sub_status,
+                    reason,
+                    bare,
+                }) = failed.filter(|f| f.index < chunk.len())
+                else {
                     if reply.status == StatusCode::FORBIDDEN && reply.message().contains("Batch") {
                         return Err(Error::Rejected {
                             backend: BACKEND,
@@ -289,17 +341,37 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     }
                     return Err(reply.error());
                 };
+                if sub_status == 400 && bare {
+                    // Ambiguous: retry the same batch once before blaming the op.
+                    if !chunk[k].retried {
+                        chunk[k].retried = true;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        continue;
+                    }
+                    if self.client.is_superuser() {
+                        // Superusers bypass rules: a bare 400 twice is a server-side failure.
+                        return Err(Error::Unavailable {
+                            backend: BACKEND,
+                            message: format!("batch failed twice without a reason: {reason}"),
+                        });
+                    }
+                }
                 let w = chunk.remove(k);
                 let op_outcome = match sub_status {
                     404 if w.headers.is_some() => {
                         // The compare-and-set rule failed, or the row is not ours: look again.
-                        let id = w.body[RECORD_ID_FIELD].as_str().unwrap_or_default().to_owned();
+                        let id = w.body[RECORD_ID_FIELD]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
                         match self.current_rows(scope, &[id.as_str()]).await?.remove(&id) {
                             Some(cur) if in_scope(&cur.raw, scope) => PushOutcome::Conflict {
                                 current: Some(self.decode_change(cur.raw)?),
                             },
                             _ => PushOutcome::Rejected {
-                                reason: format!("record {id} was not found or is not writable: {reason}"),
+                                reason: format!(
+                                    "record {id} was not found or is not writable: {reason}"
+                                ),
                             },
                         }
                     }
@@ -324,10 +396,23 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     }
 }
 
-/// `(first failing index, its status, its reason)` from a failed batch answer.
-fn batch_failure(v: &Value) -> Option<(usize, u16, String)> {
+/// The first failing sub-request of a failed batch.
+struct BatchFailure {
+    index: usize,
+    status: u16,
+    reason: String,
+    /// The sub-response named no field: a rule refusal or a server-side error (a busy database
+    /// surfaces as a bare `400 "Failed to create record."`), not a validation error.
+    bare: bool,
+}
+
+/// Parses a failed batch answer.
+fn batch_failure(v: &Value) -> Option<BatchFailure> {
     let requests = v.get("data")?.get("requests")?.as_object()?;
-    let (k, detail) = requests.iter().filter_map(|(k, d)| Some((k.parse::<usize>().ok()?, d))).min_by_key(|(k, _)| *k)?;
+    let (k, detail) = requests
+        .iter()
+        .filter_map(|(k, d)| Some((k.parse::<usize>().ok()?, d)))
+        .min_by_key(|(k, _)| *k)?;
     let resp = detail.get("response");
     let status = resp
         .and_then(|r| r.get("status"))
@@ -350,21 +435,34 @@ fn batch_failure(v: &Value) -> Option<(usize, u16, String)> {
                 .join(", ")
         })
         .unwrap_or_default();
-    let reason = if fields.is_empty() {
+    let bare = fields.is_empty();
+    let reason = if bare {
         format!("{status}: {message}")
     } else {
         format!("{status}: {message} ({fields})")
     };
-    Some((k, status, reason))
+    Some(BatchFailure {
+        index: k,
+        status,
+        reason,
+        bare,
+    })
 }
 
 fn text_field<'a>(raw: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
-    raw.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    raw.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// `(version, is_tombstone)` of a row: `deleted_at` when set, else `updated_at`.
 fn row_version(raw: &Map<String, Value>) -> Result<(Timestamp, bool)> {
-    let bad = |f: &str| Error::Codec(format!("pocketbase: row {:?} has an invalid {f}", raw.get("id")));
+    let bad = |f: &str| {
+        Error::Codec(format!(
+            "pocketbase: row {:?} has an invalid {f}",
+            raw.get("id")
+        ))
+    };
     if let Some(d) = text_field(raw, "deleted_at") {
         return Ok((parse_date(d).ok_or_else(|| bad("deleted_at"))?, true));
     }
@@ -394,8 +492,9 @@ fn decode_row<T: Record>(mut raw: Map<String, Value>) -> Result<Change<T>> {
     };
     raw.insert("id".into(), Value::String(id.clone()));
     if let Some(d) = text_field(&raw, "deleted_at") {
-        let deleted_at =
-            parse_date(d).ok_or_else(|| Error::Codec(format!("pocketbase: row {id:?} has an invalid deleted_at")))?;
+        let deleted_at = parse_date(d).ok_or_else(|| {
+            Error::Codec(format!("pocketbase: row {id:?} has an invalid deleted_at"))
+        })?;
         return Ok(Change::Delete(Tombstone { id, deleted_at }));
     }
     raw.remove("deleted_at");
@@ -411,10 +510,16 @@ fn decode_row<T: Record>(mut raw: Map<String, Value>) -> Result<Change<T>> {
 }
 
 /// The JSON body written for an op (scope keys set, `deleted_at` explicit).
-fn op_body<T: Record>(scope: &SyncScope, op: &PendingOp<T>, exists: bool) -> std::result::Result<Value, String> {
+fn op_body<T: Record>(
+    scope: &SyncScope,
+    op: &PendingOp<T>,
+    exists: bool,
+) -> std::result::Result<Value, String> {
     let mut body = match (&op.payload, op.kind) {
         (Some(p), OpKind::Create | OpKind::Update) => {
-            let Value::Object(mut m) = serde_json::to_value(p).map_err(|e| format!("record does not encode: {e}"))? else {
+            let Value::Object(mut m) =
+                serde_json::to_value(p).map_err(|e| format!("record does not encode: {e}"))?
+            else {
                 return Err("record does not encode as a JSON object".into());
             };
             if m.get("id").and_then(Value::as_str) != Some(op.id.as_str()) {
@@ -440,9 +545,15 @@ fn op_body<T: Record>(scope: &SyncScope, op: &PendingOp<T>, exists: bool) -> std
         }
         _ => {
             let mut m = Map::new();
-            m.insert("deleted_at".into(), Value::String(op.updated_at.to_string()));
+            m.insert(
+                "deleted_at".into(),
+                Value::String(op.updated_at.to_string()),
+            );
             if !exists {
-                m.insert("updated_at".into(), Value::String(op.updated_at.to_string()));
+                m.insert(
+                    "updated_at".into(),
+                    Value::String(op.updated_at.to_string()),
+                );
             }
             m
         }
@@ -473,7 +584,9 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             return Ok(None);
         }
         let pb_id = pocketbase_id(scope, id);
-        let url = self.client.url(&["api", "collections", scope.name(), "records", &pb_id]);
+        let url = self
+            .client
+            .url(&["api", "collections", scope.name(), "records", &pb_id]);
         let reply = self.client.send(Method::GET, url, &[], None).await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -491,7 +604,12 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         })
     }
 
-    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>> {
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
         validate_scope(scope)?;
         let mut state = CursorState::decode(since)?;
         let per_page = limit.clamp(1, self.config.max_page_size);
@@ -516,7 +634,9 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             let mut last = None;
             for raw in items {
                 let (Some(updated), Some(id)) = (
-                    raw.get("updated").and_then(Value::as_str).map(str::to_owned),
+                    raw.get("updated")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     raw.get("id").and_then(Value::as_str).map(str::to_owned),
                 ) else {
                     return Err(Error::MalformedResponse {
@@ -551,7 +671,9 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         validate_scope(scope)?;
         if ops.iter().any(|op| &op.scope != scope) {
-            return Err(Error::InvalidInput("op scope differs from push scope".into()));
+            return Err(Error::InvalidInput(
+                "op scope differs from push scope".into(),
+            ));
         }
         if ops.is_empty() {
             return Ok(Vec::new());
@@ -623,6 +745,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                 body,
                 headers,
                 version,
+                retried: false,
             });
         }
         self.write_batches(scope, writes, &mut outcomes).await?;
@@ -651,17 +774,26 @@ pub fn from_url(url: &str) -> Result<PocketBaseRemoteStore<JsonRecord>> {
 }
 
 /// [`from_url`] with an explicit variable lookup (for tests and embedding).
-pub fn from_url_with(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<PocketBaseRemoteStore<JsonRecord>> {
+pub fn from_url_with(
+    url: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PocketBaseRemoteStore<JsonRecord>> {
     let bad = |m: &str| Error::InvalidInput(format!("pocketbase URL: {m}"));
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
     let parsed = Url::parse(&format!("http://{rest}")).map_err(|e| bad(&e.to_string()))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("credentials do not belong in the URL; use RCS_POCKETBASE_* variables"));
+        return Err(bad(
+            "credentials do not belong in the URL; use RCS_POCKETBASE_* variables",
+        ));
     }
     let mut tls = match scheme {
         "pocketbase" | "pocketbase+http" | "http+pocketbase" => false,
         "pocketbase+https" | "https+pocketbase" => true,
-        _ => return Err(bad("scheme must be pocketbase://, pocketbase+http:// or pocketbase+https://")),
+        _ => {
+            return Err(bad(
+                "scheme must be pocketbase://, pocketbase+http:// or pocketbase+https://",
+            ));
+        }
     };
     let mut auth: Option<String> = None;
     let mut config = PocketBaseConfig::default();
@@ -669,9 +801,12 @@ pub fn from_url_with(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<
         match k.as_ref() {
             "auth" => auth = Some(v.into_owned()),
             "tls" => tls = matches!(v.as_ref(), "1" | "true" | "yes"),
-            "batch_size" => config.batch_size = v.parse().map_err(|_| bad("batch_size must be a number"))?,
+            "batch_size" => {
+                config.batch_size = v.parse().map_err(|_| bad("batch_size must be a number"))?
+            }
             "window_s" => {
-                config.overlap_window = Duration::from_secs(v.parse().map_err(|_| bad("window_s must be a number"))?)
+                config.overlap_window =
+                    Duration::from_secs(v.parse().map_err(|_| bad("window_s must be a number"))?)
             }
             other => return Err(bad(&format!("unknown parameter {other:?}"))),
         }
@@ -692,7 +827,9 @@ pub fn from_url_with(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<
             "none".into()
         }
     });
-    let need = |v: Option<String>, name: &str| v.ok_or_else(|| bad(&format!("auth needs the {name} variable")));
+    let need = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| bad(&format!("auth needs the {name} variable")))
+    };
     let credentials = match auth.as_str() {
         "none" => Credentials::Anonymous,
         "token" => Credentials::token(need(token, "RCS_POCKETBASE_TOKEN")?),
@@ -705,7 +842,11 @@ pub fn from_url_with(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<
             need(identity, "RCS_POCKETBASE_IDENTITY")?,
             need(password, "RCS_POCKETBASE_PASSWORD")?,
         ),
-        _ => return Err(bad("auth must be superuser, token, none or an auth collection name")),
+        _ => {
+            return Err(bad(
+                "auth must be superuser, token, none or an auth collection name",
+            ));
+        }
     };
     PocketBaseRemoteStore::with_config(http.as_str(), credentials, config)
 }
@@ -720,7 +861,9 @@ mod tests {
         let row = serde_json::json!({"collectionId":"c","collectionName":"records","created":"2026-11-22 01:30:20.840Z",
             "updated":"2026-11-22 01:30:20.840Z","deleted_at":"","id":"0000","record_id":"a","title":"t","n":3,"owner":"u1",
             "updated_at":"2026-01-01T00:00:00.001Z"});
-        let Value::Object(raw) = row else { unreachable!() };
+        let Value::Object(raw) = row else {
+            unreachable!()
+        };
         assert_eq!(row_version(&raw).unwrap(), (ts(1), false));
         match decode_row::<TestRecord>(raw.clone()).unwrap() {
             Change::Upsert(r) => assert_eq!(r, TestRecord::new("a", "t", ts(1)).with_n(3)),
@@ -729,13 +872,19 @@ mod tests {
         let mut tomb = raw;
         tomb.insert("deleted_at".into(), "2026-01-01 00:00:00.002Z".into());
         assert_eq!(row_version(&tomb).unwrap(), (ts(2), true));
-        assert!(matches!(decode_row::<TestRecord>(tomb).unwrap(), Change::Delete(t) if t.deleted_at == ts(2)));
+        assert!(
+            matches!(decode_row::<TestRecord>(tomb).unwrap(), Change::Delete(t) if t.deleted_at == ts(2))
+        );
     }
 
     #[test]
     fn op_bodies_set_scope_and_refuse_mismatches() {
         let scope = SyncScope::new("records", [("owner", "u\"1")]).unwrap();
-        let op = PendingOp::upsert(scope.clone(), OpKind::Create, TestRecord::new("a", "t", ts(0)));
+        let op = PendingOp::upsert(
+            scope.clone(),
+            OpKind::Create,
+            TestRecord::new("a", "t", ts(0)),
+        );
         let b = op_body(&scope, &op, false).unwrap();
         assert_eq!(b["owner"], "u\"1");
         assert_eq!(b["deleted_at"], "");
@@ -752,9 +901,16 @@ mod tests {
         let json_op = PendingOp::upsert(
             other.clone(),
             OpKind::Create,
-            JsonRecord::from_value(serde_json::json!({"id":"a","updated_at":"2026-01-01T00:00:00Z","owner":"u1"})).unwrap(),
+            JsonRecord::from_value(
+                serde_json::json!({"id":"a","updated_at":"2026-01-01T00:00:00Z","owner":"u1"}),
+            )
+            .unwrap(),
         );
-        assert!(op_body(&other, &json_op, false).unwrap_err().contains("disagrees"));
+        assert!(
+            op_body(&other, &json_op, false)
+                .unwrap_err()
+                .contains("disagrees")
+        );
     }
 
     #[test]
@@ -762,9 +918,9 @@ mod tests {
         let v = serde_json::json!({"data":{"requests":{"1":{"code":"batch_request_failed","message":"Batch request failed.",
             "response":{"data":{"id":{"code":"validation_pk_invalid","message":"…"}},"message":"Failed to create record.","status":400}}}},
             "message":"Batch transaction failed.","status":400});
-        let (k, s, reason) = batch_failure(&v).unwrap();
-        assert_eq!((k, s), (1, 400));
-        assert!(reason.contains("validation_pk_invalid"), "{reason}");
+        let f = batch_failure(&v).unwrap();
+        assert_eq!((f.index, f.status, f.bare), (1, 400, false));
+        assert!(f.reason.contains("validation_pk_invalid"), "{}", f.reason);
         assert!(batch_failure(&serde_json::json!({"message":"x"})).is_none());
     }
 

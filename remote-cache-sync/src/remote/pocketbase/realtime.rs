@@ -105,7 +105,9 @@ pub(crate) fn spawn(client: Arc<Client>, scopes: Vec<SyncScope>) -> RealtimeSubs
             if tx.is_closed() {
                 return;
             }
-            let base = BACKOFF_START.saturating_mul(1 << attempt.min(8)).min(BACKOFF_MAX);
+            let base = BACKOFF_START
+                .saturating_mul(1 << attempt.min(8))
+                .min(BACKOFF_MAX);
             let retry_in = base.mul_f64(rand::rng().random_range(0.5..1.0));
             attempt = attempt.saturating_add(1);
             let reason = match result {
@@ -113,7 +115,11 @@ pub(crate) fn spawn(client: Arc<Client>, scopes: Vec<SyncScope>) -> RealtimeSubs
                 Err(e) => e.to_string(),
             };
             tracing::debug!(%reason, ?retry_in, "pocketbase realtime disconnected");
-            if tx.send(RealtimeEvent::Disconnected { reason, retry_in }).await.is_err() {
+            if tx
+                .send(RealtimeEvent::Disconnected { reason, retry_in })
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::select! {
@@ -230,7 +236,9 @@ async fn run_once(
                     "clientId": client_id,
                     "subscriptions": topics.keys().collect::<Vec<_>>(),
                 });
-                let reply = client.send(Method::POST, url.clone(), &[], Some(&body)).await?;
+                let reply = client
+                    .send(Method::POST, url.clone(), &[], Some(&body))
+                    .await?;
                 if !reply.status.is_success() {
                     return Err(reply.error());
                 }
@@ -239,10 +247,14 @@ async fn run_once(
                 if tx.send(RealtimeEvent::Resync).await.is_err() {
                     return Ok(());
                 }
-            } else if subscribed && let Some(scope) = topics.get(&ev.event) {
-                if tx.send(RealtimeEvent::Changed(scope.clone())).await.is_err() {
-                    return Ok(());
-                }
+            } else if subscribed
+                && let Some(scope) = topics.get(&ev.event)
+                && tx
+                    .send(RealtimeEvent::Changed(scope.clone()))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
             }
         }
     }
@@ -256,9 +268,15 @@ mod tests {
     fn parses_sse() {
         let mut p = SseParser::default();
         let mut out = Vec::new();
-        p.feed(b"id:abc\r\nevent:PB_CONNECT\r\ndata:{\"clientId\":\"abc\"}\r\n", &mut out);
+        p.feed(
+            b"id:abc\r\nevent:PB_CONNECT\r\ndata:{\"clientId\":\"abc\"}\r\n",
+            &mut out,
+        );
         assert!(out.is_empty());
-        p.feed(b"\r\nevent: records/*\ndata: {\"a\":1}\ndata: x\n\n: comment\n\n", &mut out);
+        p.feed(
+            b"\r\nevent: records/*\ndata: {\"a\":1}\ndata: x\n\n: comment\n\n",
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![

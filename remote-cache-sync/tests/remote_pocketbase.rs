@@ -1,0 +1,882 @@
+//! `PocketBaseRemoteStore` against a real PocketBase (`scripts/start-pocketbase.sh` starts one and
+//! applies docs/backends/pocketbase.md). Skips when `RCS_TEST_POCKETBASE_URL` is unset.
+#![cfg(feature = "pocketbase")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use remote_cache_sync::remote::pocketbase::{
+    Credentials, PocketBaseConfig, PocketBaseRemoteStore, RealtimeEvent, pocketbase_id,
+};
+use remote_cache_sync::testing::{TestRecord, remote as suite, ts, unique_scope};
+use remote_cache_sync::{
+    CachePolicy, Cursor, Error, InMemoryLocalStore, LocalStore, OpKind, Orchestrator,
+    OrchestratorConfig, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
+};
+use serde_json::{Value, json};
+
+struct Env {
+    url: String,
+    email: String,
+    password: String,
+}
+
+fn env() -> Option<Env> {
+    let Ok(url) = std::env::var("RCS_TEST_POCKETBASE_URL") else {
+        println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
+        return None;
+    };
+    Some(Env {
+        url,
+        email: std::env::var("RCS_TEST_POCKETBASE_EMAIL").expect("RCS_TEST_POCKETBASE_EMAIL"),
+        password: std::env::var("RCS_TEST_POCKETBASE_PASSWORD")
+            .expect("RCS_TEST_POCKETBASE_PASSWORD"),
+    })
+}
+
+fn superuser(e: &Env) -> PocketBaseRemoteStore<TestRecord> {
+    PocketBaseRemoteStore::new(&e.url, Credentials::superuser(&e.email, &e.password)).unwrap()
+}
+
+fn scope() -> SyncScope {
+    unique_scope("records")
+}
+
+fn create(scope: &SyncScope, r: TestRecord) -> PendingOp<TestRecord> {
+    PendingOp::upsert(scope.clone(), OpKind::Create, r)
+}
+
+/// Raw HTTP helper for set-up and for showing the server's own behaviour.
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Raw {
+    fn new(url: &str) -> Self {
+        Raw {
+            http: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.header("Authorization", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, collection: &str, identity: &str, password: &str) -> String {
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/collections/{collection}/auth-with-password"),
+                None,
+                Some(json!({"identity": identity, "password": password})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user; returns (id, email, password).
+    async fn new_user(&self) -> (String, String, String) {
+        let email = format!("u{}@example.com", uuid::Uuid::now_v7().simple());
+        let password = "user-password-123".to_owned();
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/collections/users/records",
+                None,
+                Some(json!({"email": email, "password": password, "passwordConfirm": password})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        (v["id"].as_str().unwrap().to_owned(), email, password)
+    }
+}
+
+/// Pulls from `cursor` until `has_more` is false; returns latest state per id and the cursor.
+async fn pull(
+    store: &PocketBaseRemoteStore<TestRecord>,
+    scope: &SyncScope,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> (BTreeMap<String, Option<TestRecord>>, Option<Cursor>) {
+    suite::pull_all(store, scope, cursor, limit).await
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    let Some(e) = env() else { return };
+    suite::run_all(&superuser(&e), scope).await;
+}
+
+#[tokio::test]
+async fn scope_values_cannot_inject_filters() {
+    let Some(e) = env() else { return };
+    let store = superuser(&e);
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let nasty = [
+        format!("{tag}\" || owner != \""),
+        format!("{tag}' || owner != '"),
+        format!("{tag}\\\" || 1=1 || owner = \\\""),
+        format!("{tag}\\"),
+        format!("{tag}\nline2 || \"x\""),
+        format!("{tag} && (owner ~ \"%\")"),
+    ];
+    let plain = SyncScope::new("records", [("owner", tag.clone())]).unwrap();
+    store
+        .batch_upsert(&plain, &[TestRecord::new("p1", "plain", ts(1))])
+        .await
+        .unwrap();
+    for (i, v) in nasty.iter().enumerate() {
+        let s = SyncScope::new("records", [("owner", v.clone())]).unwrap();
+        store
+            .batch_upsert(&s, &[TestRecord::new(format!("n{i}"), v.clone(), ts(1))])
+            .await
+            .unwrap();
+    }
+    for (i, v) in nasty.iter().enumerate() {
+        let s = SyncScope::new("records", [("owner", v.clone())]).unwrap();
+        let (state, _) = pull(&store, &s, None, 100).await;
+        let ids: Vec<_> = state.keys().cloned().collect();
+        assert_eq!(
+            ids,
+            vec![format!("n{i}")],
+            "scope value {v:?} must see exactly its own record"
+        );
+        assert_eq!(state[&format!("n{i}")].as_ref().unwrap().title, *v);
+        assert_eq!(
+            store
+                .get_by_id(&s, &format!("n{i}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .title,
+            *v
+        );
+        assert_eq!(store.get_by_id(&s, "p1").await.unwrap(), None);
+    }
+    let (state, _) = pull(&store, &plain, None, 100).await;
+    assert_eq!(
+        state.keys().cloned().collect::<Vec<_>>(),
+        vec!["p1".to_owned()]
+    );
+    // Names that would be spliced into filters or URLs are refused outright.
+    let bad = SyncScope::new("records", [("owner = \"x\" || owner", "v")]).unwrap();
+    assert!(matches!(
+        store.fetch_since(&bad, None, 10).await,
+        Err(Error::InvalidScope(_))
+    ));
+    let bad = SyncScope::new("records/../_superusers", [("owner", "v")]).unwrap();
+    assert!(matches!(
+        store.get_by_id(&bad, "x").await,
+        Err(Error::InvalidScope(_))
+    ));
+}
+
+#[tokio::test]
+async fn poison_op_is_rejected_and_the_others_apply() {
+    let Some(e) = env() else { return };
+    let store = superuser(&e);
+    let s = scope();
+    let too_long = "x".repeat(6000); // the guide caps `title` at 5000 characters
+    let ops = vec![
+        create(&s, TestRecord::new("a", "ok a", ts(1))),
+        create(&s, TestRecord::new("poison", too_long, ts(1))),
+        create(&s, TestRecord::new("b", "ok b", ts(1))),
+        create(&s, TestRecord::new("poison2", "x".repeat(5001), ts(1))),
+        create(&s, TestRecord::new("c", "ok c", ts(1))),
+    ];
+    let out = store.push(&s, &ops).await.unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    match &out[1] {
+        PushOutcome::Rejected { reason } => assert!(reason.contains("title"), "{reason}"),
+        other => panic!("poison op must be rejected, got {other:?}"),
+    }
+    assert!(
+        matches!(out[2], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[2]
+    );
+    assert!(
+        matches!(out[3], PushOutcome::Rejected { .. }),
+        "{:?}",
+        out[3]
+    );
+    assert!(
+        matches!(out[4], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[4]
+    );
+    let (state, _) = pull(&store, &s, None, 100).await;
+    assert_eq!(state.keys().cloned().collect::<Vec<_>>(), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn many_ids_are_chunked_under_filter_limits() {
+    let Some(e) = env() else { return };
+    let store = superuser(&e);
+    let s = scope();
+    // 450 ids of 36 chars: one `id = …` filter would be ~20k characters and 450 expressions.
+    let records: Vec<_> = (0..450)
+        .map(|i| TestRecord::new(uuid::Uuid::now_v7().to_string(), format!("r{i}"), ts(i)))
+        .collect();
+    store.batch_upsert(&s, &records).await.unwrap();
+    // Re-pushing pre-reads all 450 ids: they must all be found (replays answer Applied).
+    let ops: Vec<_> = records.iter().map(|r| create(&s, r.clone())).collect();
+    let out = store.push(&s, &ops).await.unwrap();
+    assert!(out.iter().all(|o| matches!(o, PushOutcome::Applied { .. })));
+    let (state, _) = pull(&store, &s, None, 1000).await;
+    assert_eq!(state.len(), 450);
+}
+
+#[tokio::test]
+async fn a_user_token_only_sees_that_users_records() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (u1, email1, pw1) = raw.new_user().await;
+    let (u2, _, _) = raw.new_user().await;
+    let admin = superuser(&e);
+    let s1 = SyncScope::new("records", [("owner", u1.clone())]).unwrap();
+    let s2 = SyncScope::new("records", [("owner", u2.clone())]).unwrap();
+    admin
+        .batch_upsert(&s1, &[TestRecord::new("mine", "u1's", ts(1))])
+        .await
+        .unwrap();
+    admin
+        .batch_upsert(
+            &s2,
+            &[
+                TestRecord::new("theirs", "u2's", ts(1)),
+                TestRecord::new("mine", "u2's mine", ts(1)),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let user: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email1, &pw1)).unwrap();
+    user.authenticate().await.unwrap();
+    let (own, _) = pull(&user, &s1, None, 100).await;
+    assert_eq!(own.keys().cloned().collect::<Vec<_>>(), ["mine"]);
+    assert_eq!(own["mine"].as_ref().unwrap().title, "u1's");
+    let (other, _) = pull(&user, &s2, None, 100).await;
+    assert!(other.is_empty(), "u1 must not see u2's rows: {other:?}");
+    assert_eq!(user.get_by_id(&s2, "theirs").await.unwrap(), None);
+    // A scope without keys lists the whole collection: the rules still filter it to u1's rows.
+    let everything = SyncScope::named("records").unwrap();
+    let mut cursor = None;
+    loop {
+        let page = user
+            .fetch_since(&everything, cursor.as_ref(), 1000)
+            .await
+            .unwrap();
+        for r in &page.upserts {
+            assert_eq!(
+                r.title, "u1's",
+                "the keyless scope leaked another user's row"
+            );
+        }
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    // Writing into u2's scope is refused, and changes nothing there.
+    let out = user
+        .push(&s2, &[create(&s2, TestRecord::new("intruder", "x", ts(2)))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Rejected { .. }),
+        "{:?}",
+        out[0]
+    );
+    let mut upd = PendingOp::upsert(
+        s2.clone(),
+        OpKind::Update,
+        TestRecord::new("theirs", "hijacked", ts(3)),
+    );
+    upd.base_version = Some(ts(1));
+    let out = user.push(&s2, &[upd]).await.unwrap();
+    assert!(
+        !matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    assert_eq!(
+        admin.get_by_id(&s2, "theirs").await.unwrap().unwrap().title,
+        "u2's"
+    );
+    assert_eq!(admin.get_by_id(&s2, "intruder").await.unwrap(), None);
+    // Its own scope works end to end.
+    let mut upd = PendingOp::upsert(
+        s1.clone(),
+        OpKind::Update,
+        TestRecord::new("mine", "edited", ts(5)),
+    );
+    upd.base_version = Some(ts(1));
+    let out = user.push(&s1, &[upd]).await.unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+}
+
+#[tokio::test]
+async fn user_writes_are_compare_and_set_inside_the_transaction() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (uid, email, pw) = raw.new_user().await;
+    let s = SyncScope::new("records", [("owner", uid.clone())]).unwrap();
+    let a: Arc<PocketBaseRemoteStore<TestRecord>> = Arc::new(
+        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email, &pw)).unwrap(),
+    );
+    let b: Arc<PocketBaseRemoteStore<TestRecord>> = Arc::new(
+        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email, &pw)).unwrap(),
+    );
+    let mut base = ts(0);
+    a.push(&s, &[create(&s, TestRecord::new("hot", "v0", base))])
+        .await
+        .unwrap();
+    let mut both_won = 0;
+    for round in 1..=30i64 {
+        let op = |who: &str, t: i64| {
+            let mut op = PendingOp::upsert(
+                s.clone(),
+                OpKind::Update,
+                TestRecord::new("hot", format!("{who}{round}"), ts(t)),
+            );
+            op.base_version = Some(base);
+            op
+        };
+        let (oa, ob) = (op("a", round * 10), op("b", round * 10 + 1));
+        let (ra, rb) = tokio::join!(
+            a.push(&s, std::slice::from_ref(&oa)),
+            b.push(&s, std::slice::from_ref(&ob))
+        );
+        let (ra, rb) = (ra.unwrap().remove(0), rb.unwrap().remove(0));
+        let won_a = matches!(ra, PushOutcome::Applied { .. });
+        let won_b = matches!(rb, PushOutcome::Applied { .. });
+        assert!(
+            won_a || won_b,
+            "round {round}: someone must win: {ra:?} {rb:?}"
+        );
+        if won_a && won_b {
+            both_won += 1;
+        }
+        let loser = if won_a { &rb } else { &ra };
+        if !(won_a && won_b) {
+            assert!(
+                matches!(loser, PushOutcome::Conflict { current: Some(_) }),
+                "round {round}: {loser:?}"
+            );
+        }
+        base = a.get_by_id(&s, "hot").await.unwrap().unwrap().updated_at;
+    }
+    assert_eq!(
+        both_won, 0,
+        "two writers on the same base both applied: a lost update"
+    );
+}
+
+#[tokio::test]
+async fn expired_or_invalid_tokens_are_unauthorized() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (uid, email, pw) = raw.new_user().await;
+    let s = SyncScope::new("records", [("owner", uid.clone())]).unwrap();
+    superuser(&e)
+        .batch_upsert(&s, &[TestRecord::new("r", "visible", ts(1))])
+        .await
+        .unwrap();
+
+    // A real, server-signed token that expires after one second.
+    let admin_token = raw.login("_superusers", &e.email, &e.password).await;
+    let (st, v) = raw
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/collections/users/impersonate/{uid}"),
+            Some(&admin_token),
+            Some(json!({"duration": 1})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let short = v["token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The server's own behaviour: the expired token reads as a guest, an empty 200.
+    let (st, v) = raw
+        .call(
+            reqwest::Method::GET,
+            "/api/collections/records/records",
+            Some(&short),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "the pitfall this guards against"
+    );
+    let expired: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::token(short.clone())).unwrap();
+    let err = expired.fetch_since(&s, None, 100).await.unwrap_err();
+    assert!(
+        err.is_auth(),
+        "expired token must be Unauthorized, got {err:?}"
+    );
+    assert!(!err.to_string().contains(&short));
+    assert!(expired.get_by_id(&s, "r").await.unwrap_err().is_auth());
+    assert!(
+        expired.push(&s, &[]).await.is_ok(),
+        "an empty push needs no server"
+    );
+
+    // A well-formed token with a forged signature (and far-future exp) is refused by the server.
+    let good = raw.login("users", &email, &pw).await;
+    let forged = format!("{}.AAAA", good.rsplit_once('.').unwrap().0);
+    let store: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::token(forged.clone())).unwrap();
+    let err = store.fetch_since(&s, None, 100).await.unwrap_err();
+    assert!(
+        err.is_auth(),
+        "forged token must be Unauthorized, got {err:?}"
+    );
+    assert!(!format!("{err} {err:?} {store:?}").contains(&forged));
+    // Garbage, wrong password.
+    let garbage: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::token("not-a-token")).unwrap();
+    assert!(
+        garbage
+            .fetch_since(&s, None, 10)
+            .await
+            .unwrap_err()
+            .is_auth()
+    );
+    let wrong: PocketBaseRemoteStore<TestRecord> = PocketBaseRemoteStore::new(
+        &e.url,
+        Credentials::user("users", &email, "wrong-password-xyz"),
+    )
+    .unwrap();
+    let err = wrong.fetch_since(&s, None, 10).await.unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    assert!(!format!("{err} {wrong:?}").contains("wrong-password-xyz"));
+    // The valid token works, and sees the record.
+    let ok: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::token(good)).unwrap();
+    let (state, _) = pull(&ok, &s, None, 10).await;
+    assert_eq!(state.len(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let store: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&format!("http://127.0.0.1:{port}"), Credentials::Anonymous)
+            .unwrap();
+    let err = store.fetch_since(&scope(), None, 10).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_during_a_1000_record_batch_loses_nothing() {
+    let Some(e) = env() else { return };
+    let s = scope();
+    let writer: PocketBaseRemoteStore<TestRecord> = PocketBaseRemoteStore::with_config(
+        &e.url,
+        Credentials::superuser(&e.email, &e.password),
+        PocketBaseConfig {
+            batch_size: 1000,
+            ..PocketBaseConfig::default()
+        },
+    )
+    .unwrap();
+    let trickle = superuser(&e);
+    let puller = superuser(&e);
+    let done = Arc::new(AtomicBool::new(false));
+
+    let big: Vec<_> = (0..1000)
+        .map(|i| TestRecord::new(format!("big{i:04}"), "big", ts(i)))
+        .collect();
+    let big_task = {
+        let (s, big) = (s.clone(), big.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Err(e) = writer.batch_upsert(&s, &big).await {
+                assert!(e.is_retryable(), "{e:?}");
+            }
+        })
+    };
+    // Four writers keep committing small writes around the big batch, so the puller's cursor
+    // moves through `updated` stamps while other transactions are still open.
+    let trickle_task = {
+        let (s, done) = (s.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for w in 0..4 {
+                let (s, done, trickle) = (s.clone(), done.clone(), trickle.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0;
+                    while !done.load(Ordering::Relaxed) {
+                        let r = TestRecord::new(format!("small{w}-{n:04}"), "small", ts(n));
+                        // Like an app: retry what the adapter calls retryable.
+                        while let Err(e) = trickle.batch_upsert(&s, std::slice::from_ref(&r)).await
+                        {
+                            assert!(e.is_retryable(), "{e:?}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        n += 1;
+                    }
+                    n
+                }));
+            }
+            let mut counts = Vec::new();
+            for t in tasks {
+                counts.push(t.await.unwrap());
+            }
+            counts
+        })
+    };
+    let mut seen = BTreeSet::new();
+    let mut cursor = None;
+    let mut pulls = 0;
+    let mut finished_at = None;
+    loop {
+        let page = puller.fetch_since(&s, cursor.as_ref(), 20).await.unwrap();
+        pulls += 1;
+        for r in &page.upserts {
+            seen.insert(r.id.clone());
+        }
+        cursor = page.cursor.clone();
+        if big_task.is_finished() && finished_at.is_none() {
+            finished_at = Some(pulls);
+            done.store(true, Ordering::Relaxed);
+        }
+        // Keep pulling for a while after everything was written, as an app would on its next syncs.
+        if finished_at.is_some_and(|f| pulls > f + 20) && !page.has_more {
+            break;
+        }
+        if !page.has_more {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    big_task.await.unwrap();
+    let small = trickle_task.await.unwrap();
+    // One last incremental pull picks up the trickle's final writes.
+    let (rest, _) = pull(&puller, &s, cursor, 500).await;
+    seen.extend(rest.into_keys());
+    let missing: Vec<_> = big
+        .iter()
+        .filter(|r| !seen.contains(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} big-batch records were never pulled: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    for (w, count) in small.iter().enumerate() {
+        for n in 0..*count {
+            assert!(
+                seen.contains(&format!("small{w}-{n:04}")),
+                "small{w}-{n:04} was never pulled"
+            );
+        }
+    }
+    println!("pulls: {pulls}, small writes: {small:?}");
+}
+
+/// Simulates the race the overlap window exists for: a row whose `updated` stamp is older than
+/// the puller's cursor becomes visible only after the cursor moved past it (PocketBase stamps
+/// `updated` before the write commits). The row is written straight into PocketBase's SQLite
+/// file, the only way to choose `updated`; a window-less keyset cursor misses it.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_row_committed_late_with_an_earlier_stamp_is_still_pulled() {
+    let Some(e) = env() else { return };
+    let Ok(dir) = std::env::var("RCS_TEST_POCKETBASE_DIR") else {
+        println!("skipped: RCS_TEST_POCKETBASE_DIR is not set");
+        return;
+    };
+    let s = scope();
+    let store = superuser(&e);
+    let naive: PocketBaseRemoteStore<TestRecord> = PocketBaseRemoteStore::with_config(
+        &e.url,
+        Credentials::superuser(&e.email, &e.password),
+        PocketBaseConfig {
+            overlap_window: Duration::ZERO,
+            ..PocketBaseConfig::default()
+        },
+    )
+    .unwrap();
+    store
+        .batch_upsert(
+            &s,
+            &[
+                TestRecord::new("a", "a", ts(1)),
+                TestRecord::new("b", "b", ts(1)),
+            ],
+        )
+        .await
+        .unwrap();
+    let (first, cursor) = pull(&store, &s, None, 100).await;
+    let (first_naive, cursor_naive) = pull(&naive, &s, None, 100).await;
+    assert_eq!(first.len(), 2);
+    assert_eq!(first_naive.len(), 2);
+
+    // "Commit" a row stamped 5 s before the newest row the pullers have seen (inside the 15 s
+    // window, outside the 1 s margin a window-less cursor still keeps for the `Date` header).
+    let newest: String = {
+        let db = rusqlite::Connection::open(format!("{dir}/pb_data/data.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        let newest: String = db
+            .query_row(
+                "SELECT max(updated) FROM records WHERE owner = ?1",
+                [s.key("owner").unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let t: Timestamp = newest.replacen(' ', "T", 1).parse().unwrap();
+        let late = (t - jiff::SignedDuration::from_secs(5))
+            .strftime("%Y-%m-%d %H:%M:%S%.3fZ")
+            .to_string();
+        db.execute(
+            "INSERT INTO records (id, record_id, owner, title, n, updated_at, deleted_at, created, updated)
+             VALUES (?1, 'late', ?2, 'late', 0, ?3, '', ?4, ?4)",
+            rusqlite::params![pocketbase_id(&s, "late"), s.key("owner").unwrap(), ts(5).to_string(), late],
+        )
+        .unwrap();
+        newest
+    };
+    let (next, _) = pull(&store, &s, cursor, 100).await;
+    assert!(
+        next.get("late")
+            .is_some_and(|r| r.as_ref().is_some_and(|r| r.title == "late")),
+        "the late row must be pulled (newest seen {newest}): got {next:?}"
+    );
+    assert!(
+        !next.contains_key("a") && !next.contains_key("b"),
+        "already-delivered rows are not repeated: {next:?}"
+    );
+    let (next_naive, _) = pull(&naive, &s, cursor_naive, 100).await;
+    assert!(
+        !next_naive.contains_key("late"),
+        "without the window the row is lost; the test would not bite"
+    );
+}
+
+#[tokio::test]
+async fn two_clients_converge_through_pocketbase() {
+    let Some(e) = env() else { return };
+    let s = scope();
+    let remote: Arc<dyn RemoteStore<TestRecord>> = Arc::new(superuser(&e));
+    let config = || {
+        OrchestratorConfig::default()
+            .sync_after_write(false)
+            .pull_page_size(3)
+    };
+    let la: Arc<dyn LocalStore<TestRecord>> = Arc::new(InMemoryLocalStore::new());
+    let lb: Arc<dyn LocalStore<TestRecord>> = Arc::new(InMemoryLocalStore::new());
+    let a = Orchestrator::with(
+        la.clone(),
+        remote.clone(),
+        Arc::new(remote_cache_sync::LastWriteWins::new()),
+        config(),
+    );
+    let b = Orchestrator::with(
+        lb.clone(),
+        remote.clone(),
+        Arc::new(remote_cache_sync::LastWriteWins::new()),
+        config(),
+    );
+    let now = Timestamp::now();
+    let at = |ms: i64| now + jiff::SignedDuration::from_millis(ms);
+
+    for i in 0..5 {
+        a.enqueue_create(&s, TestRecord::new(format!("r{i}"), format!("a{i}"), at(i)))
+            .await
+            .unwrap();
+    }
+    a.synchronize(&s).await.unwrap();
+    b.synchronize(&s).await.unwrap();
+    let q = QuerySpec::new();
+    assert_eq!(
+        b.read(&s, CachePolicy::OfflineOnly, &q)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // Offline edits on both sides, including a concurrent edit of r1 (b's is newer).
+    a.enqueue_update(&s, TestRecord::new("r1", "a edit", at(100)))
+        .await
+        .unwrap();
+    b.enqueue_update(&s, TestRecord::new("r1", "b edit", at(200)))
+        .await
+        .unwrap();
+    b.enqueue_delete_at(&s, "r2", at(150)).await.unwrap();
+    a.enqueue_create(&s, TestRecord::new("r9", "new from a", at(120)))
+        .await
+        .unwrap();
+    b.enqueue_create(&s, TestRecord::new("r8", "new from b", at(130)))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        a.synchronize(&s).await.unwrap();
+        b.synchronize(&s).await.unwrap();
+    }
+    let ra = a.read(&s, CachePolicy::OfflineOnly, &q).await.unwrap();
+    let rb = b.read(&s, CachePolicy::OfflineOnly, &q).await.unwrap();
+    assert_eq!(ra, rb, "the two caches differ");
+    let (remote_state, _) = suite::pull_all(remote.as_ref(), &s, None, 100).await;
+    let live: Vec<_> = remote_state.into_values().flatten().collect();
+    assert_eq!(ra, live, "caches differ from PocketBase");
+    let titles: BTreeMap<_, _> = ra.iter().map(|r| (r.id.clone(), r.title.clone())).collect();
+    assert_eq!(
+        titles.get("r1").map(String::as_str),
+        Some("b edit"),
+        "last write wins on r1"
+    );
+    assert!(!titles.contains_key("r2"), "the delete propagated");
+    assert!(titles.contains_key("r8") && titles.contains_key("r9"));
+    assert_eq!(la.queue_status(&s).await.unwrap().pending, 0);
+    assert_eq!(lb.queue_status(&s).await.unwrap().pending, 0);
+}
+
+/// A TCP proxy whose connections the test can cut, to make the realtime stream drop.
+struct Proxy {
+    port: u16,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: &str) -> Self {
+        let target = target
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let c2 = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                c2.lock().unwrap().push(h);
+            }
+        });
+        Proxy { port, conns }
+    }
+
+    fn cut(&self) {
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+async fn next_event(
+    sub: &mut remote_cache_sync::remote::pocketbase::RealtimeSubscription,
+) -> RealtimeEvent {
+    tokio::time::timeout(Duration::from_secs(20), sub.recv())
+        .await
+        .expect("no realtime event within 20 s")
+        .expect("subscription closed")
+}
+
+#[tokio::test]
+async fn realtime_notifies_changes_and_resyncs_after_reconnect() {
+    let Some(e) = env() else { return };
+    let proxy = Proxy::start(&e.url).await;
+    let via_proxy: PocketBaseRemoteStore<TestRecord> = PocketBaseRemoteStore::new(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        Credentials::superuser(&e.email, &e.password),
+    )
+    .unwrap();
+    let writer = superuser(&e);
+    let watched = SyncScope::new(
+        "records",
+        [("owner", format!("rt\"{}\\ || x", uuid::Uuid::now_v7()))],
+    )
+    .unwrap();
+    let other = scope();
+    let mut sub = via_proxy.subscribe(vec![watched.clone()]).unwrap();
+    assert_eq!(next_event(&mut sub).await, RealtimeEvent::Resync);
+
+    // A write in another scope is not reported; one in the watched scope is.
+    writer
+        .batch_upsert(&other, &[TestRecord::new("o", "other", ts(1))])
+        .await
+        .unwrap();
+    writer
+        .batch_upsert(&watched, &[TestRecord::new("w", "watched", ts(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut sub).await,
+        RealtimeEvent::Changed(watched.clone())
+    );
+
+    // Cut the stream: the subscription reports it, reconnects, resubscribes and asks for a resync.
+    proxy.cut();
+    let mut saw_disconnect = false;
+    loop {
+        match next_event(&mut sub).await {
+            RealtimeEvent::Disconnected { .. } => saw_disconnect = true,
+            RealtimeEvent::Resync => break,
+            RealtimeEvent::Changed(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(saw_disconnect);
+    // A change made while disconnected is found by the resync pull; new changes notify again.
+    let mut upd = PendingOp::upsert(
+        watched.clone(),
+        OpKind::Update,
+        TestRecord::new("w", "after", ts(2)),
+    );
+    upd.base_version = Some(ts(1));
+    writer.push(&watched, &[upd]).await.unwrap();
+    assert_eq!(
+        next_event(&mut sub).await,
+        RealtimeEvent::Changed(watched.clone())
+    );
+    let _ = pocketbase_id(&watched, "w");
+    sub.close();
+}
