@@ -115,8 +115,9 @@ impl<T: Record> PendingOp<T> {
 pub enum PushOutcome<T> {
     /// Applied (or already applied earlier: pushes are idempotent by op id).
     Applied {
-        /// The version the remote now holds for the record (the op's `updated_at` unless the
-        /// remote stamps its own).
+        /// The version this op wrote (the op's `updated_at` unless the remote stamps its own).
+        /// For a replayed op, the version it wrote back then — never a later version that
+        /// superseded it, which the client has not seen and must not build on.
         version: Timestamp,
     },
     /// Not applied: the remote's current version differs from the op's `base_version`.

@@ -14,6 +14,7 @@ use remote_cache_sync::{
     CachePolicy, InMemoryLocalStore, LocalStore, Orchestrator, OrchestratorConfig, QuerySpec, RemoteStore,
     SyncScope,
 };
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::{InMemoryRemoteStore, LastWriteWins};
 
 #[derive(Debug, Clone)]
@@ -54,13 +55,24 @@ fn config() -> OrchestratorConfig {
 /// The latest write per id: `Some(title)` for upserts, `None` for deletes.
 type Expected = BTreeMap<String, (i64, Option<String>)>;
 
-async fn run(clients: usize, actions: Vec<Action>, seed: u64, fault_rate: f64) -> Result<(), TestCaseError> {
+async fn run(
+    clients: usize,
+    actions: Vec<Action>,
+    seed: u64,
+    fault_rate: f64,
+    sqlite: Option<&std::path::Path>,
+) -> Result<(), TestCaseError> {
     let scope = SyncScope::new("records", [("user", "u1")]).unwrap();
     let remote = Arc::new(InMemoryRemoteStore::<TestRecord>::new());
     let flaky: Arc<dyn RemoteStore<TestRecord>> =
         Arc::new(FaultyRemote::new(remote.clone()).with_random_failures(seed, fault_rate));
-    let locals: Vec<Arc<dyn LocalStore<TestRecord>>> =
-        (0..clients).map(|_| Arc::new(InMemoryLocalStore::new()) as _).collect();
+    let mut locals: Vec<Arc<dyn LocalStore<TestRecord>>> = Vec::new();
+    for i in 0..clients {
+        locals.push(match sqlite {
+            None => Arc::new(InMemoryLocalStore::new()),
+            Some(dir) => Arc::new(SqliteLocalStore::open(dir.join(format!("client{i}.db"))).await.unwrap()),
+        });
+    }
     let devices: Vec<_> = locals
         .iter()
         .map(|l| Orchestrator::with(l.clone(), flaky.clone(), Arc::new(LastWriteWins::new()), config()))
@@ -132,6 +144,17 @@ proptest! {
     #[test]
     fn clients_converge_to_the_newest_writes((clients, actions, seed, fault_rate) in scenario()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run(clients, actions, seed, fault_rate))?;
+        rt.block_on(run(clients, actions, seed, fault_rate, None))?;
+    }
+}
+
+proptest! {
+    // Same property on real SQLite cache files (fewer cases: each opens fresh files).
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn clients_with_sqlite_caches_converge((clients, actions, seed, fault_rate) in scenario()) {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(run(clients, actions, seed, fault_rate, Some(dir.path())))?;
     }
 }

@@ -49,7 +49,7 @@ impl Env {
 
 async fn open_sqlite(path: &std::path::Path) -> Arc<dyn LocalStore<TestRecord>> {
     Arc::new(
-        std::future::ready(Ok::<_, ()>(InMemoryLocalStore::<TestRecord>::new())) // SQLITE_PLACEHOLDER {path:?}
+        remote_cache_sync::local::sqlite::SqliteLocalStore::<TestRecord>::open(path)
             .await
             .expect("open sqlite cache"),
     )
@@ -71,7 +71,7 @@ async fn all(d: &Orchestrator<TestRecord>, scope: &SyncScope) -> Vec<TestRecord>
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Local::Memory).await } )* }
-        // SQLITE_PLACEHOLDER
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::Local::Sqlite).await } )* }
     };
 }
 
@@ -361,4 +361,38 @@ async fn writes_sync_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("the write never reached the remote");
+}
+
+#[tokio::test]
+async fn reopened_cache_keeps_data_sync_point_and_queue() {
+    let env = Env::new(Local::Sqlite);
+    let path = env.path("device.db");
+    let remote: Remote = Arc::new(InMemoryRemoteStore::new());
+    let scope = unique_scope("records");
+    let writer = device(env.local().await, remote.clone());
+    for i in 0..5 {
+        writer.enqueue_create(&scope, TestRecord::new(format!("r{i}"), "remote", ts(i))).await.unwrap();
+    }
+    writer.synchronize(&scope).await.unwrap();
+    {
+        let d = device(open_sqlite(&path).await, remote.clone());
+        d.synchronize(&scope).await.unwrap();
+        remote.set_offline(true);
+        d.enqueue_create(&scope, TestRecord::new("offline", "queued", ts(10))).await.unwrap();
+        d.enqueue_delete_at(&scope, "r0", ts(11)).await.unwrap();
+        assert!(d.synchronize(&scope).await.is_err());
+        remote.set_offline(false);
+    } // closed, like an app that quits
+
+    let local = open_sqlite(&path).await;
+    let point = local.sync_point(&scope).await.unwrap().expect("sync point survives a restart");
+    assert!(point.cursor.is_some());
+    assert_eq!(local.queue_status(&scope).await.unwrap().pending, 2, "queued ops survive a restart");
+    let d = device(local, remote.clone());
+    assert_eq!(all(&d, &scope).await.len(), 5, "4 synced records + 1 offline create");
+    let report = d.synchronize(&scope).await.unwrap();
+    assert_eq!(report.pushed, 2);
+    assert!(report.pulled <= 2, "the pull resumes from the saved cursor, not from scratch");
+    assert_eq!(all(&d, &scope).await, remote.snapshot(&scope));
+    assert!(remote.snapshot(&scope).iter().all(|r| r.id != "r0"));
 }

@@ -33,7 +33,10 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
         if ops.is_empty() {
             break;
         }
-        let groups = coalesce(ops);
+        let mut groups = coalesce(ops);
+        for group in groups.iter_mut().filter(|g| g.op.is_none()) {
+            group.op = cancelled_create_that_landed(inner, scope, group).await?;
+        }
         let mut acks = Vec::new();
         let to_push: Vec<&Coalesced<T>> = groups
             .iter()
@@ -81,6 +84,36 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
         inner.local.ack_ops(scope, &acks).await?;
     }
     Ok(())
+}
+
+/// A create and a delete of one record cancel out, unless an earlier push of the create reached
+/// the remote and only its answer was lost: then the remote holds our record, and the delete must
+/// be pushed after all. Asks the remote, which costs one read per cancelled pair.
+async fn cancelled_create_that_landed<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    group: &Coalesced<T>,
+) -> Result<Option<PendingOp<T>>> {
+    let id = &group.constituents[0].id;
+    let current = inner.remote.get_by_id(scope, id).await?.map(Change::Upsert);
+    Ok(delete_if_own_write_landed(scope, group, current.as_ref()))
+}
+
+/// For ops that cancel out: a delete of `current` when it is one of the group's own writes.
+fn delete_if_own_write_landed<T: Record>(
+    scope: &SyncScope,
+    group: &Coalesced<T>,
+    current: Option<&Change<T>>,
+) -> Option<PendingOp<T>> {
+    let current = current.filter(|c| !c.is_delete())?;
+    if !group.constituents.iter().any(|c| same_json(current, &c.change())) {
+        return None;
+    }
+    let last = group.constituents.last().expect("non-empty group");
+    let mut delete = PendingOp::delete(scope.clone(), last.id.clone(), last.updated_at);
+    delete.op_id = last.op_id.clone();
+    delete.base_version = Some(current.version());
+    Some(delete)
 }
 
 /// Pushes `ops`; when the remote refuses the whole request permanently, splits it to find the
@@ -159,7 +192,10 @@ async fn settle<T: Record>(
         .into_iter()
         .filter(|o| o.id == pushed_op.id)
         .collect();
-    let group = coalesce(queued).pop().unwrap_or_else(|| pushed.clone());
+    let mut group = coalesce(queued).pop().unwrap_or_else(|| pushed.clone());
+    if group.op.is_none() {
+        group.op = delete_if_own_write_landed(scope, &group, current.as_ref());
+    }
     let local = group.op.as_ref().map(PendingOp::change);
     // The remote holds one of our own earlier writes (pushed, then the ack was lost): not a
     // conflict with anyone else, just rebase on it.
@@ -167,7 +203,7 @@ async fn settle<T: Record>(
         .as_ref()
         .is_some_and(|cur| group.constituents.iter().any(|c| same_json(cur, &c.change())));
     let resolution = match &local {
-        // The queued ops cancel out (created and deleted again): nothing local is left to keep.
+        // The queued ops cancel out and the remote record is someone else's: keep theirs.
         None => Resolution::TakeRemote,
         Some(_) if own_earlier => Resolution::KeepLocal,
         Some(local) => {

@@ -184,8 +184,8 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
             let data = state.scopes.entry(scope.clone()).or_default();
             let current = data.rows.get(&op.id).map(|r| &r.change);
             if state.applied_ops.contains(op.op_id.as_str()) {
-                let version = current.map_or(op.updated_at, Change::version);
-                outcomes.push(PushOutcome::Applied { version });
+                // The version this op wrote back then, not whatever superseded it since.
+                outcomes.push(PushOutcome::Applied { version: op.updated_at });
                 continue;
             }
             if state.rejected_ids.contains(&op.id) {

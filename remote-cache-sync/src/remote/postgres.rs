@@ -90,13 +90,21 @@
 //! payload's, a timestamp before 4713 BC) are answered with [`PushOutcome::Rejected`] without
 //! failing the rest of the push.
 //!
-//! TLS is not supported yet: a connection string with `sslmode=require` is refused with
-//! [`Error::InvalidInput`]; use a local socket, a loopback address, or a TLS tunnel.
+//! # TLS
+//!
+//! `sslmode=require` in the connection string turns on TLS (rustls) **with full verification**:
+//! the server's certificate must chain to a trusted root (the system's store plus
+//! [`PostgresOptions::tls_root_certificates`]) and match the host name, like libpq's
+//! `verify-full`. `sslmode=disable` and the default `prefer` connect without TLS (libpq's
+//! `prefer` would encrypt without verifying anything, which protects against little): use
+//! `require` for any server that is not on the same machine or network.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -134,6 +142,9 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// Create the schema on connect (see [`PostgresRemoteStore::migrate`]). Default true.
     pub auto_migrate: bool,
+    /// A PEM file of CA certificates to trust, in addition to the system's, for
+    /// `sslmode=require` (e.g. a private CA or a self-signed server certificate).
+    pub tls_root_certificates: Option<PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -143,6 +154,7 @@ impl Default for PostgresOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
             auto_migrate: true,
+            tls_root_certificates: None,
         }
     }
 }
@@ -171,6 +183,51 @@ impl PostgresOptions {
         self.auto_migrate = yes;
         self
     }
+
+    /// Sets [`tls_root_certificates`](Self::tls_root_certificates).
+    pub fn tls_root_certificates(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.tls_root_certificates = Some(pem_file.into());
+        self
+    }
+}
+
+/// A rustls connector trusting the system's roots plus the certificates in `extra`.
+fn tls_connector(extra: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    // Errors from individual system certificates are ignored, like every TLS client does.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = extra {
+        let bad = |e: &dyn fmt::Display| {
+            Error::InvalidInput(format!(
+                "postgres: cannot read TLS root certificates from {}: {e}",
+                path.display()
+            ))
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(&"no certificate in the file"));
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::InvalidInput(
+            "postgres: sslmode=require but no trusted root certificate was found; set tls_root_certificates".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::InvalidInput(format!("postgres TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// The SQL of one store, built once from the validated prefix.
@@ -369,7 +426,15 @@ impl ErrorMapper {
         }
         // Client-side errors: the Display text names the kind, and includes the cause (io error).
         let text = e.to_string();
-        if text.starts_with("authentication error") {
+        if text.starts_with("error performing TLS handshake") && text.contains("certificate") {
+            Error::Rejected {
+                backend: BACKEND,
+                status: None,
+                message: self.scrub(format!(
+                    "the server's TLS certificate is not trusted: {text}"
+                )),
+            }
+        } else if text.starts_with("authentication error") {
             Error::Unauthorized {
                 backend: BACKEND,
                 message: self.scrub(text),
@@ -499,26 +564,23 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .filter(|p| !p.is_empty()),
         };
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::InvalidInput(
-                "postgres: sslmode=require is not supported by this build (no TLS); use a loopback address, \
-                 a Unix socket or a TLS tunnel"
-                    .into(),
-            ));
-        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
         if config.get_application_name().is_none() {
             config.application_name("remote-cache-sync");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if config.get_ssl_mode() == SslMode::Require {
+            let tls = tls_connector(options.tls_root_certificates.as_deref())?;
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            // `prefer` without verification would be theatre; see the module docs.
+            config.ssl_mode(SslMode::Disable);
+            Manager::from_config(config, NoTls, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections)
             .runtime(Runtime::Tokio1)
@@ -816,8 +878,10 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         for (op, (change, data, invalid)) in ops.iter().zip(prepared) {
             let cur = current.get(&op.id);
             if applied.contains(op.op_id.as_str()) {
-                let version = cur.map_or(op.updated_at, |c| c.version);
-                outcomes.push(PushOutcome::Applied { version });
+                // The version this op wrote back then, not whatever superseded it since.
+                outcomes.push(PushOutcome::Applied {
+                    version: op.updated_at,
+                });
                 continue;
             }
             if let Some(reason) = invalid {

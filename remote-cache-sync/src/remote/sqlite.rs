@@ -430,11 +430,8 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                 for (op, body) in &prepared {
                     let current = read_row(&tx, sid, &op.id)?;
                     if seen.exists([op.op_id.as_str()]).map_err(sql_err)? {
-                        let version = match &current {
-                            Some(row) => parse_version(&row.version)?,
-                            None => op.updated_at,
-                        };
-                        outcomes.push(PushOutcome::Applied { version });
+                        // The version this op wrote back then, not whatever superseded it since.
+                        outcomes.push(PushOutcome::Applied { version: op.updated_at });
                         continue;
                     }
                     if let Some(reason) = validate_op(op) {

@@ -191,11 +191,16 @@ pub async fn pushes_are_idempotent<R: RemoteStore<TestRecord> + ?Sized>(remote: 
     let v2 = TestRecord::new(id(1), "v2", ts(2_000));
     push_ok(remote, scope, &[update(scope, v2.clone(), Some(v1.updated_at))]).await;
     let replay = remote.push(scope, std::slice::from_ref(&op1)).await.unwrap();
-    assert!(
-        !matches!(replay[0], PushOutcome::Rejected { .. }),
-        "a replayed op must not be rejected, got {:?}",
-        replay[0]
-    );
+    match &replay[0] {
+        PushOutcome::Applied { version } => assert_eq!(
+            *version, v1.updated_at,
+            "a replayed op reports the version it wrote, not the one that superseded it"
+        ),
+        PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } => {
+            assert_eq!(cur, &v2, "a replay may conflict (no op-id memory), but only with the current version")
+        }
+        other => panic!("a replayed op must not be rejected, got {other:?}"),
+    }
     assert_eq!(
         remote.get_by_id(scope, &v1.id).await.unwrap(),
         Some(v2),
