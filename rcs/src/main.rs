@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod client;
+mod crash;
 mod demo;
 mod serve;
 
@@ -22,6 +23,8 @@ enum Command {
     Bench(bench::Args),
     /// Run our HTTP sync server.
     Serve(serve::Args),
+    /// Kill a syncing client process at random moments and check that no write is lost.
+    CrashTest(crash::Args),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             Command::Demo(a) => demo::run(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::Serve(a) => serve::run(a).await,
+            Command::CrashTest(a) => crash::run(a).await,
             Command::Client(c) => client::run(c).await,
         }
     })
