@@ -6,6 +6,8 @@
 # Prints (or writes to ENV_FILE) shell lines to `eval`/`source`:
 #   export RCS_TEST_PG_URL=postgres://rcs:<password>@127.0.0.1:<port>/rcs_test
 #   export RCS_TEST_PG_DIR=<cluster dir>          (what scripts/stop-postgres.sh stops)
+#   export RCS_TEST_PG_CA=<cluster dir>/ca.crt    (when openssl exists: the server also speaks TLS
+#                                                  with this self-signed certificate for 127.0.0.1)
 #
 # - Installs Debian's `postgresql` package with apt-get when no `initdb` can be found.
 # - The cluster lives in $RCS_PG_DIR (default: $TMPDIR/rcs-test-pg). If a cluster started by this
@@ -86,6 +88,10 @@ emit() {
     local out
     out="export RCS_TEST_PG_URL=postgres://$DB_USER:$password@127.0.0.1:$port/$DB_NAME
 export RCS_TEST_PG_DIR=$PG_DIR"
+    if [ -f "$PG_DIR/ca.crt" ]; then
+        out="$out
+export RCS_TEST_PG_CA=$PG_DIR/ca.crt"
+    fi
     if [ -n "$ENV_FILE" ]; then
         (umask 077; printf '%s\n' "$out" >"$ENV_FILE")
         log "wrote $ENV_FILE (cluster $PG_DIR, port $port)"
@@ -142,6 +148,35 @@ max_connections = 200
 log_min_messages = warning
 logging_collector = off
 EOF
+
+# TLS with a throwaway CA and a server certificate for 127.0.0.1/localhost, so that
+# sslmode=require (with certificate verification) can be tested.
+make_certs() {
+    local d="$PG_DIR/tls" ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    mkdir -p "$d"
+    # shellcheck disable=SC2086
+    openssl req -x509 $ec -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=rcs test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" &&
+    # shellcheck disable=SC2086
+    openssl req $ec -keyout "$DATA/server.key" -out "$d/server.csr" -subj "/CN=localhost" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -out "$DATA/server.crt" -days 30 -extfile "$d/ext.cnf"
+}
+if command -v openssl >/dev/null 2>&1; then
+    if make_certs >/dev/null 2>&1; then
+        chmod 600 "$DATA/server.key"
+        cp "$PG_DIR/tls/ca.crt" "$PG_DIR/ca.crt"
+        rm -rf "$PG_DIR/tls"
+        if [ "$(id -u)" = 0 ]; then
+            chown "$OWNER" "$DATA/server.key" "$DATA/server.crt" "$PG_DIR/ca.crt"
+        fi
+        printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >>"$DATA/postgresql.conf"
+    else
+        rm -rf "$PG_DIR/tls" "$DATA/server.key" "$DATA/server.crt"
+        log "openssl could not make certificates; TLS stays off"
+    fi
+fi
 
 free_port() {
     # A random port in 20000..59999 that nothing listens on (checked with bash's /dev/tcp).

@@ -524,9 +524,10 @@ async fn replaying_the_same_op_ids_changes_nothing() {
         puller.pull(&store, &scope, 100).await,
         BTreeSet::from(["a".to_string()])
     );
-    // Replaying the old create after the update reports the current version and does not revert.
+    // Replaying the old create after the update reports the version it wrote back then (never a
+    // later one the client has not seen) and does not revert the update.
     let out = store.push(&scope, &ops[..1]).await.unwrap();
-    assert_eq!(out[0], PushOutcome::Applied { version: ts(2_000) });
+    assert_eq!(out[0], PushOutcome::Applied { version: ts(1_000) });
     assert_eq!(store.get_by_id(&scope, "a").await.unwrap(), Some(v2));
     assert!(
         puller.pull(&store, &scope, 100).await.is_empty(),
@@ -813,8 +814,9 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
     let Some(url) = pg_url("a_killed_backend_is_unavailable_then_recovers") else {
         return;
     };
+    // Its own application name, so only its connection is terminated (tests run in parallel).
     let store = PostgresRemoteStore::<TestRecord>::connect(
-        &url,
+        &format!("{url}?application_name=rcs-kill-test"),
         PostgresOptions::default()
             .table_prefix(PREFIX)
             .max_connections(1),
@@ -828,7 +830,7 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
     observer
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'remote-cache-sync' AND pid <> pg_backend_pid()
+             WHERE application_name = 'rcs-kill-test' AND pid <> pg_backend_pid()
                AND backend_type = 'client backend' AND state = 'idle'",
             &[],
         )
@@ -851,4 +853,68 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
         .expect("the pool replaces the dead connection");
     // Either the pool noticed the closed connection (recycling) or the caller saw a retryable error.
     println!("saw_unavailable = {saw_unavailable}");
+}
+
+#[tokio::test]
+async fn sslmode_require_verifies_the_server_certificate() {
+    let Some(url) = pg_url("sslmode_require_verifies_the_server_certificate") else {
+        return;
+    };
+    let Ok(ca) = std::env::var("RCS_TEST_PG_CA") else {
+        println!(
+            "skipped sslmode_require_verifies_the_server_certificate: RCS_TEST_PG_CA is not set"
+        );
+        return;
+    };
+    let tls_url = format!("{url}?sslmode=require&application_name=rcs-tls-test");
+    let store = PostgresRemoteStore::<TestRecord>::connect(
+        &tls_url,
+        PostgresOptions::default()
+            .table_prefix(PREFIX)
+            .tls_root_certificates(&ca),
+    )
+    .await
+    .expect("TLS connect with the test CA");
+    let scope = unique_scope("records");
+    let r = TestRecord::new("tls", "over TLS", ts(0));
+    assert_applied(
+        &store
+            .push(&scope, &[create(&scope, r.clone())])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.get_by_id(&scope, "tls").await.unwrap(), Some(r));
+
+    // The store's connections really are encrypted.
+    let observer = raw(&url).await;
+    let n: i64 = observer
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+             WHERE ssl AND application_name = 'rcs-tls-test'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(n >= 1, "no TLS connection from the store");
+
+    // Without the CA the self-signed certificate is refused, permanently, without the password.
+    let err = PostgresRemoteStore::<TestRecord>::connect(
+        &tls_url,
+        PostgresOptions::default().table_prefix(PREFIX),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
+    let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!format!("{err} {err:?}").contains(password), "{err:?}");
+
+    // A missing CA file is a configuration error.
+    let err = PostgresRemoteStore::<TestRecord>::connect(
+        &tls_url,
+        PostgresOptions::default().tls_root_certificates("/nonexistent/ca.pem"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
 }

@@ -424,8 +424,14 @@ impl ErrorMapper {
                 },
             };
         }
-        // Client-side errors: the Display text names the kind, and includes the cause (io error).
-        let text = e.to_string();
+        // Client-side errors: the Display text names the kind; the causes (io, TLS) follow.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
         if text.starts_with("error performing TLS handshake") && text.contains("certificate") {
             Error::Rejected {
                 backend: BACKEND,
