@@ -48,3 +48,8 @@ pub use remote::memory::InMemoryRemoteStore;
 pub use scope::SyncScope;
 
 pub use jiff::Timestamp;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
