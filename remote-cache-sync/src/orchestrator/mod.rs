@@ -312,13 +312,16 @@ impl<T: Record> Orchestrator<T> {
     async fn kick_loop(&self, scope: &SyncScope) {
         let backoff = &self.inner.config.backoff;
         let mut failures = 0u32;
+        // Writes made while a sync was past its push phase are still queued afterwards; a few
+        // follow-up syncs pick them up (bounded, so a remote that keeps answering conflicts
+        // cannot keep this task busy).
+        let mut follow_ups = 3;
         loop {
             match self.synchronize(scope).await {
                 Ok(_) => {
                     failures = 0;
-                    // Writes made while that sync was past its push phase are still queued.
                     match self.inner.local.queue_status(scope).await {
-                        Ok(s) if s.pending > 0 => continue,
+                        Ok(s) if s.pending > 0 && follow_ups > 0 => follow_ups -= 1,
                         _ => return,
                     }
                 }
