@@ -24,6 +24,8 @@ log() { echo "start-postgres: $*" >&2; }
 PG_DIR="${RCS_PG_DIR:-${TMPDIR:-/tmp}/rcs-test-pg}"
 ENV_FILE="${1:-}"
 DB_NAME="rcs_test"
+# Bump when the cluster's setup changes, so an older running cluster is replaced, not reused.
+FORMAT=2
 DB_USER="rcs"
 
 find_bindir() {
@@ -101,7 +103,8 @@ export RCS_TEST_PG_CA=$PG_DIR/ca.crt"
 }
 
 is_running() {
-    [ -f "$STATE" ] && [ -f "$DATA/postmaster.pid" ] && as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+    [ -f "$STATE" ] && [ "$(sed -n 's/^format=//p' "$STATE")" = "$FORMAT" ] \
+        && [ -f "$DATA/postmaster.pid" ] && as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1
 }
 
 if is_running; then
@@ -204,7 +207,7 @@ if [ -z "$started" ]; then
     tail -n 20 "$PG_DIR/server.log" >&2 || true
     exit 1
 fi
-printf 'port=%s\nbindir=%s\nowner=%s\n' "$port" "$BINDIR" "$OWNER" >"$STATE"
+printf 'port=%s\nbindir=%s\nowner=%s\nformat=%s\n' "$port" "$BINDIR" "$OWNER" "$FORMAT" >"$STATE"
 
 as_owner "$BINDIR/createdb" -h "$SOCK" -p "$port" -U "$DB_USER" "$DB_NAME"
 log "PostgreSQL $("$BINDIR/postgres" --version | awk '{print $3}') running on 127.0.0.1:$port (cluster $PG_DIR)"
