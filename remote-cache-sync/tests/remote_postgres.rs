@@ -21,14 +21,24 @@ use tokio_postgres::NoTls;
 /// Table prefix for these tests (kept apart from other users of the test database).
 const PREFIX: &str = "rcs_t_";
 
-fn pg_url(test: &str) -> Option<String> {
-    match std::env::var("RCS_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+/// `RCS_TEST_PG_URL`, or `None` (and a printed line) when the test should skip. With
+/// `RCS_TEST_REQUIRE_SERVERS=1` (set by `scripts/test.sh`) a missing server fails the test instead.
+fn env_or_skip(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            println!("skipped {test}: RCS_TEST_PG_URL is not set (run scripts/start-postgres.sh)");
+            assert!(
+                std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{test}: {var} is not set but RCS_TEST_REQUIRE_SERVERS=1"
+            );
+            println!("skipped {test}: {var} is not set (run scripts/start-postgres.sh)");
             None
         }
     }
+}
+
+fn pg_url(test: &str) -> Option<String> {
+    env_or_skip("RCS_TEST_PG_URL", test)
 }
 
 async fn store(url: &str) -> PostgresRemoteStore<TestRecord> {
@@ -860,10 +870,10 @@ async fn sslmode_require_verifies_the_server_certificate() {
     let Some(url) = pg_url("sslmode_require_verifies_the_server_certificate") else {
         return;
     };
-    let Ok(ca) = std::env::var("RCS_TEST_PG_CA") else {
-        println!(
-            "skipped sslmode_require_verifies_the_server_certificate: RCS_TEST_PG_CA is not set"
-        );
+    let Some(ca) = env_or_skip(
+        "RCS_TEST_PG_CA",
+        "sslmode_require_verifies_the_server_certificate",
+    ) else {
         return;
     };
     let tls_url = format!("{url}?sslmode=require&application_name=rcs-tls-test");
