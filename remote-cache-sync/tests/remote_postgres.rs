@@ -977,3 +977,56 @@ async fn bulk_push_and_pull_sees_every_row_once() {
         N as f64 / pull_secs
     );
 }
+
+/// A push that cannot get its scope's lock in time fails with a retryable error and writes
+/// nothing; the same push succeeds once the lock is free.
+#[tokio::test]
+async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
+    let Some(url) = pg_url("a_push_waiting_too_long_for_its_scope_lock_is_unavailable") else {
+        return;
+    };
+    let store = PostgresRemoteStore::<TestRecord>::connect(
+        &url,
+        PostgresOptions::default()
+            .table_prefix(PREFIX)
+            .lock_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    let scope = unique_scope("records");
+    let holder = raw(&url).await;
+    let key = format!("{PREFIX}records\n{}", scope.canonical());
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended($1::text, 0))",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    let op = create(&scope, TestRecord::new("x", "x", ts(0)));
+    let err = store
+        .push(&scope, std::slice::from_ref(&op))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+    assert_eq!(store.get_by_id(&scope, "x").await.unwrap(), None);
+    // Other scopes are not held up.
+    let other = unique_scope("records");
+    assert_applied(
+        &store
+            .push(&other, &[create(&other, TestRecord::new("y", "y", ts(0)))])
+            .await
+            .unwrap(),
+    );
+    holder
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    assert_applied(&store.push(&scope, &[op]).await.unwrap());
+}

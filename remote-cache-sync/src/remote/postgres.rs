@@ -145,6 +145,9 @@ pub struct PostgresOptions {
     /// A PEM file of CA certificates to trust, in addition to the system's, for
     /// `sslmode=require` (e.g. a private CA or a self-signed server certificate).
     pub tls_root_certificates: Option<PathBuf>,
+    /// Longest a push waits for its scope's lock or a row lock (PostgreSQL `lock_timeout`)
+    /// before failing with [`Error::Unavailable`]. Default 30 s.
+    pub lock_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -155,6 +158,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(10),
             auto_migrate: true,
             tls_root_certificates: None,
+            lock_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -181,6 +185,12 @@ impl PostgresOptions {
     /// Sets [`auto_migrate`](Self::auto_migrate).
     pub fn auto_migrate(mut self, yes: bool) -> Self {
         self.auto_migrate = yes;
+        self
+    }
+
+    /// Sets [`lock_timeout`](Self::lock_timeout).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -576,6 +586,18 @@ impl<T: Record> PostgresRemoteStore<T> {
         if config.get_application_name().is_none() {
             config.application_name("remote-cache-sync");
         }
+        // Session settings of the store's own connections: bounded lock waits, and a session
+        // that stalls inside a transaction (holding its scope's lock) is ended by the server.
+        let session = format!(
+            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            options.lock_timeout.as_millis().max(1),
+            (options.lock_timeout.as_millis() * 2).max(1_000),
+        );
+        let session = match config.get_options() {
+            Some(user) if !user.trim().is_empty() => format!("{user} {session}"),
+            _ => session,
+        };
+        config.options(session);
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
