@@ -62,23 +62,29 @@
 //! row of S with seq `s' < s` was written by a transaction W1 that held S's lock before W2 did (or
 //! is W2 itself). W1 became visible before it released the lock, so before W2 got it, before W2
 //! committed, and so before the pull's snapshot, which sees W2. So the pull sees W1's row as well:
-//! nothing below a returned seq can appear later, and the cursor never skips a row. An aborted
-//! W1 leaves a gap that nobody will fill, which is harmless. Readers take no lock.
+//! nothing below a returned seq can appear later, and the cursor never skips a row. (A pull is one
+//! statement, so one snapshot.) An aborted W1 leaves a gap that nobody will fill, which is
+//! harmless. Readers take no lock, and a pull returns everything committed before it started.
 //!
 //! The lock also serialises pushes *within one scope*, which makes the [`base_matches`] check,
 //! the op-id deduplication and create-vs-create races simple and exact (no retries needed). Pushes
 //! to different scopes run in parallel; a hash collision between two scopes only makes them wait
 //! for each other. Costs and rules that follow:
 //! - the lock is held for the whole push transaction (a few milliseconds per batch); a scope that
-//!   thousands of clients write at once serialises on it;
+//!   thousands of clients write at once serialises on it. A push waits at most
+//!   [`PostgresOptions::lock_timeout`] for it (then [`Error::Unavailable`], nothing written), and
+//!   the store's sessions set `idle_in_transaction_session_timeout`, so a stalled holder cannot
+//!   block its scope for long;
 //! - anything else that writes `{p}records` must follow the same protocol (take the scope's lock
 //!   first); a writer that bypasses it can be missed by pulls;
 //! - the sequence must keep `CACHE 1` (the default): per-session caching hands out values out of
 //!   order.
 //!
-//! `tests/remote_postgres.rs` proves it against a real server: a push that holds seq 10 uncommitted
-//! while another push to the same scope waits, pulls interleaved, and a writer that bypasses the
-//! lock showing the hole the lock closes.
+//! `tests/remote_postgres.rs` proves it against a real server: a push that has taken its seq but
+//! not committed while a later push to the same scope waits, with pulls interleaved; eight
+//! concurrent writers, some held open between seq and commit, and a puller running all along
+//! (both tests fail when the lock is removed); and a writer that bypasses the lock, showing the
+//! hole the lock closes.
 //!
 //! # Errors
 //!
