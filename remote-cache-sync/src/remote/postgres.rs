@@ -255,6 +255,7 @@ struct Sql {
     seq: String,
     migrate: Vec<String>,
     lock_scope: String,
+    tx_settings: String,
     lock_key_prefix: String,
     applied_check: String,
     current_for_update: String,
@@ -312,6 +313,9 @@ impl Sql {
         ];
         Ok(Sql {
             lock_scope: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))".into(),
+            tx_settings: "SELECT set_config('lock_timeout', $1, true), \
+                          set_config('idle_in_transaction_session_timeout', $2, true)"
+                .into(),
             lock_key_prefix: format!("{records}\n"),
             applied_check: format!("SELECT op_id FROM {applied} WHERE scope = $1 AND op_id = ANY($2::text[])"),
             current_for_update: format!(
@@ -504,6 +508,8 @@ pub struct PostgresRemoteStore<T> {
     pool: Pool,
     sql: Sql,
     errors: ErrorMapper,
+    /// `lock_timeout` and `idle_in_transaction_session_timeout` (ms) for write transactions.
+    tx_settings: [String; 2],
     prefix: String,
     _records: PhantomData<fn() -> T>,
 }
@@ -592,18 +598,6 @@ impl<T: Record> PostgresRemoteStore<T> {
         if config.get_application_name().is_none() {
             config.application_name("remote-cache-sync");
         }
-        // Session settings of the store's own connections: bounded lock waits, and a session
-        // that stalls inside a transaction (holding its scope's lock) is ended by the server.
-        let session = format!(
-            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
-            options.lock_timeout.as_millis().max(1),
-            (options.lock_timeout.as_millis() * 2).max(1_000),
-        );
-        let session = match config.get_options() {
-            Some(user) if !user.trim().is_empty() => format!("{user} {session}"),
-            _ => session,
-        };
-        config.options(session);
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -623,10 +617,20 @@ impl<T: Record> PostgresRemoteStore<T> {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| Error::InvalidInput(format!("postgres pool: {e}")))?;
+        // Per-transaction settings of every write transaction (set with `set_config(.., true)`,
+        // which also works through transaction-pooling proxies): bounded lock waits, and a
+        // transaction that stalls while holding its scope's lock is ended by the server.
+        let tx_settings = [
+            options.lock_timeout.as_millis().max(1).to_string(),
+            (options.lock_timeout.as_millis() * 2)
+                .max(1_000)
+                .to_string(),
+        ];
         let store = PostgresRemoteStore {
             pool,
             sql,
             errors,
+            tx_settings,
             prefix: options.table_prefix,
             _records: PhantomData,
         };
@@ -647,6 +651,10 @@ impl<T: Record> PostgresRemoteStore<T> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.errors.pg(&e))?;
         let e = |e: tokio_postgres::Error| self.errors.pg(&e);
+        let [lock_timeout, idle_timeout] = &self.tx_settings;
+        tx.execute(&self.sql.tx_settings, &[lock_timeout, idle_timeout])
+            .await
+            .map_err(e)?;
         // CREATE ... IF NOT EXISTS races between sessions; one migrator at a time per prefix.
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
@@ -878,13 +886,23 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         let tx = client.transaction().await.map_err(e)?;
         // See the module docs: this lock is what keeps the cursor exact.
         let lock_key = format!("{}{canonical}", self.sql.lock_key_prefix);
-        let (lock, applied_stmt, current_stmt) = tokio::try_join!(
+        let (settings, lock, applied_stmt, current_stmt) = tokio::try_join!(
+            tx.prepare_cached(&self.sql.tx_settings),
             tx.prepare_cached(&self.sql.lock_scope),
             tx.prepare_cached(&self.sql.applied_check),
             tx.prepare_cached(&self.sql.current_for_update),
         )
         .map_err(e)?;
-        tx.execute(&lock, &[&lock_key]).await.map_err(e)?;
+        let [lock_timeout, idle_timeout] = &self.tx_settings;
+        let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [lock_timeout, idle_timeout];
+        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_key];
+        // Pipelined: the settings apply before the lock wait starts.
+        tokio::try_join!(
+            tx.execute(&settings, &settings_params),
+            tx.execute(&lock, &lock_params)
+        )
+        .map_err(e)?;
         let applied_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&canonical, &op_ids];
         let current_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&canonical, &ids];
         let (applied_rows, current_rows) = tokio::try_join!(
