@@ -136,15 +136,21 @@ impl Puller {
     }
 }
 
-/// Waits until a backend is blocked on a heavyweight lock of `kind` (`advisory`,
-/// `transactionid`, ...) while running a statement containing `query_part`.
-async fn wait_until_blocked(observer: &tokio_postgres::Client, kind: &str, query_part: &str) {
+/// Waits until a backend of application `app` is blocked on a heavyweight lock of `kind`
+/// (`advisory`, `transactionid`, ...) while running a statement containing `query_part`.
+async fn wait_until_blocked(
+    observer: &tokio_postgres::Client,
+    app: &str,
+    kind: &str,
+    query_part: &str,
+) {
     for _ in 0..500 {
         let n: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE wait_event_type = 'Lock' AND wait_event = $1 AND strpos(query, $2) > 0",
-                &[&kind, &query_part],
+                 WHERE application_name = $1 AND wait_event_type = 'Lock' AND wait_event = $2
+                   AND strpos(query, $3) > 0",
+                &[&app, &kind, &query_part],
             )
             .await
             .unwrap()
@@ -186,7 +192,16 @@ async fn out_of_order_commits_are_never_missed() {
     let Some(url) = pg_url("out_of_order_commits_are_never_missed") else {
         return;
     };
-    let store = Arc::new(store(&url).await);
+    // Its own application name, to watch only its own backends (tests run in parallel).
+    let app = format!("rcs-ooo-{}", &uuid_ish()[..12]);
+    let store = Arc::new(
+        PostgresRemoteStore::<TestRecord>::connect(
+            &format!("{url}?application_name={app}"),
+            PostgresOptions::default().table_prefix(PREFIX),
+        )
+        .await
+        .unwrap(),
+    );
     let scope = unique_scope("records");
     let observer = raw(&url).await;
     let mut puller = Puller::new();
@@ -217,6 +232,7 @@ async fn out_of_order_commits_are_never_missed() {
     // A has written its row (seq taken) and now waits on the blocker's uncommitted key.
     wait_until_blocked(
         &observer,
+        &app,
         "transactionid",
         &format!("INSERT INTO {PREFIX}applied_ops"),
     )
@@ -237,7 +253,7 @@ async fn out_of_order_commits_are_never_missed() {
         let op = create(&scope, TestRecord::new("b", "later stamp", ts(2_000)));
         tokio::spawn(async move { store.push(&scope, &[op]).await })
     };
-    wait_until_blocked(&observer, "advisory", "pg_advisory_xact_lock").await;
+    wait_until_blocked(&observer, &app, "advisory", "pg_advisory_xact_lock").await;
     for _ in 0..3 {
         assert!(
             puller.pull(&store, &scope, 10).await.is_empty(),
