@@ -1,5 +1,6 @@
 //! [`PostgresRemoteStore`]: a PostgreSQL database as the remote, reached directly with
-//! `tokio-postgres` (feature `postgres`), with an **exact** change-feed cursor.
+//! `tokio-postgres` (feature `postgres`), with an **exact** change-feed cursor. Needs PostgreSQL 11
+//! or newer (`hashtextextended`); tested with 15. Guide: `docs/backends/postgres.md`.
 //!
 //! ```no_run
 //! # async fn doc() -> remote_cache_sync::Result<()> {
