@@ -10,9 +10,13 @@ use crate::scope::SyncScope;
 
 pub mod faults;
 pub mod local;
+#[cfg(feature = "fault-proxy")]
+pub mod proxy;
 pub mod remote;
 
 pub use faults::{Fault, FaultyRemote};
+#[cfg(feature = "fault-proxy")]
+pub use proxy::{FaultProxy, HttpFault};
 
 /// The record type the suites use. Field names are plain JSON keys so every backend can store it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

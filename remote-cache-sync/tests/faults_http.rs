@@ -1,0 +1,768 @@
+//! Fault injection over real HTTP, through `testing::FaultProxy`:
+//! - the proxy's fault kinds each reach the HTTP adapter as the right typed error;
+//! - several clients (Orchestrator + SQLite cache + HttpRemoteStore) make random writes and syncs
+//!   through the proxy, with random faults, against our real sync server (SQLite storage) on
+//!   127.0.0.1; after a clean final round every cache equals the server and every acknowledged
+//!   write is there, nothing lost and nothing invented (the same against PocketBase when
+//!   `RCS_TEST_POCKETBASE_URL` is set);
+//! - retry backoff never hammers the server: with the server answering 503 or 429 continuously
+//!   the background loops make a bounded number of requests per time window, consistent with
+//!   `OrchestratorConfig::backoff`, and `Retry-After` is honoured.
+//!
+//! `RCS_FAULT_SEED` picks the seed of the random run (default fixed, printed).
+#![cfg(all(
+    feature = "fault-proxy",
+    feature = "server",
+    feature = "http",
+    feature = "sqlite"
+))]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::orchestrator::Backoff;
+use remote_cache_sync::remote::http::HttpRemoteStore;
+use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
+use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
+use remote_cache_sync::testing::proxy::{FaultProxy, HttpFault, RequestRecord};
+use remote_cache_sync::testing::{TestRecord, remote::pull_all, unique_scope};
+use remote_cache_sync::{
+    CachePolicy, Error, JsonRecord, LastWriteWins, LocalStore, Orchestrator, OrchestratorConfig,
+    QuerySpec, RemoteStore, SyncScope, Timestamp,
+};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "fault-test-token";
+
+/// Our sync server over SQLite storage on an ephemeral loopback port; stops on drop.
+struct TestServer {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteRemoteStore::<JsonRecord>::open(dir.path().join("server.sqlite"))
+            .await
+            .unwrap();
+        let mut tokens = StaticTokens::new();
+        tokens.grant(TOKEN, ScopePattern::any()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel();
+        let router = Server::new(storage, tokens).into_router();
+        tokio::spawn(serve(listener, router, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn http_remote(url: &str, timeout: Duration) -> HttpRemoteStore<TestRecord> {
+    HttpRemoteStore::builder(url)
+        .token(TOKEN)
+        .timeout(timeout)
+        .build()
+        .unwrap()
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("RCS_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_f00d);
+    println!("RCS_FAULT_SEED={seed}");
+    seed
+}
+
+/// Counts requests per fault kind, for the figures printed by the tests.
+fn fault_summary(log: &[RequestRecord]) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for r in log {
+        let k = match r.fault {
+            None => "none".to_owned(),
+            Some(HttpFault::Delay(_)) => "Delay".to_owned(),
+            Some(HttpFault::Status(s)) => format!("Status({s})"),
+            Some(f) => format!("{f:?}"),
+        };
+        *by.entry(k).or_insert(0) += 1;
+    }
+    by
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_reaches_the_adapter_as_a_typed_error() {
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::builder(server.url())
+        .hang(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let via = http_remote(&proxy.url(), Duration::from_millis(500));
+    let direct = http_remote(&server.url(), Duration::from_secs(5));
+    let scope = unique_scope("records");
+    let t0 = Timestamp::now();
+    let rec =
+        |id: &str, ms: i64| TestRecord::new(id, id, t0 + jiff::SignedDuration::from_millis(ms));
+
+    // Untouched: forwarded both ways, token included.
+    via.batch_upsert(&scope, &[rec("a", 1)]).await.unwrap();
+    assert_eq!(via.get_by_id(&scope, "a").await.unwrap().unwrap().id, "a");
+
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(HttpFault, Check)> = vec![
+        (HttpFault::DropBeforeForward, |e| {
+            matches!(e, Error::Unavailable { .. })
+        }),
+        (HttpFault::DropAfterForward, |e| {
+            matches!(e, Error::Unavailable { .. })
+        }),
+        (HttpFault::Status(503), |e| {
+            matches!(e, Error::Unavailable { .. })
+        }),
+        (HttpFault::Status(500), |e| {
+            matches!(e, Error::Unavailable { .. })
+        }),
+        (HttpFault::RateLimited { retry_after: None }, |e| {
+            matches!(
+                e,
+                Error::RateLimited {
+                    retry_after: None,
+                    ..
+                }
+            )
+        }),
+        (
+            HttpFault::RateLimited {
+                retry_after: Some(7),
+            },
+            |e| e.retry_after() == Some(Duration::from_secs(7)),
+        ),
+        (HttpFault::Hang, |e| matches!(e, Error::Unavailable { .. })),
+        (HttpFault::HangAfterForward, |e| {
+            matches!(e, Error::Unavailable { .. })
+        }),
+        (HttpFault::TruncatedBody, |e| {
+            matches!(
+                e,
+                Error::Unavailable { .. } | Error::MalformedResponse { .. }
+            )
+        }),
+        (HttpFault::GarbageBody, |e| {
+            matches!(e, Error::MalformedResponse { .. })
+        }),
+    ];
+    for (i, (fault, expected)) in cases.into_iter().enumerate() {
+        let id = format!("f{i}");
+        proxy.script([fault]);
+        let started = std::time::Instant::now();
+        let err = via
+            .batch_upsert(&scope, &[rec(&id, 10 + i as i64)])
+            .await
+            .unwrap_err();
+        assert!(expected(&err), "{fault:?} gave {err:?}");
+        if matches!(fault, HttpFault::Hang | HttpFault::HangAfterForward) {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the client's timeout must fire"
+            );
+        }
+        // Faults that forward reach the server; the others never do.
+        let landed = direct.get_by_id(&scope, &id).await.unwrap().is_some();
+        assert_eq!(landed, fault.forwards(), "{fault:?}: landed = {landed}");
+    }
+    // A delay forwards normally.
+    proxy.script([HttpFault::Delay(Duration::from_millis(150))]);
+    let started = std::time::Instant::now();
+    via.server_time().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    // Pulls through truncated and garbage bodies fail cleanly too.
+    for fault in [HttpFault::TruncatedBody, HttpFault::GarbageBody] {
+        proxy.script([fault]);
+        let err = via.fetch_since(&scope, None, 100).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Unavailable { .. } | Error::MalformedResponse { .. }
+            ),
+            "{fault:?}: {err:?}"
+        );
+    }
+    let log = proxy.requests();
+    assert_eq!(log.len(), proxy.request_count());
+    assert_eq!(
+        log.iter().filter(|r| r.fault.is_some()).count(),
+        13,
+        "{log:?}"
+    );
+}
+
+/// The shared picture of what was written: the newest acknowledged write per id.
+struct Ledger {
+    clock: AtomicI64,
+    base: Timestamp,
+    /// id → (logical time, title or `None` for a delete).
+    newest: tokio::sync::Mutex<BTreeMap<String, (i64, Option<String>)>>,
+}
+
+impl Ledger {
+    fn new() -> Self {
+        Ledger {
+            clock: AtomicI64::new(0),
+            base: Timestamp::now(),
+            newest: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// One client's random session: creates, edits and deletes records it sees, and syncs; sync
+/// failures are expected and ignored. Every write whose `enqueue_*` returned Ok goes in the ledger.
+async fn client_session(
+    client: usize,
+    device: Orchestrator<TestRecord>,
+    scope: SyncScope,
+    ledger: Arc<Ledger>,
+    seed: u64,
+    steps: usize,
+) -> (usize, usize) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (client as u64).wrapping_mul(0x9e37_79b9));
+    let (mut syncs_ok, mut syncs_failed) = (0, 0);
+    for _ in 0..steps {
+        let roll = rng.random_range(0..10);
+        if roll >= 7 {
+            match device.synchronize(&scope).await {
+                Ok(_) => syncs_ok += 1,
+                Err(e) => {
+                    syncs_failed += 1;
+                    assert!(
+                        matches!(
+                            e,
+                            Error::Unavailable { .. }
+                                | Error::RateLimited { .. }
+                                | Error::MalformedResponse { .. }
+                        ),
+                        "unexpected sync error: {e:?}"
+                    );
+                }
+            }
+            continue;
+        }
+        let visible = device
+            .read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+            .await
+            .unwrap();
+        // The ledger lock orders logical times with the writes that carry them.
+        let mut newest = ledger.newest.lock().await;
+        let t = ledger.clock.fetch_add(1, Ordering::SeqCst) + 1;
+        let at = ledger.base + jiff::SignedDuration::from_millis(t);
+        let title = format!("c{client} t{t}");
+        let pick =
+            (!visible.is_empty()).then(|| visible[rng.random_range(0..visible.len())].id.clone());
+        match (roll, pick) {
+            (0..=3, _) | (_, None) => {
+                let id = format!("c{client}-{t}");
+                device
+                    .enqueue_create(&scope, TestRecord::new(&id, &title, at).with_n(t))
+                    .await
+                    .unwrap();
+                newest.insert(id, (t, Some(title)));
+            }
+            (4..=5, Some(id)) => {
+                device
+                    .enqueue_update(&scope, TestRecord::new(&id, &title, at).with_n(t))
+                    .await
+                    .unwrap();
+                newest.insert(id, (t, Some(title)));
+            }
+            (_, Some(id)) => {
+                device.enqueue_delete_at(&scope, &id, at).await.unwrap();
+                newest.insert(id, (t, None));
+            }
+        }
+    }
+    (syncs_ok, syncs_failed)
+}
+
+fn sync_config() -> OrchestratorConfig {
+    OrchestratorConfig::default()
+        .sync_after_write(false)
+        .push_batch_size(3)
+        .pull_page_size(4)
+}
+
+/// How a convergence run is shaped.
+struct RunShape {
+    clients: usize,
+    /// Steps per client.
+    steps: usize,
+    /// Clients run as concurrent tasks (else one random client's step at a time).
+    concurrent: bool,
+    seed: u64,
+}
+
+/// Runs `clients` random sessions through `faulty` (concurrently or interleaved one step at a
+/// time), heals the network, runs two clean rounds, and checks convergence against `clean`.
+async fn converge(
+    faulty: Arc<dyn RemoteStore<TestRecord>>,
+    clean: Arc<dyn RemoteStore<TestRecord>>,
+    proxy: &FaultProxy,
+    scope: SyncScope,
+    run: RunShape,
+) {
+    let RunShape {
+        clients,
+        steps,
+        concurrent,
+        seed,
+    } = run;
+    let dir = tempfile::tempdir().unwrap();
+    let mut locals: Vec<Arc<dyn LocalStore<TestRecord>>> = Vec::new();
+    for i in 0..clients {
+        locals.push(Arc::new(
+            SqliteLocalStore::open(dir.path().join(format!("client{i}.db")))
+                .await
+                .unwrap(),
+        ));
+    }
+    let device = |local: &Arc<dyn LocalStore<TestRecord>>,
+                  remote: &Arc<dyn RemoteStore<TestRecord>>| {
+        Orchestrator::with(
+            local.clone(),
+            remote.clone(),
+            Arc::new(LastWriteWins::new()),
+            sync_config(),
+        )
+    };
+    let ledger = Arc::new(Ledger::new());
+    let started = std::time::Instant::now();
+    let mut syncs = (0, 0);
+    if concurrent {
+        let tasks: Vec<_> = locals
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                tokio::spawn(client_session(
+                    i,
+                    device(l, &faulty),
+                    scope.clone(),
+                    ledger.clone(),
+                    seed,
+                    steps,
+                ))
+            })
+            .collect();
+        for t in tasks {
+            let (ok, failed) = t.await.unwrap();
+            syncs = (syncs.0 + ok, syncs.1 + failed);
+        }
+    } else {
+        // One step of a random client at a time.
+        let mut rng = StdRng::seed_from_u64(seed);
+        for step in 0..steps * clients {
+            let i = rng.random_range(0..clients);
+            let (ok, failed) = client_session(
+                i,
+                device(&locals[i], &faulty),
+                scope.clone(),
+                ledger.clone(),
+                seed ^ step as u64,
+                1,
+            )
+            .await;
+            syncs = (syncs.0 + ok, syncs.1 + failed);
+        }
+    }
+    let faulty_phase = started.elapsed();
+    let log = proxy.requests();
+    proxy.clear_faults();
+
+    // Clean final round through the same proxy: push everything, then pull everything.
+    let healed: Vec<_> = locals.iter().map(|l| device(l, &faulty)).collect();
+    for d in healed.iter().chain(healed.iter()) {
+        d.synchronize(&scope).await.unwrap();
+    }
+
+    let (server, _) = pull_all(clean.as_ref(), &scope, None, 100).await;
+    let live: Vec<TestRecord> = server.values().flatten().cloned().collect();
+    for (i, d) in healed.iter().enumerate() {
+        let cache = d
+            .read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+            .await
+            .unwrap();
+        assert_eq!(cache, live, "client {i}'s cache differs from the server");
+        let status = d.status(&scope).await.unwrap();
+        assert_eq!(
+            (status.pending, status.parked),
+            (0, 0),
+            "client {i} kept queued or parked ops"
+        );
+    }
+    let newest = ledger.newest.lock().await;
+    let mut lost = 0;
+    for (id, (t, title)) in newest.iter() {
+        let on_server = server.get(id).and_then(|r| r.as_ref()).map(|r| &r.title);
+        if on_server != title.as_ref() {
+            lost += 1;
+            eprintln!("record {id}: newest write t{t} = {title:?}, server holds {on_server:?}");
+        }
+    }
+    let invented: Vec<_> = live
+        .iter()
+        .filter(|r| !newest.contains_key(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    let writes = ledger.clock.load(Ordering::SeqCst);
+    let faults = log.iter().filter(|r| r.fault.is_some()).count();
+    println!(
+        "clients: {clients}\nacknowledged_writes: {writes}\nrecords: {}\nlive_records: {}\n\
+         syncs_ok: {}\nsyncs_failed: {}\nrequests_with_faults: {}\nrequests_faulted: {faults}\n\
+         faults_by_kind: {:?}\nfaulty_phase_ms: {}\nlost_writes: {lost}\ninvented_records: {}",
+        newest.len(),
+        live.len(),
+        syncs.0,
+        syncs.1,
+        log.len(),
+        fault_summary(&log),
+        faulty_phase.as_millis(),
+        invented.len(),
+    );
+    assert_eq!(lost, 0, "acknowledged writes were lost (see above)");
+    assert!(invented.is_empty(), "records nobody wrote: {invented:?}");
+    assert!(
+        faults >= 10 && syncs.1 > 0,
+        "the run injected too few faults to mean anything ({faults})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_converge_through_random_http_faults() {
+    let seed = seed();
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::builder(server.url())
+        .hang(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    proxy.set_random(seed, 0.3, HttpFault::all_kinds());
+    let faulty: Arc<dyn RemoteStore<TestRecord>> =
+        Arc::new(http_remote(&proxy.url(), Duration::from_millis(600)));
+    let clean: Arc<dyn RemoteStore<TestRecord>> =
+        Arc::new(http_remote(&server.url(), Duration::from_secs(10)));
+    converge(
+        faulty,
+        clean,
+        &proxy,
+        unique_scope("records"),
+        RunShape {
+            clients: 3,
+            steps: 60,
+            concurrent: true,
+            seed,
+        },
+    )
+    .await;
+}
+
+#[cfg(feature = "pocketbase")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_converge_through_random_http_faults_to_pocketbase() {
+    use remote_cache_sync::remote::pocketbase::{
+        Credentials, PocketBaseConfig, PocketBaseRemoteStore,
+    };
+    let Ok(url) = std::env::var("RCS_TEST_POCKETBASE_URL") else {
+        assert!(
+            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "RCS_TEST_POCKETBASE_URL is not set but RCS_TEST_REQUIRE_SERVERS=1"
+        );
+        println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
+        return;
+    };
+    let email = std::env::var("RCS_TEST_POCKETBASE_EMAIL").expect("RCS_TEST_POCKETBASE_EMAIL");
+    let password =
+        std::env::var("RCS_TEST_POCKETBASE_PASSWORD").expect("RCS_TEST_POCKETBASE_PASSWORD");
+    let seed = seed();
+    let proxy = FaultProxy::builder(url.as_str())
+        .hang(Duration::from_secs(4))
+        .start()
+        .await
+        .unwrap();
+    proxy.set_random(seed, 0.2, HttpFault::all_kinds());
+    let config = PocketBaseConfig {
+        request_timeout: Duration::from_secs(2),
+        ..PocketBaseConfig::default()
+    };
+    let faulty: Arc<dyn RemoteStore<TestRecord>> = Arc::new(
+        PocketBaseRemoteStore::with_config(
+            &proxy.url(),
+            Credentials::superuser(&email, &password),
+            config,
+        )
+        .unwrap(),
+    );
+    let clean: Arc<dyn RemoteStore<TestRecord>> = Arc::new(
+        PocketBaseRemoteStore::new(&url, Credentials::superuser(&email, &password)).unwrap(),
+    );
+    // Interleaved, not concurrent: superuser writes skip PocketBase's compare-and-set rule, so
+    // two truly concurrent pushes of one record could race (documented in the adapter).
+    converge(
+        faulty,
+        clean,
+        &proxy,
+        unique_scope("records"),
+        RunShape {
+            clients: 3,
+            steps: 20,
+            concurrent: false,
+            seed,
+        },
+    )
+    .await;
+}
+
+/// The most requests `backoff` allows within `window` when every attempt fails at once:
+/// attempts follow each other after at least half the nominal delay (the jitter's floor).
+fn backoff_bound(backoff: &Backoff, cap: Duration, window: Duration) -> usize {
+    let mut at = Duration::ZERO;
+    let mut n = 0;
+    let mut attempt = 0;
+    while at <= window {
+        n += 1;
+        let nominal = backoff
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+            .min(backoff.max)
+            .min(cap);
+        at += nominal / 2;
+        attempt += 1;
+    }
+    n
+}
+
+async fn one_write(device: &Orchestrator<TestRecord>, scope: &SyncScope, id: &str) {
+    device
+        .enqueue_create(scope, TestRecord::new(id, "queued", Timestamp::now()))
+        .await
+        .unwrap();
+}
+
+fn config_with(backoff: Backoff) -> OrchestratorConfig {
+    OrchestratorConfig::default()
+        .sync_after_write(false)
+        .backoff(backoff)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_backs_off_while_the_server_answers_503_or_429() {
+    let server = TestServer::start().await;
+    let backoff = Backoff {
+        base: Duration::from_millis(100),
+        max: Duration::from_millis(800),
+        max_retries: 8,
+    };
+    let interval = Duration::from_millis(200);
+    let run = Duration::from_secs(4);
+    for fault in [
+        HttpFault::Status(503),
+        HttpFault::RateLimited { retry_after: None },
+    ] {
+        let proxy = FaultProxy::start(server.url()).await.unwrap();
+        proxy.set_always(Some(fault));
+        let dir = tempfile::tempdir().unwrap();
+        let local = Arc::new(
+            SqliteLocalStore::open(dir.path().join("c.db"))
+                .await
+                .unwrap(),
+        );
+        let device = Orchestrator::with(
+            local.clone(),
+            Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
+            Arc::new(LastWriteWins::new()),
+            config_with(backoff),
+        );
+        let scope = unique_scope("records");
+        one_write(&device, &scope, "r1").await;
+        let bg = device.start_background_sync(vec![scope.clone()], interval);
+        tokio::time::sleep(run).await;
+        let log = proxy.requests();
+        // The loop caps each delay at max(interval, backoff.max).
+        let cap = interval.max(backoff.max);
+        let bound = backoff_bound(&backoff, cap, run);
+        let per_second = proxy.max_in_window(Duration::from_secs(1));
+        let per_second_bound = backoff_bound(&backoff, cap, Duration::from_secs(1));
+        println!(
+            "{fault:?}: requests_in_{}s: {} (bound {bound}), max_per_1s_window: {per_second} \
+             (bound {per_second_bound}), without backoff the interval alone would allow {}",
+            run.as_secs(),
+            log.len(),
+            run.as_millis() / interval.as_millis() + 1,
+        );
+        assert!(
+            log.len() <= bound,
+            "{fault:?}: {} requests in {run:?}",
+            log.len()
+        );
+        assert!(
+            per_second <= per_second_bound,
+            "{fault:?}: {per_second} in one second"
+        );
+        assert!(log.len() >= 4, "the loop must keep retrying: {}", log.len());
+        // Steady state: spaced at least backoff.max / 2 apart once the delay reaches the cap.
+        let gaps: Vec<_> = log.windows(2).map(|w| w[1].at - w[0].at).collect();
+        assert!(
+            gaps.iter().skip(4).all(|g| *g >= backoff.max / 2),
+            "{fault:?}: gaps {gaps:?}"
+        );
+
+        // The server heals: the loop's next attempt pushes the write.
+        proxy.clear_faults();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while local.queue_status(&scope).await.unwrap().pending > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the write never synced after healing"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bg.stop();
+        let direct = http_remote(&server.url(), Duration::from_secs(5));
+        assert!(direct.get_by_id(&scope, "r1").await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let server = TestServer::start().await;
+    // Without Retry-After these settings would retry every 10-20 ms.
+    let backoff = Backoff {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(20),
+        max_retries: 50,
+    };
+    let run = Duration::from_millis(3_500);
+    let proxy = FaultProxy::start(server.url()).await.unwrap();
+    proxy.set_always(Some(HttpFault::RateLimited {
+        retry_after: Some(1),
+    }));
+
+    // The periodic loop (interval below Retry-After; capped at max(interval, backoff.max) = 2 s).
+    let local = Arc::new(SqliteLocalStore::open_in_memory().await.unwrap());
+    let device = Orchestrator::with(
+        local.clone(),
+        Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
+        Arc::new(LastWriteWins::new()),
+        config_with(Backoff {
+            max: Duration::from_secs(2),
+            ..backoff
+        }),
+    );
+    let scope = unique_scope("records");
+    one_write(&device, &scope, "r1").await;
+    let bg = device.start_background_sync(vec![scope.clone()], Duration::from_millis(50));
+    tokio::time::sleep(run).await;
+    bg.stop();
+    let log = proxy.requests();
+    let gaps: Vec<_> = log.windows(2).map(|w| w[1].at - w[0].at).collect();
+    println!(
+        "periodic loop under 429 + Retry-After: 1: {} requests in {run:?}, gaps {gaps:?}",
+        log.len()
+    );
+    assert!(
+        (3..=4).contains(&log.len()),
+        "{} requests in {run:?}",
+        log.len()
+    );
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(990)),
+        "Retry-After ignored: {gaps:?}"
+    );
+
+    // The write-triggered retry loop (sync_in_background) honours it too.
+    proxy.reset_log();
+    let start = proxy.elapsed();
+    let device2 = Orchestrator::with(
+        local.clone(),
+        Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
+        Arc::new(LastWriteWins::new()),
+        config_with(backoff).sync_after_write(true),
+    );
+    let scope2 = unique_scope("records");
+    one_write(&device2, &scope2, "r2").await;
+    tokio::time::sleep(run).await;
+    let log: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.at >= start)
+        .collect();
+    let gaps: Vec<_> = log.windows(2).map(|w| w[1].at - w[0].at).collect();
+    println!(
+        "write-triggered loop under 429 + Retry-After: 1: {} requests in {run:?}, gaps {gaps:?}",
+        log.len()
+    );
+    assert!((3..=4).contains(&log.len()), "{} requests", log.len());
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(990)),
+        "Retry-After ignored: {gaps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_triggered_retries_stop_after_max_retries() {
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::start(server.url()).await.unwrap();
+    proxy.set_always(Some(HttpFault::Status(503)));
+    let backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        max_retries: 4,
+    };
+    let local = Arc::new(SqliteLocalStore::open_in_memory().await.unwrap());
+    let device = Orchestrator::with(
+        local.clone(),
+        Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
+        Arc::new(LastWriteWins::new()),
+        config_with(backoff).sync_after_write(true),
+    );
+    let scope = unique_scope("records");
+    // A burst of writes shares one retry loop.
+    for i in 0..10 {
+        one_write(&device, &scope, &format!("r{i}")).await;
+    }
+    // Worst case 50+100+200+400 ms of backoff plus round trips.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after_loop = proxy.request_count();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let later = proxy.request_count();
+    println!(
+        "10 writes under 503, max_retries {}: {after_loop} requests, then {} more in 1 s",
+        backoff.max_retries,
+        later - after_loop
+    );
+    assert_eq!(
+        after_loop,
+        backoff.max_retries as usize + 1,
+        "one push per attempt: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(later, after_loop, "the loop must stop after max_retries");
+    // Nothing was lost: the writes are still queued and sync once the server is back.
+    assert_eq!(local.queue_status(&scope).await.unwrap().pending, 10);
+    proxy.clear_faults();
+    device.synchronize(&scope).await.unwrap();
+    assert_eq!(local.queue_status(&scope).await.unwrap().pending, 0);
+}
