@@ -935,6 +935,19 @@ async fn sslmode_require_verifies_the_server_certificate() {
     let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
     assert!(!format!("{err} {err:?}").contains(password), "{err:?}");
 
+    // libpq's spelling in the URL works too (what `rcs serve --db` users will write).
+    let libpq_url = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}&application_name=rcs-tls-test",
+        ca.replace('/', "%2F")
+    );
+    let store2 = PostgresRemoteStore::<TestRecord>::connect(
+        &libpq_url,
+        PostgresOptions::default().table_prefix(PREFIX),
+    )
+    .await
+    .expect("sslrootcert in the URL");
+    assert!(store2.get_by_id(&scope, "tls").await.unwrap().is_some());
+
     // A missing CA file is a configuration error.
     let err = PostgresRemoteStore::<TestRecord>::connect(
         &tls_url,

@@ -102,7 +102,8 @@
 //! `sslmode=require` in the connection string turns on TLS (rustls) **with full verification**:
 //! the server's certificate must chain to a trusted root (the system's store plus
 //! [`PostgresOptions::tls_root_certificates`]) and match the host name, like libpq's
-//! `verify-full`. `sslmode=disable` and the default `prefer` connect without TLS (libpq's
+//! `verify-full`; libpq's `sslmode=verify-ca`/`verify-full` and `sslrootcert=PATH` are accepted
+//! in the connection string too. `sslmode=disable` and the default `prefer` connect without TLS (libpq's
 //! `prefer` would encrypt without verifying anything, which protects against little): use
 //! `require` for any server that is not on the same machine or network.
 
@@ -209,7 +210,7 @@ impl PostgresOptions {
 }
 
 /// A rustls connector trusting the system's roots plus the certificates in `extra`.
-fn tls_connector(extra: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+fn tls_connector(extra: &[&Path]) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -217,7 +218,7 @@ fn tls_connector(extra: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRust
     // Errors from individual system certificates are ignored, like every TLS client does.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
-    if let Some(path) = extra {
+    for path in extra {
         let bad = |e: &dyn fmt::Display| {
             Error::InvalidInput(format!(
                 "postgres: cannot read TLS root certificates from {}: {e}",
@@ -245,6 +246,74 @@ fn tls_connector(extra: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRust
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Accepts libpq's TLS parameters that `tokio-postgres` does not parse: `sslrootcert=PATH` is
+/// taken out (and returned), `sslmode=verify-ca`/`verify-full` become `require` (which always
+/// verifies fully here). Works on URLs and on the key/value form.
+fn libpq_tls_parameters(url: &str) -> (String, Option<PathBuf>) {
+    let mut root_cert = None;
+    if url.contains("://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_owned(), None);
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("sslrootcert", v)) => root_cert = Some(PathBuf::from(percent_decode(v))),
+                Some(("sslmode", "verify-ca" | "verify-full")) => kept.push("sslmode=require"),
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (url, root_cert)
+    } else {
+        // Key/value form; rewritten only when one of these parameters is present (unquoted).
+        let mut kept = Vec::new();
+        let mut changed = false;
+        for part in url.split_whitespace() {
+            match part.split_once('=') {
+                Some(("sslrootcert", v)) if !v.starts_with('\'') => {
+                    root_cert = Some(PathBuf::from(v));
+                    changed = true;
+                }
+                Some(("sslmode", "verify-ca" | "verify-full")) => {
+                    kept.push("sslmode=require");
+                    changed = true;
+                }
+                _ => kept.push(part),
+            }
+        }
+        if changed {
+            (kept.join(" "), root_cert)
+        } else {
+            (url.to_owned(), None)
+        }
+    }
 }
 
 /// The SQL of one store, built once from the validated prefix.
@@ -581,6 +650,8 @@ impl<T: Record> PostgresRemoteStore<T> {
                 "postgres max_connections must be at least 1".into(),
             ));
         }
+        let (url, url_root_cert) = libpq_tls_parameters(url);
+        let url = url.as_str();
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             Error::InvalidInput(format!(
                 "invalid PostgreSQL connection string {}: {e}",
@@ -603,7 +674,13 @@ impl<T: Record> PostgresRemoteStore<T> {
             recycling_method: RecyclingMethod::Fast,
         };
         let manager = if config.get_ssl_mode() == SslMode::Require {
-            let tls = tls_connector(options.tls_root_certificates.as_deref())?;
+            let extra: Vec<&Path> = options
+                .tls_root_certificates
+                .as_deref()
+                .into_iter()
+                .chain(url_root_cert.as_deref())
+                .collect();
+            let tls = tls_connector(&extra)?;
             Manager::from_config(config, tls, manager_config)
         } else {
             // `prefer` without verification would be theatre; see the module docs.
@@ -1069,6 +1146,41 @@ mod tests {
         assert_eq!(
             redact_connection_string("host=h user=u password=secret dbname=d"),
             "host=h user=u password=*** dbname=d"
+        );
+    }
+
+    #[test]
+    fn libpq_tls_parameters_are_understood() {
+        assert_eq!(
+            libpq_tls_parameters(
+                "postgres://u:p@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca%20x.pem"
+            ),
+            (
+                "postgres://u:p@h/db?sslmode=require".to_owned(),
+                Some(PathBuf::from("/tmp/ca x.pem"))
+            )
+        );
+        assert_eq!(
+            libpq_tls_parameters("postgres://u@h/db?sslrootcert=/ca.pem"),
+            (
+                "postgres://u@h/db".to_owned(),
+                Some(PathBuf::from("/ca.pem"))
+            )
+        );
+        assert_eq!(
+            libpq_tls_parameters("postgres://u@h/db?sslmode=disable"),
+            ("postgres://u@h/db?sslmode=disable".to_owned(), None)
+        );
+        assert_eq!(
+            libpq_tls_parameters("host=h sslmode=verify-ca sslrootcert=/ca.pem user=u"),
+            (
+                "host=h sslmode=require user=u".to_owned(),
+                Some(PathBuf::from("/ca.pem"))
+            )
+        );
+        assert_eq!(
+            libpq_tls_parameters("host=h password='a  b'"),
+            ("host=h password='a  b'".to_owned(), None)
         );
     }
 
