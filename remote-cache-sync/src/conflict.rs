@@ -88,8 +88,10 @@ impl<T: Record> ConflictResolver<T> for ClientWins {
 /// # let _ = keep_longer_title;
 /// ```
 pub struct FnResolver<T> {
-    f: Arc<dyn Fn(&Change<T>, Option<&Change<T>>) -> Resolution<T> + Send + Sync>,
+    f: Arc<ResolveFn<T>>,
 }
+
+type ResolveFn<T> = dyn Fn(&Change<T>, Option<&Change<T>>) -> Resolution<T> + Send + Sync;
 
 impl<T> FnResolver<T> {
     /// Wraps `f`.

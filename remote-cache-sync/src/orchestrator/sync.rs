@@ -124,7 +124,9 @@ async fn push_isolating<T: Record>(
     ops: &[PendingOp<T>],
 ) -> Result<Vec<PushOutcome<T>>> {
     let mut outcomes: Vec<Option<PushOutcome<T>>> = vec![None; ops.len()];
-    let mut ranges = vec![0..ops.len()];
+    // Ranges of `ops` still to send; a refused range is split in two.
+    let mut ranges = Vec::new();
+    ranges.push(0..ops.len());
     while let Some(range) = ranges.pop() {
         let chunk = &ops[range.clone()];
         match inner.remote.push(scope, chunk).await {
@@ -174,14 +176,14 @@ async fn settle<T: Record>(
 ) -> Result<Option<Ack>> {
     let pushed_op = pushed.op.as_ref().expect("conflicts come from pushed groups");
     let remote_version = current.as_ref().map(Change::version);
-    if let Some(cur) = &current {
-        if same_json(cur, &pushed_op.change()) {
-            return Ok(Some(Ack {
-                id: pushed_op.id.clone(),
-                op_ids: pushed.op_ids(),
-                version: remote_version,
-            }));
-        }
+    if let Some(cur) = &current
+        && same_json(cur, &pushed_op.change())
+    {
+        return Ok(Some(Ack {
+            id: pushed_op.id.clone(),
+            op_ids: pushed.op_ids(),
+            version: remote_version,
+        }));
     }
     // A push batch may hold only the first of a record's queued ops, and more may have been
     // queued since: resolve against the record's whole queue, so the newest local write decides.
