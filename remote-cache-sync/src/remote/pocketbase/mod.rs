@@ -101,6 +101,9 @@ pub struct PocketBaseConfig {
     pub batch_size: usize,
     /// Largest page asked for (PocketBase clamps at 1000). Default 1000.
     pub max_page_size: usize,
+    /// Request the next page in the background as soon as a page with `has_more` is returned,
+    /// so the network overlaps the caller's work on the current page. Default true.
+    pub prefetch: bool,
     /// Per-request timeout. Default 30 s.
     pub request_timeout: Duration,
 }
@@ -111,6 +114,7 @@ impl Default for PocketBaseConfig {
             overlap_window: Duration::from_secs(15),
             batch_size: 100,
             max_page_size: 1000,
+            prefetch: true,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -120,7 +124,14 @@ impl Default for PocketBaseConfig {
 pub struct PocketBaseRemoteStore<T> {
     client: Arc<Client>,
     config: PocketBaseConfig,
+    prefetch: Arc<std::sync::Mutex<Option<Prefetch<T>>>>,
     _t: PhantomData<fn() -> T>,
+}
+
+/// The next page, requested while the caller applies the current one.
+struct Prefetch<T> {
+    key: (String, String, usize),
+    task: tokio::task::JoinHandle<Result<Delta<T>>>,
 }
 
 impl<T> Clone for PocketBaseRemoteStore<T> {
@@ -128,6 +139,7 @@ impl<T> Clone for PocketBaseRemoteStore<T> {
         PocketBaseRemoteStore {
             client: self.client.clone(),
             config: self.config.clone(),
+            prefetch: self.prefetch.clone(),
             _t: PhantomData,
         }
     }
@@ -196,6 +208,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         Ok(PocketBaseRemoteStore {
             client: Arc::new(Client::new(base, credentials, config.request_timeout)?),
             config,
+            prefetch: Arc::default(),
             _t: PhantomData,
         })
     }
@@ -388,6 +401,70 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             }
         }
         Ok(())
+    }
+
+    /// One `fetch_since` page, read now.
+    async fn fetch_page(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
+        let mut state = CursorState::decode(since)?;
+        let per_page = limit.clamp(1, self.config.max_page_size);
+        let window = jiff::SignedDuration::try_from(self.config.overlap_window)
+            .map_err(|e| Error::InvalidInput(format!("pocketbase: overlap window: {e}")))?;
+        let base = scope_filter(scope);
+        let mut delta = Delta::empty(Timestamp::now(), None);
+        loop {
+            let keyset = match state.begin_read() {
+                Start::Beginning => None,
+                Start::After(u, i) => {
+                    let (u, i) = (quote(&u), quote(&i));
+                    Some(format!("updated >= {u} && (updated > {u} || id > {i})"))
+                }
+                Start::From(u) => Some(format!("updated >= {}", quote(&u))),
+            };
+            let f = filter::and([base.clone(), keyset]);
+            let (items, date) = self.list(scope.name(), &f, per_page).await?;
+            // The Date header is truncated to the second: one more second of margin.
+            let risk_low = format_date(date - window - jiff::SignedDuration::from_secs(1));
+            let reached_end = items.len() < per_page;
+            let mut last = None;
+            for raw in items {
+                let (Some(updated), Some(id)) = (
+                    raw.get("updated")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    raw.get("id").and_then(Value::as_str).map(str::to_owned),
+                ) else {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: format!(
+                            "collection {:?} rows lack `updated`/`id`: add the autodate fields (see the guide)",
+                            scope.name()
+                        ),
+                    });
+                };
+                if !state.was_seen(&updated, &id) {
+                    match decode_row::<T>(raw)? {
+                        Change::Upsert(r) => delta.upserts.push(r),
+                        Change::Delete(t) => delta.deletes.push(t),
+                    }
+                    state.mark_seen(&updated, &id, &risk_low);
+                }
+                last = Some((updated, id));
+            }
+            state.end_read(last, reached_end, risk_low);
+            delta.server_time = date;
+            delta.has_more = !reached_end;
+            // A page made only of already-delivered rows: keep scanning rather than return nothing.
+            if !delta.is_empty() || reached_end {
+                break;
+            }
+        }
+        delta.cursor = Some(state.encode());
+        Ok(delta)
     }
 
     /// Turns a PocketBase row into a change of `T`.
@@ -611,60 +688,50 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         limit: usize,
     ) -> Result<Delta<T>> {
         validate_scope(scope)?;
-        let mut state = CursorState::decode(since)?;
-        let per_page = limit.clamp(1, self.config.max_page_size);
-        let window = jiff::SignedDuration::try_from(self.config.overlap_window)
-            .map_err(|e| Error::InvalidInput(format!("pocketbase: overlap window: {e}")))?;
-        let base = scope_filter(scope);
-        let mut delta = Delta::empty(Timestamp::now(), None);
-        loop {
-            let keyset = match state.begin_read() {
-                Start::Beginning => None,
-                Start::After(u, i) => {
-                    let (u, i) = (quote(&u), quote(&i));
-                    Some(format!("updated >= {u} && (updated > {u} || id > {i})"))
+        let key = |c: Option<&Cursor>| {
+            (
+                scope.canonical(),
+                c.map(|c| c.0.clone()).unwrap_or_default(),
+                limit,
+            )
+        };
+        let prefetched = {
+            let mut slot = self.prefetch.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.take() {
+                Some(p) if p.key == key(since) => Some(p.task),
+                Some(p) => {
+                    p.task.abort();
+                    None
                 }
-                Start::From(u) => Some(format!("updated >= {}", quote(&u))),
-            };
-            let f = filter::and([base.clone(), keyset]);
-            let (items, date) = self.list(scope.name(), &f, per_page).await?;
-            // The Date header is truncated to the second: one more second of margin.
-            let risk_low = format_date(date - window - jiff::SignedDuration::from_secs(1));
-            let reached_end = items.len() < per_page;
-            let mut last = None;
-            for raw in items {
-                let (Some(updated), Some(id)) = (
-                    raw.get("updated")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    raw.get("id").and_then(Value::as_str).map(str::to_owned),
-                ) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: format!(
-                            "collection {:?} rows lack `updated`/`id`: add the autodate fields (see the guide)",
-                            scope.name()
-                        ),
-                    });
-                };
-                if !state.was_seen(&updated, &id) {
-                    match decode_row::<T>(raw)? {
-                        Change::Upsert(r) => delta.upserts.push(r),
-                        Change::Delete(t) => delta.deletes.push(t),
-                    }
-                    state.mark_seen(&updated, &id, &risk_low);
-                }
-                last = Some((updated, id));
+                None => None,
             }
-            state.end_read(last, reached_end, risk_low);
-            delta.server_time = date;
-            delta.has_more = !reached_end;
-            // A page made only of already-delivered rows: keep scanning rather than return nothing.
-            if !delta.is_empty() || reached_end {
-                break;
+        };
+        let delta = match prefetched {
+            // A failed prefetch is simply redone now.
+            Some(task) => match task.await {
+                Ok(Ok(d)) => d,
+                _ => self.fetch_page(scope, since, limit).await?,
+            },
+            None => self.fetch_page(scope, since, limit).await?,
+        };
+        if self.config.prefetch
+            && delta.has_more
+            && let Some(next) = delta.cursor.clone()
+        {
+            let this = self.clone();
+            let scope = scope.clone();
+            let k = key(Some(&next));
+            let task =
+                tokio::spawn(async move { this.fetch_page(&scope, Some(&next), limit).await });
+            let old = self
+                .prefetch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(Prefetch { key: k, task });
+            if let Some(old) = old {
+                old.task.abort();
             }
         }
-        delta.cursor = Some(state.encode());
         Ok(delta)
     }
 
