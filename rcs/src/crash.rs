@@ -1,13 +1,726 @@
-//! `rcs crash-test` (placeholder).
+//! `rcs crash-test`: kills a syncing client process with SIGKILL at random moments and checks
+//! that no write is lost, duplicated or invented, and that the cache converges with the remote.
+//!
+//! The harness runs our HTTP server in-process (the same [`Server`] as `rcs serve`, with bearer
+//! tokens, over a SQLite file via [`SqliteRemoteStore`]) with a [`tap::Tap`] between the server
+//! and its storage. Then, for each kill:
+//!
+//! 1. It picks a kill point: while an `enqueue_*` transaction runs; a push held before the remote
+//!    applies it; a push applied and committed whose answer is held (between the remote's
+//!    acknowledgement and the local queue update); just after a push was answered (the client's
+//!    ack transaction); a follow-up pull page held (earlier pages committed); just after a page
+//!    was answered (the client's apply transaction); or a uniformly random time.
+//! 2. It starts a worker — this binary, `crash-test --worker` — that makes random offline writes
+//!    through an [`Orchestrator`] over the SQLite cache file (the same file every round) and
+//!    syncs, while the harness also writes other records straight into the remote (another
+//!    device) so pulls have pages to deliver. When the kill point is reached, SIGKILL.
+//! 3. It reopens the cache, syncs it over HTTP until the queue is empty, and checks against the
+//!    worker's journal ([`journal`]) and the tap's log of applied ops:
+//!    - *lost*: a record's final remote state is older than its last acknowledged write (every
+//!      acknowledged write is reflected, unless a later write of the same record superseded it —
+//!      the queue legitimately folds superseded writes);
+//!    - *duplicated*: one write (identified by its unique version) applied by more than one op;
+//!    - *phantom*: a remote state or applied op that matches no journaled intent;
+//!    - *diverged*: the cache's live records differ from the remote's after the sync, or ops stay
+//!      queued or parked.
+//!
+//! Prints `key: value` lines and fails when anything is lost, duplicated, invented or diverged.
 
-/// Arguments.
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::remote::http::HttpRemoteStore;
+use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
+use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
+use remote_cache_sync::{
+    JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig, PendingOp,
+    QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
+};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{mpsc, watch};
+
+mod journal;
+mod tap;
+mod worker;
+
+use journal::History;
+use tap::{Tap, Trigger, nanos};
+
+/// Arguments of `rcs crash-test`.
 #[derive(clap::Args)]
 pub struct Args {
     /// How many times to kill the client.
     #[arg(long, default_value_t = 20)]
     kills: usize,
+    /// Seed of the kill schedule and the workload (random when not given; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Client record ids to write to (a small pool makes updates, deletes and re-creates common).
+    #[arg(long, default_value_t = 150)]
+    records: usize,
+    /// Keep the server database, cache and journal in this folder (default: a temporary one).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Internal: run as the client process the harness kills.
+    #[arg(long, hide = true)]
+    worker: bool,
+    #[arg(long, hide = true)]
+    cache: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    journal: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    remote: Option<String>,
+    #[arg(long, hide = true)]
+    run_id: Option<String>,
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    after_ns: Option<i64>,
+    /// Internal, to prove the checks can fail: after each kill, `drop-queued` discards the
+    /// newest queued op from the cache (a lost write), `duplicate` pushes an applied write again
+    /// under a new op id (a duplicated write).
+    #[arg(long, hide = true, value_parser = ["drop-queued", "duplicate"])]
+    sabotage: Option<String>,
 }
 
+const TOKEN_ENV: &str = "RCS_CRASH_TOKEN";
+/// Records the harness writes directly into the remote, as another device would.
+const OTHER_DEVICE_RECORDS: usize = 40;
+
+fn scope_for(run_id: &str) -> anyhow::Result<SyncScope> {
+    Ok(SyncScope::new("crash", [("run", run_id)])?)
+}
+
+/// Entry point of `rcs crash-test`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet ({} kills)", args.kills)
+    if args.worker {
+        let need =
+            |o: Option<PathBuf>, what: &str| o.with_context(|| format!("--{what} is required"));
+        return worker::run(worker::WorkerArgs {
+            cache: need(args.cache, "cache")?,
+            journal: need(args.journal, "journal")?,
+            remote: args.remote.context("--remote is required")?,
+            token: std::env::var(TOKEN_ENV).context("token missing")?,
+            scope: scope_for(args.run_id.as_deref().context("--run-id is required")?)?,
+            seed: args.seed.unwrap_or(0),
+            after_ns: args.after_ns.unwrap_or(0),
+            records: args.records.max(1),
+        })
+        .await;
+    }
+    Harness::run(args).await
+}
+
+/// Where kills land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum KillPoint {
+    Enqueue,
+    PushBeforeApply,
+    PushAfterApply,
+    PushAnswered,
+    MidPull,
+    PageAnswered,
+    Random,
+}
+
+const KILL_POINTS: [KillPoint; 7] = [
+    KillPoint::Enqueue,
+    KillPoint::PushBeforeApply,
+    KillPoint::PushAfterApply,
+    KillPoint::PushAnswered,
+    KillPoint::MidPull,
+    KillPoint::PageAnswered,
+    KillPoint::Random,
+];
+
+impl KillPoint {
+    fn name(self) -> &'static str {
+        match self {
+            KillPoint::Enqueue => "enqueue",
+            KillPoint::PushBeforeApply => "push_before_apply",
+            KillPoint::PushAfterApply => "push_after_apply",
+            KillPoint::PushAnswered => "push_answered",
+            KillPoint::MidPull => "mid_pull",
+            KillPoint::PageAnswered => "page_answered",
+            KillPoint::Random => "random",
+        }
+    }
+
+    fn trigger(self) -> Option<Trigger> {
+        match self {
+            KillPoint::PushBeforeApply => Some(Trigger::PushBeforeApply),
+            KillPoint::PushAfterApply => Some(Trigger::PushAfterApply),
+            KillPoint::PushAnswered => Some(Trigger::PushAnswered),
+            KillPoint::MidPull => Some(Trigger::MidPull),
+            KillPoint::PageAnswered => Some(Trigger::PageAnswered),
+            KillPoint::Enqueue | KillPoint::Random => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    kills: BTreeMap<&'static str, usize>,
+    /// Aimed kills whose point was not reached within the deadline (killed anyway).
+    missed_aims: usize,
+    enqueue_kills_committed: usize,
+    enqueue_kills_not_committed: usize,
+    lost: HashSet<i64>,
+    duplicated: HashSet<i64>,
+    phantom: HashSet<i64>,
+    diverged: usize,
+    recovery_pushed: usize,
+    recovery_conflicts: usize,
+    max_recovery: Duration,
+}
+
+struct Harness {
+    rng: StdRng,
+    seed: u64,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    url: String,
+    token: String,
+    run_id: String,
+    scope: SyncScope,
+    storage: Arc<SqliteRemoteStore<JsonRecord>>,
+    tap: Arc<Tap>,
+    events: mpsc::UnboundedReceiver<Trigger>,
+    release: watch::Sender<u64>,
+    http: Arc<HttpRemoteStore<JsonRecord>>,
+    history: History,
+    figures: Figures,
+    records: usize,
+    sabotage: Option<String>,
+}
+
+impl Harness {
+    async fn run(args: Args) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let seed = args.seed.unwrap_or_else(rand::random);
+        let (tmp, dir) = match &args.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::tempdir()?;
+                let p = t.path().to_owned();
+                (Some(t), p)
+            }
+        };
+        let storage = Arc::new(
+            SqliteRemoteStore::<JsonRecord>::open(dir.join("server.sqlite"))
+                .await
+                .context("open server storage")?,
+        );
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let (release, release_rx) = watch::channel(0u64);
+        let tap = Arc::new(Tap::new(storage.clone(), ev_tx, release_rx));
+        let token = format!("{:032x}", rand::random::<u128>());
+        let mut tokens = StaticTokens::new();
+        tokens.grant(token.clone(), ScopePattern::new(Some("crash".into()), []))?;
+        let router = Server::from_arcs(tap.clone(), Arc::new(tokens)).into_router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(serve(listener, router, std::future::pending()));
+        let run_id = uuid::Uuid::now_v7().simple().to_string();
+        let http = Arc::new(
+            HttpRemoteStore::<JsonRecord>::builder(url.clone())
+                .token(token.clone())
+                .timeout(Duration::from_secs(20))
+                .build()?,
+        );
+        let mut h = Harness {
+            rng: StdRng::seed_from_u64(seed),
+            seed,
+            dir,
+            _tmp: tmp,
+            url,
+            token,
+            scope: scope_for(&run_id)?,
+            run_id,
+            storage,
+            tap,
+            events,
+            release,
+            http,
+            history: History::default(),
+            figures: Figures::default(),
+            records: args.records.max(1),
+            sabotage: args.sabotage.clone(),
+        };
+        eprintln!(
+            "crash-test: seed {seed}, {} kills, files in {}",
+            args.kills,
+            h.dir.display()
+        );
+        for i in 0..args.kills {
+            h.round(i)
+                .await
+                .with_context(|| format!("kill {}", i + 1))?;
+            if (i + 1) % 100 == 0 {
+                eprintln!(
+                    "crash-test: {} kills, {:.0?} elapsed, lost {} duplicated {} diverged {}",
+                    i + 1,
+                    started.elapsed(),
+                    h.figures.lost.len(),
+                    h.figures.duplicated.len(),
+                    h.figures.diverged
+                );
+            }
+        }
+        h.report(args.kills, started.elapsed())
+    }
+
+    fn cache_path(&self) -> PathBuf {
+        self.dir.join("cache.sqlite")
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.dir.join("journal.txt")
+    }
+
+    async fn round(&mut self, i: usize) -> anyhow::Result<()> {
+        let point = KILL_POINTS[self.rng.random_range(0..KILL_POINTS.len())];
+        while self.events.try_recv().is_ok() {}
+        if let Some(t) = point.trigger() {
+            self.tap.arm(t, self.rng.random_range(0..4));
+        }
+        let exe = std::env::current_exe()?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("crash-test")
+            .arg("--worker")
+            .arg("--cache")
+            .arg(self.cache_path())
+            .arg("--journal")
+            .arg(self.journal_path())
+            .arg("--remote")
+            .arg(&self.url)
+            .arg("--run-id")
+            .arg(&self.run_id)
+            .arg(format!("--after-ns={}", self.history.max_version()))
+            .arg(format!("--seed={}", self.seed.wrapping_add(i as u64)))
+            .arg(format!("--records={}", self.records))
+            .env(TOKEN_ENV, &self.token)
+            .env("RCS_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start worker")?;
+        // Drain the worker's stdout (an `E` line before each enqueue).
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let (enq_tx, mut enq_rx) = mpsc::unbounded_channel::<()>();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "E" {
+                    let _ = enq_tx.send(());
+                }
+            }
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let other = tokio::spawn(other_device(
+            self.storage.clone(),
+            self.scope.clone(),
+            self.rng.random(),
+            stop_rx,
+        ));
+
+        let deadline = Duration::from_secs(3);
+        let hit = match point {
+            KillPoint::Random => {
+                let ms = self.rng.random_range(5..600);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                true
+            }
+            KillPoint::Enqueue => {
+                let nth = self.rng.random_range(1..40);
+                let reached = tokio::time::timeout(deadline, async {
+                    for _ in 0..nth {
+                        if enq_rx.recv().await.is_none() {
+                            return false;
+                        }
+                    }
+                    true
+                })
+                .await
+                .unwrap_or(false);
+                if reached {
+                    spin(Duration::from_micros(self.rng.random_range(0..600)));
+                }
+                reached
+            }
+            _ => {
+                let reached = matches!(
+                    tokio::time::timeout(deadline, self.events.recv()).await,
+                    Ok(Some(_))
+                );
+                if reached && matches!(point, KillPoint::PushAnswered | KillPoint::PageAnswered) {
+                    spin(Duration::from_micros(self.rng.random_range(0..1500)));
+                }
+                reached
+            }
+        };
+        child.start_kill().context("kill worker")?;
+        let status = child.wait().await?;
+        if status.code().is_some() {
+            bail!("the worker exited by itself ({status}) instead of being killed");
+        }
+        *self.figures.kills.entry(point.name()).or_default() += 1;
+        if !hit {
+            self.figures.missed_aims += 1;
+        }
+        self.tap.disarm();
+        self.release.send_modify(|e| *e += 1);
+        let _ = stop_tx.send(());
+        other.await??;
+        let t = Instant::now();
+        while self.tap.inflight() > 0 {
+            if t.elapsed() > Duration::from_secs(15) {
+                bail!("server requests still running 15 s after the kill");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.history.catch_up(&self.journal_path())?;
+        self.recover_and_check(point).await
+    }
+
+    async fn recover_and_check(&mut self, point: KillPoint) -> anyhow::Result<()> {
+        let local = Arc::new(
+            SqliteLocalStore::<JsonRecord>::open(self.cache_path())
+                .await
+                .context("reopen cache after the kill")?,
+        );
+        // Was the write being enqueued at the kill committed? (Kills should land on both sides.)
+        let last = self.history.intents.last().filter(|i| !i.acked).cloned();
+        if let (KillPoint::Enqueue, Some(last)) = (point, last) {
+            let queued = local
+                .pending_ops(&self.scope, usize::MAX)
+                .await?
+                .iter()
+                .any(|op| nanos(op.updated_at) == last.version);
+            let applied = self.tap.applied().by_version.contains_key(&last.version);
+            if queued || applied {
+                self.figures.enqueue_kills_committed += 1;
+            } else {
+                self.figures.enqueue_kills_not_committed += 1;
+            }
+        }
+        self.sabotage(&local).await?;
+        let orch = Orchestrator::with(
+            local.clone(),
+            self.http.clone(),
+            Arc::new(LastWriteWins::new()),
+            OrchestratorConfig::default().sync_after_write(false),
+        );
+        let t = Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match orch.synchronize(&self.scope).await {
+                Ok(report) => {
+                    self.figures.recovery_pushed += report.pushed;
+                    self.figures.recovery_conflicts += report.conflicts;
+                    if orch.status(&self.scope).await?.pending == 0 {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("crash-test: recovery sync failed: {e}"),
+            }
+            if tries == 5 {
+                break;
+            }
+        }
+        self.figures.max_recovery = self.figures.max_recovery.max(t.elapsed());
+        let status = orch.status(&self.scope).await?;
+        let local_live: BTreeMap<String, Value> = local
+            .query(&self.scope, &QuerySpec::new())
+            .await?
+            .into_iter()
+            .map(|r| (r.id().to_owned(), Value::Object(r.into_value())))
+            .collect();
+        drop(orch);
+        drop(local);
+        let remote = remote_state(&self.storage, &self.scope).await?;
+        let remote_live: BTreeMap<String, Value> = remote
+            .iter()
+            .filter_map(|(id, s)| match s {
+                Final::Live(r) => Some((id.clone(), Value::Object(r.value().clone()))),
+                Final::Gone(_) => None,
+            })
+            .collect();
+        if local_live != remote_live || status.pending > 0 || status.parked > 0 {
+            self.figures.diverged += 1;
+            let only_local: Vec<_> = local_live
+                .iter()
+                .filter(|(k, v)| remote_live.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
+            let only_remote: Vec<_> = remote_live
+                .iter()
+                .filter(|(k, v)| local_live.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
+            eprintln!(
+                "crash-test: DIVERGED after a {} kill: pending {} parked {}, differing in cache {only_local:?}, on remote {only_remote:?}",
+                point.name(),
+                status.pending,
+                status.parked
+            );
+        }
+        self.check_writes(&remote, point);
+        Ok(())
+    }
+
+    /// Breaks the rules on purpose (`--sabotage`), so a test can show the checks catch it.
+    async fn sabotage(&self, local: &SqliteLocalStore<JsonRecord>) -> anyhow::Result<()> {
+        match self.sabotage.as_deref() {
+            Some("drop-queued") => {
+                let ops = local.pending_ops(&self.scope, usize::MAX).await?;
+                if let Some(op) = ops.last() {
+                    local
+                        .discard_ops(&self.scope, std::slice::from_ref(&op.op_id))
+                        .await?;
+                }
+            }
+            Some("duplicate") => {
+                let remote = remote_state(&self.storage, &self.scope).await?;
+                let live = remote.values().find_map(|f| match f {
+                    Final::Live(r) if r.id().starts_with("c-") => Some(r.clone()),
+                    _ => None,
+                });
+                if let Some(r) = live {
+                    let mut op = PendingOp::upsert(self.scope.clone(), OpKind::Update, r.clone());
+                    op.base_version = Some(r.updated_at());
+                    self.http.push(&self.scope, &[op]).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Lost, duplicated and phantom writes, judged on the whole history so far.
+    fn check_writes(&mut self, remote: &BTreeMap<String, Final>, point: KillPoint) {
+        let applied = self.tap.applied();
+        for (version, (id, ops)) in &applied.by_version {
+            match self.history.by_version(*version) {
+                Some(i) if &i.id == id => {}
+                _ => {
+                    if self.figures.phantom.insert(*version) {
+                        eprintln!("crash-test: PHANTOM applied op on {id} at version {version}");
+                    }
+                }
+            }
+            if ops.len() > 1 && self.figures.duplicated.insert(*version) {
+                eprintln!(
+                    "crash-test: DUPLICATED write {version} on {id}, applied by {} ops (after a {} kill)",
+                    ops.len(),
+                    point.name()
+                );
+            }
+        }
+        drop(applied);
+        for (id, idxs) in &self.history.per_record {
+            // Position of the remote's final state among the record's writes.
+            let reached = match remote.get(id) {
+                None => None,
+                Some(f) => {
+                    let (version, is_delete, wid_ok) = match f {
+                        Final::Live(r) => (
+                            nanos(r.updated_at()),
+                            false,
+                            r.value().get("wid").and_then(Value::as_str)
+                                == Some(nanos(r.updated_at()).to_string().as_str()),
+                        ),
+                        Final::Gone(t) => (nanos(t.deleted_at), true, true),
+                    };
+                    let pos = idxs.iter().position(|&i| {
+                        let w = &self.history.intents[i];
+                        w.version == version && (w.kind == OpKind::Delete) == is_delete
+                    });
+                    if (pos.is_none() || !wid_ok) && self.figures.phantom.insert(version) {
+                        eprintln!("crash-test: PHANTOM remote state of {id} at version {version}");
+                    }
+                    pos
+                }
+            };
+            // Deleted and absent read the same to the app: a remote without the record, or
+            // with an older tombstone, satisfies a later delete (a create and a delete of a
+            // record the remote has not got fold into nothing).
+            let reached = match remote.get(id) {
+                None | Some(Final::Gone(_)) => idxs
+                    .iter()
+                    .rposition(|&i| self.history.intents[i].kind == OpKind::Delete)
+                    .filter(|&p| reached.is_none_or(|r| p > r))
+                    .or(reached),
+                Some(Final::Live(_)) => reached,
+            };
+            let first_missing = reached.map_or(0, |p| p + 1);
+            for &i in &idxs[first_missing..] {
+                let w = &self.history.intents[i];
+                if w.acked && self.figures.lost.insert(w.version) {
+                    eprintln!(
+                        "crash-test: LOST {:?} of {id} at version {} (remote holds write #{reached:?} of {}; after a {} kill)",
+                        w.kind,
+                        w.version,
+                        idxs.len(),
+                        point.name()
+                    );
+                }
+            }
+        }
+    }
+
+    fn report(&self, kills: usize, elapsed: Duration) -> anyhow::Result<()> {
+        let f = &self.figures;
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k}: {v}\n"));
+        line("kill_points", kills.to_string());
+        for p in KILL_POINTS {
+            line(
+                &format!("kills_{}", p.name()),
+                f.kills.get(p.name()).copied().unwrap_or(0).to_string(),
+            );
+        }
+        line("kills_missed_aim", f.missed_aims.to_string());
+        line(
+            "enqueue_kills_committed",
+            f.enqueue_kills_committed.to_string(),
+        );
+        line(
+            "enqueue_kills_not_committed",
+            f.enqueue_kills_not_committed.to_string(),
+        );
+        line("writes", self.history.intents.len().to_string());
+        line(
+            "acknowledged_writes",
+            self.history.acknowledged().to_string(),
+        );
+        line(
+            "applied_ops",
+            self.tap
+                .applied()
+                .by_version
+                .values()
+                .map(|(_, ops)| ops.len())
+                .sum::<usize>()
+                .to_string(),
+        );
+        line("recovery_pushed", f.recovery_pushed.to_string());
+        line("recovery_conflicts", f.recovery_conflicts.to_string());
+        line("torn_journal_lines", self.history.torn_lines.to_string());
+        line("lost_writes", f.lost.len().to_string());
+        line("duplicated_writes", f.duplicated.len().to_string());
+        line("phantom_writes", f.phantom.len().to_string());
+        line("diverged_caches", f.diverged.to_string());
+        line("max_recovery_ms", f.max_recovery.as_millis().to_string());
+        line("seed", self.seed.to_string());
+        line("elapsed_s", format!("{:.1}", elapsed.as_secs_f64()));
+        print!("{out}");
+        if !f.lost.is_empty() || !f.duplicated.is_empty() || !f.phantom.is_empty() || f.diverged > 0
+        {
+            bail!(
+                "crash test failed: {} lost, {} duplicated, {} phantom, {} diverged",
+                f.lost.len(),
+                f.duplicated.len(),
+                f.phantom.len(),
+                f.diverged
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Busy-waits (timers have millisecond resolution; kill points are finer).
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A record's state on the remote.
+enum Final {
+    Live(JsonRecord),
+    Gone(Tombstone),
+}
+
+async fn remote_state(
+    storage: &SqliteRemoteStore<JsonRecord>,
+    scope: &SyncScope,
+) -> anyhow::Result<BTreeMap<String, Final>> {
+    let mut out = BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let page = storage.fetch_since(scope, cursor.as_ref(), 5000).await?;
+        for r in page.upserts {
+            let f = match r.deleted_at() {
+                Some(at) => Final::Gone(Tombstone {
+                    id: r.id().to_owned(),
+                    deleted_at: at,
+                }),
+                None => Final::Live(r),
+            };
+            out.insert(f_id(&f), f);
+        }
+        for t in page.deletes {
+            out.insert(t.id.clone(), Final::Gone(t));
+        }
+        cursor = page.cursor.or(cursor);
+        if !page.has_more {
+            return Ok(out);
+        }
+    }
+}
+
+fn f_id(f: &Final) -> String {
+    match f {
+        Final::Live(r) => r.id().to_owned(),
+        Final::Gone(t) => t.id.clone(),
+    }
+}
+
+/// Another device writing its own records straight into the remote while the worker runs, so
+/// the worker's pulls have pages to deliver.
+async fn other_device(
+    storage: Arc<SqliteRemoteStore<JsonRecord>>,
+    scope: SyncScope,
+    seed: u64,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..6))) => {}
+        }
+        let id = format!("s-{:02}", rng.random_range(0..OTHER_DEVICE_RECORDS));
+        let now = Timestamp::now();
+        if rng.random_bool(0.2) {
+            storage
+                .batch_delete(
+                    &scope,
+                    &[Tombstone {
+                        id,
+                        deleted_at: now,
+                    }],
+                )
+                .await?;
+        } else {
+            let r = JsonRecord::from_value(serde_json::json!({
+                "id": id, "updated_at": now.to_string(), "by": "other device", "x": rng.random::<u32>(),
+            }))?;
+            storage.batch_upsert(&scope, &[r]).await?;
+        }
+    }
 }

@@ -1,0 +1,61 @@
+//! `rcs crash-test` with a small kill count: a client process SIGKILLed at random moments
+//! (mid-enqueue, mid-push before and after the remote applied it, mid-pull) loses, duplicates
+//! and invents nothing, and its cache converges. Also checks that the harness's checks can fail.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+const RCS: &str = env!("CARGO_BIN_EXE_rcs");
+
+fn crash_test(extra: &[&str]) -> (bool, HashMap<String, String>, String) {
+    let out = Command::new(RCS)
+        .arg("crash-test")
+        .args(extra)
+        .output()
+        .expect("run rcs crash-test");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let figures = stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), figures, report)
+}
+
+fn figure(f: &HashMap<String, String>, key: &str) -> usize {
+    f.get(key)
+        .unwrap_or_else(|| panic!("no {key} line"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn fifteen_kills_lose_nothing() {
+    let (ok, f, report) = crash_test(&["--kills", "15"]);
+    assert!(ok, "crash test failed:\n{report}");
+    assert_eq!(figure(&f, "kill_points"), 15, "{report}");
+    assert!(figure(&f, "acknowledged_writes") > 0, "{report}");
+    for key in [
+        "lost_writes",
+        "duplicated_writes",
+        "phantom_writes",
+        "diverged_caches",
+    ] {
+        assert_eq!(figure(&f, key), 0, "{key}:\n{report}");
+    }
+}
+
+#[test]
+fn the_checks_catch_a_lost_write() {
+    let (ok, f, report) = crash_test(&["--kills", "8", "--sabotage", "drop-queued"]);
+    assert!(!ok, "a dropped queued op went unnoticed:\n{report}");
+    assert!(figure(&f, "lost_writes") > 0, "{report}");
+}
+
+#[test]
+fn the_checks_catch_a_duplicated_write() {
+    let (ok, f, report) = crash_test(&["--kills", "8", "--sabotage", "duplicate"]);
+    assert!(!ok, "a write applied twice went unnoticed:\n{report}");
+    assert!(figure(&f, "duplicated_writes") > 0, "{report}");
+}
