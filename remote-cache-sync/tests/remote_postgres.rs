@@ -841,44 +841,57 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
         return;
     };
     // Its own application name, so only its connection is terminated (tests run in parallel).
-    let store = PostgresRemoteStore::<TestRecord>::connect(
-        &format!("{url}?application_name=rcs-kill-test"),
-        PostgresOptions::default()
-            .table_prefix(PREFIX)
-            .max_connections(1),
-    )
-    .await
-    .unwrap();
+    let app = format!("rcs-kill-{}", &uuid_ish()[..12]);
+    let store = Arc::new(
+        PostgresRemoteStore::<TestRecord>::connect(
+            &format!("{url}?application_name={app}"),
+            PostgresOptions::default()
+                .table_prefix(PREFIX)
+                .max_connections(1),
+        )
+        .await
+        .unwrap(),
+    );
     let scope = unique_scope("records");
-    store.fetch_since(&scope, None, 1).await.unwrap();
-    let observer = raw(&url).await;
-    // Terminate the pooled connection (57P01 admin_shutdown on its next use).
-    observer
+    // Park a push on its scope lock, then terminate its backend (57P01 admin_shutdown).
+    let holder = raw(&url).await;
+    let key = format!("{PREFIX}records\n{}", scope.canonical());
+    holder
         .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'rcs-kill-test' AND pid <> pg_backend_pid()
-               AND backend_type = 'client backend' AND state = 'idle'",
-            &[],
+            "SELECT pg_advisory_lock(hashtextextended($1::text, 0))",
+            &[&key],
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut saw_unavailable = false;
-    for _ in 0..3 {
-        match store.fetch_since(&scope, None, 1).await {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
-                saw_unavailable = true;
-            }
-        }
-    }
-    store
-        .fetch_since(&scope, None, 1)
+    let op = create(&scope, TestRecord::new("k", "k", ts(0)));
+    let push = {
+        let (store, scope, op) = (store.clone(), scope.clone(), op.clone());
+        tokio::spawn(async move { store.push(&scope, &[op]).await })
+    };
+    wait_until_blocked(&holder, &app, "advisory", "pg_advisory_xact_lock").await;
+    holder
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
         .await
-        .expect("the pool replaces the dead connection");
-    // Either the pool noticed the closed connection (recycling) or the caller saw a retryable error.
-    println!("saw_unavailable = {saw_unavailable}");
+        .unwrap();
+    let err = push.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable { .. }) && err.is_retryable(),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("57P01"), "{err}");
+    holder
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    // The pool drops the dead connection; the retried push goes through.
+    assert_applied(&store.push(&scope, &[op]).await.unwrap());
+    assert!(store.get_by_id(&scope, "k").await.unwrap().is_some());
 }
 
 #[tokio::test]

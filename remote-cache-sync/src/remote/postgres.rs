@@ -113,6 +113,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -593,6 +594,36 @@ impl<T> fmt::Debug for PostgresRemoteStore<T> {
     }
 }
 
+/// A pooled connection that leaves the pool, instead of going back, after a connection-level
+/// failure (the driver may not have noticed yet that the server closed it).
+struct Conn {
+    obj: Option<deadpool_postgres::Object>,
+    broken: Arc<AtomicBool>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        self.obj.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.obj.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.broken.load(Ordering::Relaxed)
+            && let Some(obj) = self.obj.take()
+        {
+            drop(deadpool_postgres::Object::take(obj));
+        }
+    }
+}
+
 /// The remote's state of one record inside a push.
 struct Current {
     version: Timestamp,
@@ -727,8 +758,9 @@ impl<T: Record> PostgresRemoteStore<T> {
     /// the database was set up by a newer build.
     pub async fn migrate(&self) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.errors.pg(&e))?;
-        let e = |e: tokio_postgres::Error| self.errors.pg(&e);
+        let broken = client.broken.clone();
+        let e = |e: tokio_postgres::Error| self.fail(&broken, &e);
+        let tx = client.transaction().await.map_err(e)?;
         let [lock_timeout, idle_timeout] = &self.tx_settings;
         tx.execute(&self.sql.tx_settings, &[lock_timeout, idle_timeout])
             .await
@@ -806,14 +838,44 @@ impl<T: Record> PostgresRemoteStore<T> {
     /// beyond the longest time a client can stay offline.
     pub async fn prune_applied_ops(&self, before: Timestamp) -> Result<u64> {
         let client = self.client().await?;
+        let broken = client.broken.clone();
         client
             .execute(&self.sql.prune, &[&before])
             .await
-            .map_err(|e| self.errors.pg(&e))
+            .map_err(|e| self.fail(&broken, &e))
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| self.errors.pool(e))
+    async fn client(&self) -> Result<Conn> {
+        let obj = self.pool.get().await.map_err(|e| self.errors.pool(e))?;
+        Ok(Conn {
+            obj: Some(obj),
+            broken: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Maps a driver error; a connection-level failure also marks the connection `broken`, so it
+    /// is dropped instead of going back to the pool (the next call gets a fresh one).
+    fn fail(&self, broken: &AtomicBool, e: &tokio_postgres::Error) -> Error {
+        let connection_lost = e.is_closed()
+            || match e.code() {
+                Some(code) => matches!(&code.code()[..2], "08" | "57" | "58" | "XX"),
+                // Client-side: io, timeouts, protocol errors; not value conversions.
+                None => {
+                    let text = e.to_string();
+                    ![
+                        "error serializing",
+                        "error deserializing",
+                        "invalid column",
+                        "query returned",
+                    ]
+                    .iter()
+                    .any(|p| text.starts_with(p))
+                }
+            };
+        if connection_lost {
+            broken.store(true, Ordering::Relaxed);
+        }
+        self.errors.pg(e)
     }
 
     fn decode(&self, id: &str, data: Value) -> Result<T> {
@@ -876,14 +938,15 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             return Ok(None);
         }
         let client = self.client().await?;
+        let broken = client.broken.clone();
         let stmt = client
             .prepare_cached(&self.sql.get)
             .await
-            .map_err(|e| self.errors.pg(&e))?;
+            .map_err(|e| self.fail(&broken, &e))?;
         let row = client
             .query_opt(&stmt, &[&scope.canonical(), &id])
             .await
-            .map_err(|e| self.errors.pg(&e))?;
+            .map_err(|e| self.fail(&broken, &e))?;
         row.map(|r| self.decode(id, r.get(0))).transpose()
     }
 
@@ -896,10 +959,11 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         let from = parse_cursor(since)?;
         let limit = limit.clamp(1, 1_000_000);
         let client = self.client().await?;
+        let broken = client.broken.clone();
         let stmt = client
             .prepare_cached(&self.sql.pull)
             .await
-            .map_err(|e| self.errors.pg(&e))?;
+            .map_err(|e| self.fail(&broken, &e))?;
         let canonical = scope.canonical();
         let fetch = (limit + 1) as i64;
         // Pipelined on one connection: the page and the server clock.
@@ -908,8 +972,8 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             client.query(&stmt, &params),
             client.query_one("SELECT clock_timestamp()", &[]),
         )
-        .map_err(|e| self.errors.pg(&e))?;
-        let server_time: Timestamp = now.try_get(0).map_err(|e| self.errors.pg(&e))?;
+        .map_err(|e| self.fail(&broken, &e))?;
+        let server_time: Timestamp = now.try_get(0).map_err(|e| self.fail(&broken, &e))?;
         let mut delta = Delta::empty(server_time, since.cloned());
         delta.has_more = rows.len() > limit;
         for row in rows.into_iter().take(limit) {
@@ -959,8 +1023,9 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         };
         let op_ids: Vec<&str> = ops.iter().map(|o| o.op_id.as_str()).collect();
 
-        let e = |e: tokio_postgres::Error| self.errors.pg(&e);
         let mut client = self.client().await?;
+        let broken = client.broken.clone();
+        let e = |e: tokio_postgres::Error| self.fail(&broken, &e);
         let tx = client.transaction().await.map_err(e)?;
         // See the module docs: this lock is what keeps the cursor exact.
         let lock_key = format!("{}{canonical}", self.sql.lock_key_prefix);
@@ -1096,11 +1161,12 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
 
     async fn server_time(&self) -> Result<Timestamp> {
         let client = self.client().await?;
+        let broken = client.broken.clone();
         let row = client
             .query_one("SELECT clock_timestamp()", &[])
             .await
-            .map_err(|e| self.errors.pg(&e))?;
-        row.try_get(0).map_err(|e| self.errors.pg(&e))
+            .map_err(|e| self.fail(&broken, &e))?;
+        row.try_get(0).map_err(|e| self.fail(&broken, &e))
     }
 }
 
