@@ -1,6 +1,8 @@
 //! One `synchronize`: push the queue (coalesced, conflicts resolved, poison ops parked), then
 //! pull pages until the remote has no more, each page committed with its cursor.
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 
 use super::coalesce::{Coalesced, coalesce};
@@ -27,9 +29,12 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
     // are requeued once; the budget bounds the loop even if other writers keep enqueueing.
     let queued = inner.local.queue_status(scope).await?.pending;
     let mut rounds_left = queued.div_ceil(batch) * 2 + 4;
+    // Records with an op rejected (not parked) in this sync: their ops wait for the next sync,
+    // so `max_rejections` counts syncs, not back-to-back retries; ops of other records go on.
+    let mut held = HashSet::new();
     while rounds_left > 0 {
         rounds_left -= 1;
-        let ops = inner.local.pending_ops(scope, batch).await?;
+        let ops = next_batch(inner, scope, batch, &held).await?;
         if ops.is_empty() {
             break;
         }
@@ -71,6 +76,7 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
                     if park {
                         report.parked += group.constituents.len();
                     } else {
+                        held.insert(op.id.clone());
                         report.rejected += group.constituents.len();
                     }
                 }
@@ -84,6 +90,25 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
         inner.local.ack_ops(scope, &acks).await?;
     }
     Ok(())
+}
+
+/// Up to `batch` queued ops in queue order, skipping the records in `held`.
+async fn next_batch<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    batch: usize,
+    held: &HashSet<String>,
+) -> Result<Vec<PendingOp<T>>> {
+    let mut limit = batch;
+    loop {
+        let ops = inner.local.pending_ops(scope, limit).await?;
+        let end = ops.len() < limit;
+        let ops: Vec<_> = ops.into_iter().filter(|o| !held.contains(&o.id)).take(batch).collect();
+        if end || ops.len() == batch {
+            return Ok(ops);
+        }
+        limit = limit.saturating_add(batch);
+    }
 }
 
 /// A create and a delete of one record cancel out, unless an earlier push of the create reached
