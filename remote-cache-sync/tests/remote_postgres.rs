@@ -1072,3 +1072,73 @@ async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
         .unwrap();
     assert_applied(&store.push(&scope, &[op]).await.unwrap());
 }
+
+/// Several ops on one record in one push are applied in order, each checked against the state the
+/// previous ones left; the record is written once and pulled once.
+#[tokio::test]
+async fn ops_on_one_record_in_one_push_apply_in_order() {
+    let Some(url) = pg_url("ops_on_one_record_in_one_push_apply_in_order") else {
+        return;
+    };
+    let store = store(&url).await;
+    let scope = unique_scope("records");
+    let v1 = TestRecord::new("a", "v1", ts(1_000));
+    let v2 = TestRecord::new("a", "v2", ts(2_000));
+    let mut upd = PendingOp::upsert(scope.clone(), OpKind::Update, v2.clone());
+    upd.base_version = Some(v1.updated_at);
+    let mut stale = PendingOp::upsert(
+        scope.clone(),
+        OpKind::Update,
+        TestRecord::new("a", "v3", ts(3_000)),
+    );
+    stale.base_version = Some(v1.updated_at);
+    let mut del = PendingOp::<TestRecord>::delete(scope.clone(), "a", ts(4_000));
+    del.base_version = Some(v2.updated_at);
+    let out = store
+        .push(
+            &scope,
+            &[
+                create(&scope, v1.clone()),
+                upd,
+                stale,
+                create(&scope, v1.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(out[1], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[1]
+    );
+    assert_eq!(
+        out[2],
+        PushOutcome::Conflict {
+            current: Some(remote_cache_sync::Change::Upsert(v2.clone()))
+        }
+    );
+    assert!(
+        matches!(out[3], PushOutcome::Conflict { .. }),
+        "a create on a live record: {:?}",
+        out[3]
+    );
+    let page = store.fetch_since(&scope, None, 10).await.unwrap();
+    assert_eq!(page.upserts, vec![v2.clone()]);
+    // Delete then re-create in one push: the final state is the re-created record.
+    let v5 = TestRecord::new("a", "v5", ts(5_000));
+    let out = store
+        .push(&scope, &[del, create(&scope, v5.clone())])
+        .await
+        .unwrap();
+    assert_applied(&out);
+    let page = store
+        .fetch_since(&scope, page.cursor.as_ref(), 10)
+        .await
+        .unwrap();
+    assert_eq!((page.upserts, page.deletes.len()), (vec![v5], 0));
+}

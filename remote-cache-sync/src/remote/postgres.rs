@@ -632,13 +632,6 @@ struct Current {
     data: Option<Value>,
 }
 
-/// A row to write at the end of a push.
-struct Write {
-    version: Timestamp,
-    deleted: bool,
-    data: Option<Value>,
-}
-
 fn contains_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
@@ -1067,8 +1060,9 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         }
 
         let mut outcomes = Vec::with_capacity(ops.len());
-        let mut writes: Vec<(&str, Write)> = Vec::new();
-        let mut write_index: HashMap<&str, usize> = HashMap::new();
+        // Ids to write, in first-write order; their final state is in `current`.
+        let mut written: Vec<&str> = Vec::new();
+        let mut written_set: HashSet<&str> = HashSet::new();
         let mut new_applied: Vec<&str> = Vec::new();
         for (op, (change, data, invalid)) in ops.iter().zip(prepared) {
             let cur = current.get(&op.id);
@@ -1099,25 +1093,16 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                 }
                 continue;
             }
-            let write = Write {
-                version: change.version(),
-                deleted: change.is_delete(),
-                data,
-            };
             current.insert(
                 op.id.clone(),
                 Current {
-                    version: write.version,
-                    deleted: write.deleted,
-                    data: write.data.clone(),
+                    version: change.version(),
+                    deleted: change.is_delete(),
+                    data,
                 },
             );
-            match write_index.get(op.id.as_str()) {
-                Some(&i) => writes[i].1 = write,
-                None => {
-                    write_index.insert(op.id.as_str(), writes.len());
-                    writes.push((op.id.as_str(), write));
-                }
+            if written_set.insert(op.id.as_str()) {
+                written.push(op.id.as_str());
             }
             applied.insert(op.op_id.0.clone());
             new_applied.push(op.op_id.as_str());
@@ -1126,13 +1111,12 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             });
         }
 
-        if !writes.is_empty() {
-            let w_ids: Vec<&str> = writes.iter().map(|(id, _)| *id).collect();
-            let w_versions: Vec<String> =
-                writes.iter().map(|(_, w)| w.version.to_string()).collect();
-            let w_times: Vec<Timestamp> = writes.iter().map(|(_, w)| w.version).collect();
-            let w_deleted: Vec<bool> = writes.iter().map(|(_, w)| w.deleted).collect();
-            let w_data: Vec<Option<&Value>> = writes.iter().map(|(_, w)| w.data.as_ref()).collect();
+        if !written.is_empty() {
+            let finals: Vec<&Current> = written.iter().map(|id| &current[*id]).collect();
+            let w_versions: Vec<String> = finals.iter().map(|c| c.version.to_string()).collect();
+            let w_times: Vec<Timestamp> = finals.iter().map(|c| c.version).collect();
+            let w_deleted: Vec<bool> = finals.iter().map(|c| c.deleted).collect();
+            let w_data: Vec<Option<&Value>> = finals.iter().map(|c| c.data.as_ref()).collect();
             let (upsert, insert_applied) = tokio::try_join!(
                 tx.prepare_cached(&self.sql.upsert_rows),
                 tx.prepare_cached(&self.sql.insert_applied),
@@ -1142,7 +1126,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                 &upsert,
                 &[
                     &canonical,
-                    &w_ids,
+                    &written,
                     &w_versions,
                     &w_times,
                     &w_deleted,
