@@ -142,7 +142,7 @@ impl Token {
 
     /// Whether the token expires within `margin_s` seconds of `now`.
     pub fn expires_within(&self, now: Timestamp, margin_s: i64) -> bool {
-        self.claims.exp - margin_s <= now.as_second()
+        self.claims.exp.saturating_sub(margin_s) <= now.as_second()
     }
 
     /// Whether the token has expired at `now`.

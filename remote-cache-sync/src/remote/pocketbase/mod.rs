@@ -417,16 +417,30 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         let base = scope_filter(scope);
         let mut delta = Delta::empty(Timestamp::now(), None);
         loop {
-            let keyset = match state.begin_read() {
+            let start = state.begin_read();
+            let keyset = match &start {
                 Start::Beginning => None,
                 Start::After(u, i) => {
-                    let (u, i) = (quote(&u), quote(&i));
+                    let (u, i) = (quote(u), quote(i));
                     Some(format!("updated >= {u} && (updated > {u} || id > {i})"))
                 }
-                Start::From(u) => Some(format!("updated >= {}", quote(&u))),
+                Start::From(u) => Some(format!("updated >= {}", quote(u))),
             };
             let f = filter::and([base.clone(), keyset]);
             let (items, date) = self.list(scope.name(), &f, per_page).await?;
+            // A server that ignores perPage or the keyset filter would break the page contract or
+            // make this loop re-read the same rows forever.
+            let outside = |u: &str, i: &str| match &start {
+                Start::Beginning => false,
+                Start::After(su, si) => (u, i) <= (su.as_str(), si.as_str()),
+                Start::From(su) => u < su.as_str(),
+            };
+            if items.len() > per_page {
+                return Err(Error::MalformedResponse {
+                    backend: BACKEND,
+                    message: format!("{} rows for perPage {per_page}", items.len()),
+                });
+            }
             // The Date header is truncated to the second: one more second of margin.
             let risk_low = format_date(date - window - jiff::SignedDuration::from_secs(1));
             let reached_end = items.len() < per_page;
@@ -446,6 +460,12 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                         ),
                     });
                 };
+                if outside(&updated, &id) {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: "a listed row is outside the requested keyset range".into(),
+                    });
+                }
                 if !state.was_seen(&updated, &id) {
                     match decode_row::<T>(raw)? {
                         Change::Upsert(r) => delta.upserts.push(r),
