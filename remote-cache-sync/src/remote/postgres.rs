@@ -865,10 +865,12 @@ impl<T: Record> PostgresRemoteStore<T> {
                     .any(|p| text.starts_with(p))
                 }
             };
+        let err = self.errors.pg(e);
         if connection_lost {
             broken.store(true, Ordering::Relaxed);
+            tracing::warn!(error = %err, "postgres connection failed; dropping it from the pool");
         }
-        self.errors.pg(e)
+        err
     }
 
     fn decode(&self, id: &str, data: Value) -> Result<T> {
@@ -1140,6 +1142,12 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                 .map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
+        tracing::debug!(
+            scope = %scope,
+            ops = ops.len(),
+            written = written.len(),
+            "postgres push committed"
+        );
         Ok(outcomes)
     }
 
