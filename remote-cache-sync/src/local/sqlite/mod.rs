@@ -13,9 +13,11 @@
 //!   the exact semantics of [`QuerySpec::apply`] (see the `query` module source for the mapping).
 //!   Declare the fields you filter on with [`SqliteLocalStoreBuilder::index_field`] to get an
 //!   expression index on `(scope, json_extract(data, '$.field'))`.
-//! - **Threads**: every call runs on tokio's blocking pool (`spawn_blocking`) over one
-//!   connection behind a mutex; the async threads never touch SQLite. A call whose future is
-//!   dropped still runs to completion or rolls back, never half-way.
+//! - **Threads**: one connection behind a mutex. On a multi-thread tokio runtime each call runs
+//!   under `block_in_place` (the worker hands its queued tasks to another thread first, so other
+//!   tasks keep running and the call pays no thread hop); on a current-thread runtime it runs on
+//!   the blocking pool (`spawn_blocking`). A call whose future is dropped still runs to
+//!   completion or rolls back, never half-way.
 //! - **Errors**: SQLite failures become [`Error::Storage`] with a [`StorageErrorKind`]: busy or
 //!   locked → `Locked`, corrupt or not a database → `Corrupt`, disk full → `Full`, read-only →
 //!   `ReadOnly`.
@@ -131,6 +133,14 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
         self
     }
 
+    /// Caps the database at `pages` pages (SQLite's `max_page_count`; pages are 4 KiB by
+    /// default). A write that would grow it further fails with [`StorageErrorKind::Full`] and
+    /// commits nothing, as on a full disk. Unlimited by default.
+    pub fn max_page_count(mut self, pages: u32) -> Self {
+        self.settings.max_page_count = Some(pages);
+        self
+    }
+
     /// Opens (creating and migrating as needed) on the blocking pool.
     pub async fn open(self) -> Result<SqliteLocalStore<T>> {
         tokio::task::spawn_blocking(move || self.open_blocking())
@@ -165,6 +175,7 @@ impl<T: Record> SqliteLocalStore<T> {
             path: Some(path.as_ref().to_owned()),
             settings: schema::Settings {
                 busy_timeout: Duration::from_secs(5),
+                max_page_count: None,
                 index_fields: Vec::new(),
             },
             _t: PhantomData,
@@ -194,21 +205,39 @@ impl<T: Record> SqliteLocalStore<T> {
         self.inner.path.as_deref()
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection, off the async worker threads:
+    /// - on a multi-thread runtime, under [`tokio::task::block_in_place`]: the worker first hands
+    ///   its other tasks to the pool, then runs `f` itself, with no thread hop on the latency
+    ///   path (a hop costs a wake-up, which on a loaded machine can take a scheduler slice);
+    /// - on a current-thread runtime, on the blocking pool (`spawn_blocking`);
+    /// - outside any tokio runtime, inline.
+    ///
+    /// Either way `f` runs to completion (commit or rollback) even if the caller's future is
+    /// dropped while it waits.
     async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let with_conn = |inner: &Inner, f: F| {
             // A panic inside `f` drops its transaction (rolled back), so the connection is
             // consistent even when the mutex is poisoned.
             let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut conn)
-        })
-        .await
-        .map_err(join_error)?
+        };
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| with_conn(&self.inner, f))
+            }
+            Ok(_) => {
+                let inner = self.inner.clone();
+                tokio::task::spawn_blocking(move || with_conn(&inner, f))
+                    .await
+                    .map_err(join_error)?
+            }
+            Err(_) => with_conn(&self.inner, f),
+        }
     }
 }
 

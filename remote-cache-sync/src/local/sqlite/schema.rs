@@ -59,6 +59,7 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub busy_timeout: Duration,
+    pub max_page_count: Option<u32>,
     pub index_fields: Vec<String>,
 }
 
@@ -78,25 +79,86 @@ pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connectio
         .map_err(|e| open_error(e, p))?,
         None => Connection::open_in_memory().map_err(map_err)?,
     };
-    configure(&conn, settings.busy_timeout)?;
-    migrate(&conn)?;
-    create_field_indexes(&conn, &settings.index_fields)?;
-    Ok(conn)
+    let setup = || -> Result<()> {
+        configure(&conn, settings.busy_timeout)?;
+        if let Some(pages) = settings.max_page_count {
+            // Per connection, not stored in the file. Reading it back returns the effective cap.
+            let _: i64 = conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)?;
+        }
+        migrate(&conn)?;
+        create_field_indexes(&conn, &settings.index_fields)
+    };
+    // SQLite opens the file lazily: the first statement is where an unwritable file or folder
+    // shows up (as CANTOPEN when the WAL files cannot be created).
+    match (setup(), path) {
+        (Ok(()), _) => Ok(conn),
+        (
+            Err(
+                e @ Error::Storage {
+                    kind: StorageErrorKind::Other,
+                    ..
+                },
+            ),
+            Some(p),
+        ) => Err(read_only_if_unwritable(e, p)),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Whether `path` (or its folder) cannot be written, judged by permission bits and, since those
+/// do not tell for root, immutable files or read-only mounts, by trying.
+fn unwritable(path: &Path) -> bool {
+    let denied = |e: std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let bits = |p: &Path| p.metadata().is_ok_and(|m| m.permissions().readonly());
+    if bits(path) || dir.is_some_and(bits) {
+        return true;
+    }
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().append(true).open(path)
+    {
+        return denied(e);
+    }
+    // Only reached on a failed open: probe the folder with a file of our own.
+    let Some(dir) = dir else { return false };
+    let probe = dir.join(format!(".rcs-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => denied(e),
+    }
+}
+
+fn read_only_if_unwritable(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Storage { message, .. } if unwritable(path) => Error::Storage {
+            kind: StorageErrorKind::ReadOnly,
+            message,
+        },
+        other => other,
+    }
 }
 
 /// `CANTOPEN` on a file or folder we may not write is a read-only failure; otherwise keep the
 /// engine's classification.
 fn open_error(e: rusqlite::Error, path: &Path) -> Error {
     let mapped = map_err(e);
-    let read_only = path
-        .metadata()
-        .map(|m| m.permissions().readonly())
-        .unwrap_or(false)
-        || path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .and_then(|p| p.metadata().ok())
-            .is_some_and(|m| m.permissions().readonly());
+    let read_only = unwritable(path);
     match mapped {
         Error::Storage { message, .. } if read_only => Error::Storage {
             kind: StorageErrorKind::ReadOnly,
