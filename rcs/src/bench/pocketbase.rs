@@ -10,7 +10,10 @@
 //! 4. **Pull** (`pull_rows_per_s`): an [`Orchestrator`] with an empty [`SqliteLocalStore`] runs
 //!    `synchronize` (every page decoded, applied and its sync point saved in one transaction).
 //!
-//! Steps 2–4 alternate for `--rounds` rounds; the best time of each counts.
+//! 5. The same pull with the adapter's next-page prefetch turned off (`pull_sequential_*`): the
+//!    bare listing is sequential too, so this is the like-for-like client cost.
+//!
+//! Steps 2–5 alternate for `--rounds` rounds; the best time of each counts.
 //! `client_overhead_ratio` = pull time / bare listing time.
 //!
 //! Superuser credentials: `--email`/`--password`, else `RCS_POCKETBASE_IDENTITY`/`_PASSWORD`,
@@ -172,7 +175,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let remote = Arc::new(PocketBaseRemoteStore::<TestRecord>::with_config(
         &args.url,
         Credentials::superuser(&email, &password),
-        config,
+        config.clone(),
+    )?);
+    let sequential = Arc::new(PocketBaseRemoteStore::<TestRecord>::with_config(
+        &args.url,
+        Credentials::superuser(&email, &password),
+        PocketBaseConfig {
+            prefetch: false,
+            ..config
+        },
     )?);
     remote
         .authenticate()
@@ -211,6 +222,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let token = login(&http, &args.url, &email, &password).await?;
     let (mut best_list, mut best_fetch, mut best_pull) =
         (Duration::MAX, Duration::MAX, Duration::MAX);
+    let mut best_seq = Duration::MAX;
     for _ in 0..args.rounds {
         // 2. Bare listing.
         let t = Instant::now();
@@ -240,27 +252,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.rows
         );
 
-        // 4. Full pull into an empty SQLite cache.
-        let dir = tempfile::tempdir()?;
-        let local: Arc<dyn LocalStore<TestRecord>> =
-            Arc::new(SqliteLocalStore::<TestRecord>::open(dir.path().join("cache.sqlite")).await?);
-        let orch = Orchestrator::with(
-            local.clone(),
-            remote.clone() as Arc<dyn RemoteStore<TestRecord>>,
-            Arc::new(LastWriteWins::new()),
-            OrchestratorConfig::default()
-                .sync_after_write(false)
-                .pull_page_size(page),
-        );
-        let t = Instant::now();
-        let report = orch.synchronize(&scope).await?;
-        best_pull = best_pull.min(t.elapsed());
-        ensure!(
-            report.pulled == args.rows,
-            "pull got {} rows, expected {}",
-            report.pulled,
-            args.rows
-        );
+        // 4. Full pull into an empty SQLite cache; 5. the same without prefetch.
+        best_pull = best_pull.min(pull_into_sqlite(remote.clone(), &scope, page, args.rows).await?);
+        best_seq =
+            best_seq.min(pull_into_sqlite(sequential.clone(), &scope, page, args.rows).await?);
     }
     let rate = |d: Duration| args.rows as f64 / d.as_secs_f64();
     println!("server_list_s: {:.3}", best_list.as_secs_f64());
@@ -269,6 +264,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("fetch_rows_per_s: {:.0}", rate(best_fetch));
     println!("pull_s: {:.3}", best_pull.as_secs_f64());
     println!("pull_rows_per_s: {:.0}", rate(best_pull));
+    println!("pull_sequential_s: {:.3}", best_seq.as_secs_f64());
+    println!("pull_sequential_rows_per_s: {:.0}", rate(best_seq));
     println!(
         "fetch_overhead_ratio: {:.3}",
         best_fetch.as_secs_f64() / best_list.as_secs_f64()
@@ -277,5 +274,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "client_overhead_ratio: {:.3}",
         best_pull.as_secs_f64() / best_list.as_secs_f64()
     );
+    println!(
+        "client_overhead_ratio_sequential: {:.3}",
+        best_seq.as_secs_f64() / best_list.as_secs_f64()
+    );
     Ok(())
+}
+
+/// Pulls the scope into an empty SQLite cache through an orchestrator; returns the time taken.
+async fn pull_into_sqlite(
+    remote: Arc<PocketBaseRemoteStore<TestRecord>>,
+    scope: &SyncScope,
+    page: usize,
+    rows: usize,
+) -> anyhow::Result<Duration> {
+    let dir = tempfile::tempdir()?;
+    let local: Arc<dyn LocalStore<TestRecord>> =
+        Arc::new(SqliteLocalStore::<TestRecord>::open(dir.path().join("cache.sqlite")).await?);
+    let orch = Orchestrator::with(
+        local,
+        remote as Arc<dyn RemoteStore<TestRecord>>,
+        Arc::new(LastWriteWins::new()),
+        OrchestratorConfig::default()
+            .sync_after_write(false)
+            .pull_page_size(page),
+    );
+    let t = Instant::now();
+    let report = orch.synchronize(scope).await?;
+    let took = t.elapsed();
+    ensure!(
+        report.pulled == rows,
+        "pull got {} rows, expected {rows}",
+        report.pulled
+    );
+    Ok(took)
 }

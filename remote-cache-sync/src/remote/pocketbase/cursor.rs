@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 
 /// Cap on remembered `(updated, id)` pairs; past it the oldest are dropped, which can only cause a
 /// row to be delivered twice (a no-op for the local store), never skipped.
-const MAX_SEEN: usize = 20_000;
+const MAX_SEEN: usize = 5_000;
 
 const PREFIX: &str = "pb1:";
 
@@ -102,10 +102,12 @@ impl CursorState {
     /// Records a delivered row when it is recent enough to be rescanned (`updated >= risk_low`).
     pub fn mark_seen(&mut self, updated: &str, id: &str, risk_low: &str) {
         if updated >= risk_low {
-            self.seen
-                .entry(updated.to_owned())
-                .or_default()
-                .push(hash(id));
+            match self.seen.get_mut(updated) {
+                Some(v) => v.push(hash(id)),
+                None => {
+                    self.seen.insert(updated.to_owned(), vec![hash(id)]);
+                }
+            }
         }
     }
 
