@@ -1534,6 +1534,47 @@ pub async fn apply_remote<S: LocalStore<TestRecord>>(store: &S) {
         "remote p2",
         "applies once acked"
     );
+
+    // Discarding the last queued op of a record, or settling it, also lets pulls through.
+    store
+        .discard_ops(&scope, &[parked_op.op_id.clone()])
+        .await
+        .expect("discard_ops failed");
+    let u1 = update(&scope, rec("s", "local s", 0, 10));
+    enqueue(store, &u1).await;
+    store
+        .settle_conflict(
+            &scope,
+            Settlement {
+                id: "s".into(),
+                settled_ops: vec![u1.op_id.clone()],
+                remote_version: Some(ts(11)),
+                local: None,
+                requeue: None,
+            },
+        )
+        .await
+        .expect("settle_conflict failed");
+    let (delta, point) = page(
+        vec![rec("k", "remote k2", 0, 160), rec("s", "remote s", 0, 170)],
+        vec![],
+        "page-5",
+    );
+    let skipped = store.apply_remote(&scope, &delta, &point).await.unwrap();
+    assert!(
+        skipped.is_empty(),
+        "no queued ops left, got skipped {skipped:?}"
+    );
+    assert_eq!(
+        get(store, &scope, "k").await.unwrap().title,
+        "remote k2",
+        "applies once discarded"
+    );
+    assert_eq!(
+        get(store, &scope, "s").await.unwrap().title,
+        "remote s",
+        "applies once settled"
+    );
 }
 
 /// `queue_status` counts pending and parked ops per scope.

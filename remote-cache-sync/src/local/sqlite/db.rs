@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 
 use super::error::{corrupt, is_unique_violation, map_err, ts_from_sql, ts_to_sql};
@@ -29,12 +29,28 @@ const WRITE_LOCAL: &str = "INSERT INTO items (scope, id, data, updated_at, delet
      ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
      updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
 
-/// Unconditional remote write: the version becomes the synced version.
+/// Local write of a queued op: unconditional, keeps the synced version, counts the op.
+const ENQUEUE_ROW: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at, queued) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 1) \
+     ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
+     updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, queued = items.queued + 1";
+
+/// Remote write: unconditional unless the record has queued ops (then no row changes); the
+/// version becomes the synced version.
 const WRITE_REMOTE: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at, synced_version) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?4) \
      ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
      updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
-     synced_version = excluded.synced_version";
+     synced_version = excluded.synced_version \
+     WHERE items.queued = 0";
+
+/// Removes one op of a scope, returning its queue position and record id.
+const DELETE_OP: &str = "DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2 RETURNING seq, id";
+
+const UNCOUNT_OP: &str =
+    "UPDATE items SET queued = queued - 1 WHERE scope = ?1 AND id = ?2 AND queued > 0";
+
+const COUNT_OP: &str = "UPDATE items SET queued = queued + 1 WHERE scope = ?1 AND id = ?2";
 
 const SAVE_POINT: &str = "INSERT INTO sync_points (scope, cursor, server_time) VALUES (?1, ?2, ?3) \
      ON CONFLICT (scope) DO UPDATE SET cursor = excluded.cursor, server_time = excluded.server_time";
@@ -43,7 +59,7 @@ const INSERT_OP: &str = "INSERT INTO pending_ops \
      (seq, op_id, scope, kind, id, payload, updated_at, attempts, last_error, parked) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)";
 
-const HAS_OPS_FOR: &str = "SELECT EXISTS (SELECT 1 FROM pending_ops WHERE scope = ?1 AND id = ?2)";
+const QUEUED_FOR: &str = "SELECT queued FROM items WHERE scope = ?1 AND id = ?2";
 
 const SET_SYNCED: &str = "UPDATE items SET synced_version = ?3 WHERE scope = ?1 AND id = ?2";
 
@@ -225,9 +241,62 @@ fn decode<T: DeserializeOwned>(json: &str) -> Result<T> {
         .map_err(|e| Error::Codec(format!("stored record does not decode: {e}")))
 }
 
-fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map_err)
+/// A write transaction (`BEGIN IMMEDIATE`, so it never has to upgrade a read lock) driven by
+/// cached statements; rolled back on drop unless committed.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    done: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn commit(mut self) -> Result<()> {
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map_err(map_err)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn immediate(conn: &mut Connection) -> Result<WriteTx<'_>> {
+    conn.prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .map_err(map_err)?;
+    Ok(WriteTx { conn, done: false })
+}
+
+/// Removes an op of `scope` and uncounts it on its record; returns its `seq` if it was queued.
+fn remove_op(tx: &Connection, scope: &str, op_id: &str) -> Result<Option<i64>> {
+    let removed: Option<(i64, String)> = tx
+        .prepare_cached(DELETE_OP)
+        .map_err(map_err)?
+        .query_row(params![scope, op_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    let Some((seq, id)) = removed else {
+        return Ok(None);
+    };
+    tx.prepare_cached(UNCOUNT_OP)
+        .map_err(map_err)?
+        .execute(params![scope, id])
+        .map_err(map_err)?;
+    Ok(Some(seq))
 }
 
 /// `get_by_id`.
@@ -303,7 +372,7 @@ pub(crate) fn upsert_lww(conn: &mut Connection, scope: &str, rows: &Encoded) -> 
                 .map_err(map_err)?;
         }
     }
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// `sync_point`.
@@ -350,7 +419,7 @@ pub(crate) fn save_sync_point(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     save_point_in(&tx, scope, point)?;
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// `apply_remote`: the page and the sync point in one transaction; ids with queued ops are
@@ -364,33 +433,20 @@ pub(crate) fn apply_remote(
     let tx = immediate(conn)?;
     let mut skipped: Vec<String> = Vec::new();
     {
-        let any_ops: bool = tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM pending_ops WHERE scope = ?1)")
-            .map_err(map_err)?
-            .query_row([scope], |r| r.get(0))
-            .map_err(map_err)?;
-        let mut has_ops = tx.prepare_cached(HAS_OPS_FOR).map_err(map_err)?;
         let mut write = tx.prepare_cached(WRITE_REMOTE).map_err(map_err)?;
         let mut seen_skipped: HashSet<&str> = HashSet::new();
         for (id, data, version, deleted_at) in rows.iter() {
-            if any_ops {
-                let queued: bool = has_ops
-                    .query_row(params![scope, id], |r| r.get(0))
-                    .map_err(map_err)?;
-                if queued {
-                    if seen_skipped.insert(id) {
-                        skipped.push(id.to_owned());
-                    }
-                    continue;
-                }
-            }
-            write
+            let changed = write
                 .execute(params![scope, id, data, version, deleted_at])
                 .map_err(map_err)?;
+            // No change: the record has queued ops (`WHERE items.queued = 0` failed).
+            if changed == 0 && seen_skipped.insert(id) {
+                skipped.push(id.to_owned());
+            }
         }
     }
     save_point_in(&tx, scope, point)?;
-    tx.commit().map_err(map_err)?;
+    tx.commit()?;
     Ok(skipped)
 }
 
@@ -419,13 +475,14 @@ fn insert_op(conn: &Connection, seq: Option<i64>, op: &EncodedOp) -> Result<()> 
     }
 }
 
-fn write_local_row(conn: &Connection, scope: &str, op: &EncodedOp) -> Result<()> {
+/// Writes the op's change to its row and counts the op there.
+fn write_queued_row(conn: &Connection, scope: &str, op: &EncodedOp) -> Result<()> {
     let data = if op.row_has_data {
         op.payload.as_deref()
     } else {
         None
     };
-    conn.prepare_cached(WRITE_LOCAL)
+    conn.prepare_cached(ENQUEUE_ROW)
         .map_err(map_err)?
         .execute(params![
             scope,
@@ -441,9 +498,9 @@ fn write_local_row(conn: &Connection, scope: &str, op: &EncodedOp) -> Result<()>
 /// `enqueue`: the local row and the op in one transaction.
 pub(crate) fn enqueue(conn: &mut Connection, op: &EncodedOp) -> Result<()> {
     let tx = immediate(conn)?;
-    write_local_row(&tx, &op.scope, op)?;
+    write_queued_row(&tx, &op.scope, op)?;
     insert_op(&tx, None, op)?;
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// `pending_ops` (`parked = false`) and `parked_ops` (`parked = true`), with base versions.
@@ -490,22 +547,19 @@ pub(crate) type EncodedAck = (String, Vec<String>, Option<i64>);
 /// `ack_ops`.
 pub(crate) fn ack_ops(conn: &mut Connection, scope: &str, acks: &[EncodedAck]) -> Result<()> {
     let tx = immediate(conn)?;
-    {
-        let mut delete = tx
-            .prepare_cached("DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2")
-            .map_err(map_err)?;
-        let mut set_synced = tx.prepare_cached(SET_SYNCED).map_err(map_err)?;
-        for (id, op_ids, version) in acks {
-            let mut removed = 0;
-            for op_id in op_ids {
-                removed += delete.execute(params![scope, op_id]).map_err(map_err)?;
-            }
-            if let (true, Some(v)) = (removed > 0, version) {
-                set_synced.execute(params![scope, id, v]).map_err(map_err)?;
-            }
+    for (id, op_ids, version) in acks {
+        let mut removed = false;
+        for op_id in op_ids {
+            removed |= remove_op(&tx, scope, op_id)?.is_some();
+        }
+        if let (true, Some(v)) = (removed, version) {
+            tx.prepare_cached(SET_SYNCED)
+                .map_err(map_err)?
+                .execute(params![scope, id, v])
+                .map_err(map_err)?;
         }
     }
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// Runs one statement per op id, in one transaction.
@@ -523,7 +577,7 @@ pub(crate) fn for_each_op(
             extra(&mut stmt, scope, op_id).map_err(map_err)?;
         }
     }
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// `reject_ops`.
@@ -557,13 +611,11 @@ pub(crate) fn unpark_ops(conn: &mut Connection, scope: &str, op_ids: &[String]) 
 
 /// `discard_ops`.
 pub(crate) fn discard_ops(conn: &mut Connection, scope: &str, op_ids: &[String]) -> Result<()> {
-    for_each_op(
-        conn,
-        "DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2",
-        scope,
-        op_ids,
-        |stmt, scope, op_id| stmt.execute(params![scope, op_id]),
-    )
+    let tx = immediate(conn)?;
+    for op_id in op_ids {
+        remove_op(&tx, scope, op_id)?;
+    }
+    tx.commit()
 }
 
 /// An encoded [`Settlement`](crate::local::Settlement).
@@ -585,27 +637,20 @@ pub(crate) fn settle_conflict(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     let mut first_seq: Option<i64> = None;
-    {
-        let mut delete = tx
-            .prepare_cached("DELETE FROM pending_ops WHERE scope = ?1 AND op_id = ?2 RETURNING seq")
-            .map_err(map_err)?;
-        for op_id in &s.settled_ops {
-            let seq: Option<i64> = delete
-                .query_row(params![scope, op_id], |r| r.get(0))
-                .optional()
-                .map_err(map_err)?;
-            if let Some(seq) = seq {
-                first_seq = Some(first_seq.map_or(seq, |f| f.min(seq)));
-            }
+    for op_id in &s.settled_ops {
+        if let Some(seq) = remove_op(&tx, scope, op_id)? {
+            first_seq = Some(first_seq.map_or(seq, |f| f.min(seq)));
         }
     }
     if let Some(local) = &s.local {
-        let others: bool = tx
-            .prepare_cached(HAS_OPS_FOR)
+        let queued: Option<i64> = tx
+            .prepare_cached(QUEUED_FOR)
             .map_err(map_err)?
             .query_row(params![scope, s.id], |r| r.get(0))
+            .optional()
             .map_err(map_err)?;
-        if !others {
+        // Newer writes for the record are still queued: they stay visible.
+        if queued.unwrap_or(0) == 0 {
             let mut write = tx.prepare_cached(WRITE_LOCAL).map_err(map_err)?;
             for (id, data, version, deleted_at) in local.iter() {
                 write
@@ -620,8 +665,17 @@ pub(crate) fn settle_conflict(
         .map_err(map_err)?;
     if let Some(op) = &s.requeue {
         insert_op(&tx, first_seq, op)?;
+        let counted = tx
+            .prepare_cached(COUNT_OP)
+            .map_err(map_err)?
+            .execute(params![scope, op.id])
+            .map_err(map_err)?;
+        if counted == 0 {
+            // No local row yet: the op's change becomes it.
+            write_queued_row(&tx, scope, op)?;
+        }
     }
-    tx.commit().map_err(map_err)
+    tx.commit()
 }
 
 /// `queue_status`: `(pending, parked)`.
