@@ -446,11 +446,6 @@ fn check_http_error(status: u16, e: &Error) -> Result<(), TestCaseError> {
 #[test]
 fn http_adapter_parses_any_answer() {
     let responder = RT.block_on(Responder::start());
-    let store = HttpRemoteStore::<TestRecord>::builder(responder.url())
-        .token("t")
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
     let strategy = (
         http_call(),
         status(),
@@ -472,6 +467,12 @@ fn http_adapter_parses_any_answer() {
                 canned.headers.push(("retry-after".into(), r));
             }
             responder.always(canned);
+            // A fresh store per case: nothing (a prefetched page) carries over between cases.
+            let store = HttpRemoteStore::<TestRecord>::builder(responder.url())
+                .token("t")
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
             RT.block_on(async {
                 let s = scope();
                 let cursor = Cursor::new("3");
@@ -696,6 +697,9 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
                 .into_bytes()
         });
     prop_oneof![
+        // `[[]]` parses as a struct with one empty list: it once made the PocketBase adapter
+        // take a 200 from anything for a confirmed batch and drop the queue.
+        Just(b"[[]]".to_vec()),
         prop::collection::vec(any::<u8>(), 0..200),
         json_value()
             .prop_filter("not an object", |v| !v.is_object())
@@ -907,7 +911,8 @@ fn a_garbage_page_after_a_good_one_commits_only_the_good_one() {
                     vec!["r1", "r2"]
                 );
                 prop_assert_eq!(state.point.and_then(|p| p.cursor), Some(Cursor::new("c1")));
-                prop_assert_eq!(pulls.load(Ordering::SeqCst), 2);
+                // Page 2 was asked for (more than once if the adapter prefetches it).
+                prop_assert!(pulls.load(Ordering::SeqCst) >= 2);
                 Ok(())
             })
         })
@@ -1214,6 +1219,74 @@ mod pocketbase {
                     }
                     let requests = responder.hits.load(Ordering::SeqCst) - hits_before;
                     prop_assert!(requests <= 24, "{:?} made {} requests", call, requests);
+                    Ok(())
+                })
+            })
+            .unwrap();
+    }
+
+    /// The realtime (SSE) stream parser: any stream yields only `Resync`, `Changed` of a
+    /// subscribed scope, then `Disconnected` when the stream ends; the task never dies.
+    #[test]
+    fn realtime_stream_parser_survives_any_stream() {
+        use remote_cache_sync::remote::pocketbase::RealtimeEvent;
+        let responder = RT.block_on(Responder::start());
+        let line = prop_oneof![
+            2 => Just("event: PB_CONNECT".to_owned()),
+            2 => Just("data: {\"clientId\":\"c1\"}".to_owned()),
+            2 => Just("event: records/*".to_owned()),
+            1 => Just("event: other/*".to_owned()),
+            1 => Just("data: {}".to_owned()),
+            1 => Just(": comment".to_owned()),
+            3 => Just(String::new()),
+            1 => "[ -~]{0,30}",
+            1 => json_value().prop_map(|v| format!("data: {v}")),
+        ];
+        let eol = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+        let strategy = (
+            prop::collection::vec((line, eol), 0..24),
+            prop::collection::vec(any::<u8>(), 0..24),
+            status(),
+            status(),
+        );
+        let scope = SyncScope::named("records").unwrap();
+        let store =
+            PocketBaseRemoteStore::<TestRecord>::new(&responder.url(), Credentials::Anonymous)
+                .unwrap();
+        runner(60)
+            .run(&strategy, |(lines, tail, get_status, post_status)| {
+                let mut body: Vec<u8> = lines
+                    .iter()
+                    .flat_map(|(l, e)| format!("{l}{e}").into_bytes())
+                    .collect();
+                body.extend(tail);
+                responder.set(move |m, p| {
+                    if p != "/api/realtime" {
+                        return Canned::json(404, &json!({}));
+                    }
+                    if m == Method::GET {
+                        Canned {
+                            status: get_status,
+                            headers: vec![("content-type".into(), "text/event-stream".into())],
+                            body: body.clone(),
+                        }
+                    } else {
+                        Canned::json(post_status, &json!({}))
+                    }
+                });
+                RT.block_on(async {
+                    let mut sub = store.subscribe(vec![scope.clone()]).unwrap();
+                    loop {
+                        let ev = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                            .await
+                            .map_err(|_| TestCaseError::fail("no event within 5 s"))?;
+                        match ev {
+                            None => return Err(TestCaseError::fail("the subscription task died")),
+                            Some(RealtimeEvent::Changed(s)) => prop_assert_eq!(&s, &scope),
+                            Some(RealtimeEvent::Disconnected { .. }) => break,
+                            Some(_) => {}
+                        }
+                    }
                     Ok(())
                 })
             })

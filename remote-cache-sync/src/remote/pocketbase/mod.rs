@@ -329,6 +329,24 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     .send(Method::POST, url.clone(), &[], Some(&body))
                     .await?;
                 if reply.status.is_success() {
+                    // Only an answer confirming every sub-request acknowledges the writes (a 200
+                    // from anything else, e.g. a misbehaving proxy, must not drop queued ops).
+                    let answers: Vec<Value> = reply.json()?;
+                    let confirmed = answers.len() == chunk.len()
+                        && answers.iter().all(|a| {
+                            a.get("status")
+                                .and_then(Value::as_u64)
+                                .is_some_and(|s| (200..300).contains(&s))
+                        });
+                    if !confirmed {
+                        return Err(Error::MalformedResponse {
+                            backend: BACKEND,
+                            message: format!(
+                                "the batch answer does not confirm its {} writes",
+                                chunk.len()
+                            ),
+                        });
+                    }
                     for w in chunk.drain(..) {
                         outcomes[w.index] = Some(PushOutcome::Applied { version: w.version });
                     }
