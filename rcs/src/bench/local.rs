@@ -1,13 +1,266 @@
-//! Placeholder benchmark.
+//! `rcs bench local`: `SqliteLocalStore` against raw rusqlite, in one run, on the same rows.
+//!
+//! (a) Applying pulled rows: `apply_remote` in pages of `--page` rows (each page and its sync
+//!     point in one transaction, queued-op check included) against a raw batched upsert
+//!     (`INSERT ... ON CONFLICT DO UPDATE`, a cached statement, one transaction per page).
+//! (b) A durable offline write: `enqueue` (local row + pending op, one transaction, on the
+//!     blocking pool, awaited) against a raw single-row upsert transaction.
+//!
+//! Both sides use separate files in one temporary folder with the same pragmas (WAL,
+//! `synchronous=NORMAL`) and the same `items` table and indexes, start from the same generated
+//! rows, and serialize each record to JSON inside the timed region. The two sides alternate
+//! page for page and write for write (the raw side inline, with no thread hop), so background
+//! load hits both alike; figures are totals over `--rounds` fresh pairs of files.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::testing::{TestRecord, ts};
+use remote_cache_sync::{Cursor, Delta, LocalStore, OpKind, PendingOp, SyncPoint, SyncScope};
+use rusqlite::{Connection, params};
 
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rows to use.
-    #[arg(long, default_value_t = 10_000)]
+    /// Rows to apply.
+    #[arg(long, default_value_t = 200_000)]
     rows: usize,
+    /// Rows per pulled page / raw transaction.
+    #[arg(long, default_value_t = 1_000)]
+    page: usize,
+    /// Offline writes to time (one at a time).
+    #[arg(long, default_value_t = 2_000)]
+    writes: usize,
+    /// Rounds per side (the best counts).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+}
+
+/// The raw side's table: the same shape and indexes as the store's `items`.
+const RAW_SCHEMA: &str = "
+    CREATE TABLE items (
+        scope TEXT NOT NULL, id TEXT NOT NULL, data TEXT, updated_at INTEGER NOT NULL,
+        deleted_at INTEGER, synced_version INTEGER, PRIMARY KEY (scope, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_since ON items (scope, updated_at, id) WHERE deleted_at IS NULL;
+";
+
+const RAW_UPSERT: &str = "INSERT INTO items (scope, id, data, updated_at, synced_version) \
+     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
+     updated_at = excluded.updated_at, synced_version = excluded.synced_version";
+
+const WORDS: &[&str] = &[
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa",
+];
+
+/// Records with UUID v7 ids (time-ordered, as the crate recommends) and ~120 bytes of JSON.
+fn generate(rows: usize, rng: &mut StdRng) -> Vec<TestRecord> {
+    (0..rows)
+        .map(|i| {
+            let title: Vec<&str> = (0..3)
+                .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+                .collect();
+            TestRecord::new(
+                uuid::Uuid::now_v7().to_string(),
+                title.join(" "),
+                ts(i as i64),
+            )
+            .with_n(rng.random_range(0..1_000_000))
+        })
+        .collect()
+}
+
+fn open_raw(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(RAW_SCHEMA)?;
+    Ok(conn)
+}
+
+fn nanos(r: &TestRecord) -> i64 {
+    r.updated_at.as_nanosecond() as i64
+}
+
+/// One raw page: one transaction, one cached statement.
+fn raw_page(conn: &mut Connection, scope: &str, rows: &[TestRecord]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(RAW_UPSERT)?;
+        for r in rows {
+            let json = serde_json::to_string(r)?;
+            stmt.execute(params![scope, r.id, json, nanos(r)])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One raw single-row upsert transaction.
+fn raw_write(conn: &mut Connection, scope: &str, r: &TestRecord) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let json = serde_json::to_string(r)?;
+        tx.prepare_cached(RAW_UPSERT)?
+            .execute(params![scope, r.id, json, nanos(r)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Pulled pages applied through the store, interleaved page for page with the raw upsert so
+/// both see the same background noise. Returns (ours, raw) total times.
+async fn apply(
+    store: &SqliteLocalStore<TestRecord>,
+    raw: &mut Connection,
+    scope: &SyncScope,
+    pages: &[Delta<TestRecord>],
+) -> anyhow::Result<(Duration, Duration)> {
+    let canonical = scope.canonical();
+    let (mut ours, mut raws) = (Duration::ZERO, Duration::ZERO);
+    for p in pages {
+        let point = SyncPoint {
+            cursor: p.cursor.clone(),
+            server_time: p.server_time,
+        };
+        let start = Instant::now();
+        let skipped = store.apply_remote(scope, p, &point).await?;
+        ours += start.elapsed();
+        anyhow::ensure!(
+            skipped.is_empty(),
+            "nothing is queued, nothing may be skipped"
+        );
+        // The raw side runs inline: no thread hop, the bare cost of the transaction.
+        let start = Instant::now();
+        raw_page(raw, &canonical, &p.upserts)?;
+        raws += start.elapsed();
+    }
+    Ok((ours, raws))
+}
+
+/// Offline writes, interleaved one for one with raw transactions so both see the same
+/// background noise. Returns (ours, raw) latencies.
+async fn writes(
+    store: &SqliteLocalStore<TestRecord>,
+    raw: &mut Connection,
+    scope: &SyncScope,
+    edits: &[TestRecord],
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let canonical = scope.canonical();
+    let mut ours = Vec::with_capacity(edits.len());
+    let mut raws = Vec::with_capacity(edits.len());
+    for r in edits {
+        let op = PendingOp::upsert(scope.clone(), OpKind::Update, r.clone());
+        let start = Instant::now();
+        store.enqueue(op).await?;
+        ours.push(start.elapsed());
+        // The raw side runs inline: no thread hop, the bare cost of the transaction.
+        let start = Instant::now();
+        raw_write(raw, &canonical, r)?;
+        raws.push(start.elapsed());
+    }
+    Ok((ours, raws))
+}
+
+fn per_s(rows: usize, d: Duration) -> f64 {
+    rows as f64 / d.as_secs_f64()
+}
+
+fn mean_us(d: &[Duration]) -> f64 {
+    d.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e6 / d.len().max(1) as f64
+}
+
+fn p50_us(mut d: Vec<Duration>) -> f64 {
+    d.sort();
+    d.get(d.len() / 2).map_or(0.0, |x| x.as_secs_f64() * 1e6)
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet ({} rows)", args.rows)
+    // Measure from a spawned task, i.e. on a runtime worker thread, like application code.
+    tokio::spawn(measure(args)).await?
+}
+
+async fn measure(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rows > 0 && args.page > 0 && args.rounds > 0,
+        "rows, page and rounds must be positive"
+    );
+    let mut rng = StdRng::seed_from_u64(7);
+    let rows = generate(args.rows, &mut rng);
+    let avg_json = rows
+        .iter()
+        .take(1000)
+        .map(|r| serde_json::to_string(r).map(|s| s.len()))
+        .sum::<Result<usize, _>>()?
+        / rows.len().min(1000);
+    let scope = SyncScope::new("records", [("owner", "bench")])?;
+    let pages: Vec<Delta<TestRecord>> = rows
+        .chunks(args.page)
+        .enumerate()
+        .map(|(i, chunk)| Delta {
+            upserts: chunk.to_vec(),
+            deletes: Vec::new(),
+            server_time: ts(i as i64),
+            cursor: Some(Cursor::new(i.to_string())),
+            has_more: true,
+        })
+        .collect();
+    // Offline edits of existing rows, spread over the table.
+    let edits: Vec<TestRecord> = (0..args.writes)
+        .map(|i| {
+            let mut r = rows[rng.random_range(0..rows.len())].clone();
+            r.title = format!("edited {i}");
+            r.updated_at = ts(args.rows as i64 + i as i64);
+            r
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().context("temporary folder")?;
+    let (mut ours_apply, mut raw_apply) = (Duration::ZERO, Duration::ZERO);
+    let (mut ours_w, mut raw_w) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let mut raw = open_raw(&dir.path().join(format!("raw-{round}.db")))?;
+        let store =
+            SqliteLocalStore::<TestRecord>::open(dir.path().join(format!("ours-{round}.db")))
+                .await?;
+        let (oa, ra) = apply(&store, &mut raw, &scope, &pages).await?;
+        let (ow, rw) = writes(&store, &mut raw, &scope, &edits).await?;
+        let status = store.queue_status(&scope).await?;
+        anyhow::ensure!(status.pending == args.writes, "every write is queued");
+        eprintln!(
+            "round {round}: apply {:.0} rows/s vs raw {:.0} rows/s; enqueue {:.1} us vs raw {:.1} us",
+            per_s(args.rows, oa),
+            per_s(args.rows, ra),
+            mean_us(&ow),
+            mean_us(&rw),
+        );
+        ours_apply += oa;
+        raw_apply += ra;
+        ours_w.extend(ow);
+        raw_w.extend(rw);
+    }
+    // Totals over every round.
+    let total_rows = args.rows * args.rounds;
+    let apply_rate = per_s(total_rows, ours_apply);
+    let raw_rate = per_s(total_rows, raw_apply);
+    let (enqueue_us, raw_txn_us) = (mean_us(&ours_w), mean_us(&raw_w));
+    println!("rows: {}", args.rows);
+    println!("rounds: {}", args.rounds);
+    println!("page_rows: {}", args.page);
+    println!("avg_json_bytes: {avg_json}");
+    println!("apply_rows_per_s: {apply_rate:.0}");
+    println!("raw_rows_per_s: {raw_rate:.0}");
+    println!("apply_ratio: {:.3}", apply_rate / raw_rate);
+    println!("writes: {}", args.writes);
+    println!("enqueue_us: {enqueue_us:.1}");
+    println!("raw_txn_us: {raw_txn_us:.1}");
+    println!("enqueue_ratio: {:.3}", enqueue_us / raw_txn_us);
+    println!("enqueue_p50_us: {:.1}", p50_us(ours_w));
+    println!("raw_txn_p50_us: {:.1}", p50_us(raw_w));
+    Ok(())
 }
