@@ -577,3 +577,32 @@ async fn graceful_shutdown_stops_the_server() {
     let err = http.server_time().await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetched_pages_never_hide_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(Server::new(sqlite_storage(&dir).await, AllowAll)).await;
+    for prefetch in [true, false] {
+        let http = HttpRemoteStore::<TestRecord>::builder(server.url())
+            .prefetch(prefetch)
+            .build()
+            .unwrap();
+        let scope = unique_scope("records");
+        let first: Vec<_> = (0..3)
+            .map(|i| TestRecord::new(format!("r{i}"), "x", ts(i)))
+            .collect();
+        http.batch_upsert(&scope, &first).await.unwrap();
+        let page1 = http.fetch_since(&scope, None, 2).await.unwrap();
+        assert!(page1.has_more);
+        // Let the background fetch of page 2 finish, then write after it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        http.batch_upsert(&scope, &[TestRecord::new("late", "x", ts(10))])
+            .await
+            .unwrap();
+        let (state, _) = remote::pull_all(&http, &scope, page1.cursor.clone(), 2).await;
+        assert!(
+            state.contains_key("r2") && state.contains_key("late"),
+            "prefetch={prefetch}: a pass started after a write must see it: {state:?}"
+        );
+    }
+}

@@ -191,6 +191,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let storage_probe = storage.clone();
     let server = tokio::spawn(serve(
         listener,
         Server::new(storage, tokens).into_router(),
@@ -232,6 +233,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "the cache must hold the seeded rows"
     );
     let initial_rss = peak_rss_mb();
+
+    // Transport alone: the same pages over HTTP, not applied.
+    let t = Instant::now();
+    let mut cursor = None;
+    let mut pulled = 0;
+    loop {
+        let page = http.fetch_since(&large, cursor.as_ref(), args.page).await?;
+        pulled += page.len();
+        cursor = page.cursor.clone();
+        if !page.has_more {
+            break;
+        }
+    }
+    ensure!(pulled == args.rows, "transport pull got {pulled} rows");
+    let pull_only = t.elapsed();
+
+    // Server storage alone.
+    let t = Instant::now();
+    let mut cursor = None;
+    loop {
+        let page = storage_probe
+            .fetch_since(&large, cursor.as_ref(), args.page)
+            .await?;
+        cursor = page.cursor.clone();
+        if !page.has_more {
+            break;
+        }
+    }
+    let storage_only = t.elapsed();
 
     // Baseline: the same rows, raw.
     let raw_path = dir.path().join("raw.sqlite");
@@ -285,6 +315,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("initial_sync_s: {:.3}", initial.as_secs_f64());
     println!("initial_sync_rows_per_s: {ours_rps:.0}");
     println!("raw_rows_per_s: {raw_rps:.0}");
+    println!(
+        "storage_pull_only_rows_per_s: {:.0}",
+        args.rows as f64 / storage_only.as_secs_f64()
+    );
+    println!(
+        "http_pull_only_rows_per_s: {:.0}",
+        args.rows as f64 / pull_only.as_secs_f64()
+    );
     println!("initial_sync_ratio: {:.2}", ours_rps / raw_rps);
     if let Some(rss) = initial_rss {
         println!("initial_sync_peak_rss_mb: {rss:.1}");
