@@ -877,6 +877,58 @@ async fn realtime_notifies_changes_and_resyncs_after_reconnect() {
         next_event(&mut sub).await,
         RealtimeEvent::Changed(watched.clone())
     );
-    let _ = pocketbase_id(&watched, "w");
     sub.close();
+}
+
+#[tokio::test]
+async fn the_url_form_builds_a_json_record_store() {
+    let Some(e) = env() else { return };
+    let rest = e.url.trim_start_matches("http://");
+    let vars = |k: &str| match k {
+        "RCS_POCKETBASE_IDENTITY" => Some(e.email.clone()),
+        "RCS_POCKETBASE_PASSWORD" => Some(e.password.clone()),
+        _ => None,
+    };
+    let store = remote_cache_sync::remote::pocketbase::from_url_with(
+        &format!("pocketbase://{rest}?batch_size=10"),
+        vars,
+    )
+    .unwrap();
+    let s = scope();
+    let rec = remote_cache_sync::JsonRecord::from_value(json!({
+        "id": "Mixed-Case_ID", "updated_at": "2026-01-01T00:00:00.123456789Z", "title": "json", "n": 4
+    }))
+    .unwrap();
+    store
+        .batch_upsert(&s, std::slice::from_ref(&rec))
+        .await
+        .unwrap();
+    let got = store.get_by_id(&s, "Mixed-Case_ID").await.unwrap().unwrap();
+    assert_eq!(got.value()["title"], "json");
+    assert_eq!(got.value()["n"], 4);
+    assert_eq!(
+        got.value()["updated_at"],
+        "2026-01-01T00:00:00.123456789Z",
+        "versions keep full precision"
+    );
+    assert_eq!(
+        got.value()["owner"],
+        s.key("owner").unwrap(),
+        "scope key fields come back"
+    );
+    assert_eq!(
+        store.get_by_id(&s, "mixed-case_id").await.unwrap(),
+        None,
+        "ids are case-sensitive"
+    );
+    let anonymous = remote_cache_sync::remote::pocketbase::from_url_with(
+        &format!("pocketbase://{rest}"),
+        |_| None,
+    )
+    .unwrap();
+    let st = anonymous.fetch_since(&s, None, 10).await.unwrap();
+    assert!(
+        st.is_empty(),
+        "a guest sees nothing through the per-user rules"
+    );
 }
