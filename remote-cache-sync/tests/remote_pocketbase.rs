@@ -932,3 +932,66 @@ async fn the_url_form_builds_a_json_record_store() {
         "a guest sees nothing through the per-user rules"
     );
 }
+
+/// A refreshable token is renewed before it expires: a 10-second token (the shortest allowed) (from an auth collection
+/// made for this test) keeps working well past its original expiry without any password.
+#[tokio::test]
+async fn a_refreshable_token_is_renewed_before_expiry() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let admin = raw.login("_superusers", &e.email, &e.password).await;
+    let name = "rcs_test_short_tokens";
+    let (st, _) = raw
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/collections/{name}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    if st != 200 {
+        let (st, v) = raw
+            .call(
+                reqwest::Method::POST,
+                "/api/collections",
+                Some(&admin),
+                Some(json!({"name": name, "type": "auth", "authToken": {"duration": 10},
+                            "createRule": "", "passwordAuth": {"enabled": true, "identityFields": ["email"]}})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let email = format!("s{}@example.com", uuid::Uuid::now_v7().simple());
+    let (st, v) = raw
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/collections/{name}/records"),
+            None,
+            Some(json!({"email": email, "password": "short-password-1", "passwordConfirm": "short-password-1"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let uid = v["id"].as_str().unwrap().to_owned();
+    let token = raw.login(name, &email, "short-password-1").await;
+    let s = SyncScope::new("records", [("owner", uid)]).unwrap();
+    let store: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::token(token)).unwrap();
+    for i in 0..6i64 {
+        let out = store
+            .push(
+                &s,
+                &[create(&s, TestRecord::new(format!("t{i}"), "x", ts(i)))],
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out[0], PushOutcome::Applied { .. }),
+            "round {i}: {:?}",
+            out[0]
+        );
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    // 15 s after a 10 s token was issued: still authorized, and the list is not a guest's.
+    let (state, _) = pull(&store, &s, None, 10).await;
+    assert_eq!(state.len(), 6);
+}
