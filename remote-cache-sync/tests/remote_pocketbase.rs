@@ -995,3 +995,42 @@ async fn a_refreshable_token_is_renewed_before_expiry() {
     let (state, _) = pull(&store, &s, None, 10).await;
     assert_eq!(state.len(), 6);
 }
+
+/// A field the collection lacks would be dropped silently by PocketBase: the op is rejected with
+/// the field's name instead.
+#[tokio::test]
+async fn fields_missing_from_the_collection_are_reported() {
+    let Some(e) = env() else { return };
+    let rest = e.url.trim_start_matches("http://");
+    let vars = |k: &str| match k {
+        "RCS_POCKETBASE_IDENTITY" => Some(e.email.clone()),
+        "RCS_POCKETBASE_PASSWORD" => Some(e.password.clone()),
+        _ => None,
+    };
+    let store =
+        remote_cache_sync::remote::pocketbase::from_url_with(&format!("pocketbase://{rest}"), vars)
+            .unwrap();
+    let s = scope();
+    let ok = remote_cache_sync::JsonRecord::from_value(
+        json!({"id": "ok", "updated_at": "2026-01-01T00:00:00Z", "title": "t"}),
+    )
+    .unwrap();
+    let extra = remote_cache_sync::JsonRecord::from_value(
+        json!({"id": "extra", "updated_at": "2026-01-01T00:00:00Z", "title": "t", "colour": "blue"}),
+    )
+    .unwrap();
+    let ops = vec![
+        PendingOp::upsert(s.clone(), OpKind::Create, ok),
+        PendingOp::upsert(s.clone(), OpKind::Create, extra),
+    ];
+    let out = store.push(&s, &ops).await.unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    match &out[1] {
+        PushOutcome::Rejected { reason } => assert!(reason.contains("colour"), "{reason}"),
+        other => panic!("a dropped field must be reported, got {other:?}"),
+    }
+}

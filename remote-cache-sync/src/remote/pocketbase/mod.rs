@@ -347,8 +347,26 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                             ),
                         });
                     }
-                    for w in chunk.drain(..) {
-                        outcomes[w.index] = Some(PushOutcome::Applied { version: w.version });
+                    for (w, answer) in chunk.drain(..).zip(&answers) {
+                        outcomes[w.index] = Some(match dropped_fields(&w.body, answer) {
+                            // PocketBase silently ignores fields the collection does not have:
+                            // park the op with the reason instead of losing the value quietly.
+                            Some(missing) => {
+                                tracing::error!(
+                                    collection = scope.name(),
+                                    fields = %missing,
+                                    "pocketbase dropped record fields the collection lacks"
+                                );
+                                PushOutcome::Rejected {
+                                    reason: format!(
+                                        "collection {:?} has no field(s) {missing}: their values were dropped; \
+                                         add the fields (see docs/backends/pocketbase.md) and retry",
+                                        scope.name()
+                                    ),
+                                }
+                            }
+                            None => PushOutcome::Applied { version: w.version },
+                        });
                     }
                     break;
                 }
@@ -509,6 +527,22 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     fn decode_change(&self, raw: Map<String, Value>) -> Result<Change<T>> {
         decode_row(raw)
     }
+}
+
+/// Fields of a written body that the saved record (a batch sub-response) does not have.
+fn dropped_fields(body: &Value, answer: &Value) -> Option<String> {
+    let (Some(sent), Some(saved)) = (
+        body.as_object(),
+        answer.get("body").and_then(Value::as_object),
+    ) else {
+        return None;
+    };
+    let missing: Vec<&str> = sent
+        .keys()
+        .filter(|k| !saved.contains_key(k.as_str()))
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
 }
 
 /// The first failing sub-request of a failed batch.
