@@ -344,6 +344,19 @@ pub(crate) fn query<T: DeserializeOwned>(conn: &Connection, q: &Compiled) -> Res
     collect_records(&mut stmt, rusqlite::params_from_iter(q.params.iter()))
 }
 
+/// `EXPLAIN QUERY PLAN` of a compiled query.
+pub(crate) fn explain(conn: &mut Connection, q: &Compiled) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", q.sql))
+        .map_err(map_err)?;
+    stmt.query_map(rusqlite::params_from_iter(q.params.iter()), |r| {
+        r.get::<_, String>(3)
+    })
+    .map_err(map_err)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(map_err)
+}
+
 /// `query_since`.
 pub(crate) fn query_since<T: DeserializeOwned>(
     conn: &Connection,

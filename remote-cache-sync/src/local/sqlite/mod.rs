@@ -78,6 +78,8 @@ pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 
 struct Inner {
     conn: Mutex<Connection>,
+    /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
+    indexed: Vec<String>,
     path: Option<PathBuf>,
 }
 
@@ -151,9 +153,11 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
     /// Opens on the current thread, for synchronous callers (never call it on an async thread).
     pub fn open_blocking(self) -> Result<SqliteLocalStore<T>> {
         let conn = schema::open(self.path.as_deref(), &self.settings)?;
+        let indexed = schema::indexed_fields(&conn)?;
         Ok(SqliteLocalStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                indexed,
                 path: self.path,
             }),
             _t: PhantomData,
@@ -198,6 +202,13 @@ impl<T: Record> SqliteLocalStore<T> {
     /// Opens a private in-memory database.
     pub async fn open_in_memory() -> Result<Self> {
         Self::in_memory_builder().open().await
+    }
+
+    /// SQLite's query plan for `spec` in `scope` (one line per plan step), to check that a
+    /// filter uses an index declared with [`SqliteLocalStoreBuilder::index_field`].
+    pub async fn explain(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<String>> {
+        let compiled = query::compile(&scope.canonical(), spec, &self.inner.indexed)?;
+        self.run(move |c| db::explain(c, &compiled)).await
     }
 
     /// The database file, `None` in memory.
@@ -272,7 +283,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     }
 
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
-        let compiled = query::compile(&scope.canonical(), spec)?;
+        let compiled = query::compile(&scope.canonical(), spec, &self.inner.indexed)?;
         self.run(move |c| db::query(c, &compiled)).await
     }
 

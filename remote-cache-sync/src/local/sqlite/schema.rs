@@ -65,6 +65,26 @@ pub(crate) struct Settings {
     pub index_fields: Vec<String>,
 }
 
+/// Fields with an expression index in the database (declared now or on an earlier open).
+pub(crate) fn indexed_fields(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'items' \
+             AND name LIKE 'items_json:%'",
+        )
+        .map_err(map_err)?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(map_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(map_err)?;
+    Ok(names
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("items_json:").map(str::to_owned))
+        .filter(|f| validate_field(f).is_ok())
+        .collect())
+}
+
 /// Opens (creating if needed) and migrates a database file, or an in-memory one for `None`.
 pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connection> {
     for f in &settings.index_fields {
