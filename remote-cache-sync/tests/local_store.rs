@@ -112,7 +112,7 @@ async fn reopening_a_file_keeps_records_sync_points_and_queued_ops() {
             store.enqueue(op.clone()).await.unwrap();
         }
         store
-            .reject_ops(&scope, &[p.op_id.clone()], "invalid", true)
+            .reject_ops(&scope, std::slice::from_ref(&p.op_id), "invalid", true)
             .await
             .unwrap();
         store
