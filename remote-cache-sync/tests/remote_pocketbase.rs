@@ -25,6 +25,10 @@ struct Env {
 
 fn env() -> Option<Env> {
     let Ok(url) = std::env::var("RCS_TEST_POCKETBASE_URL") else {
+        assert!(
+            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "RCS_TEST_REQUIRE_SERVERS is set but RCS_TEST_POCKETBASE_URL is not"
+        );
         println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
         return None;
     };
@@ -625,6 +629,10 @@ async fn a_pull_during_a_1000_record_batch_loses_nothing() {
 async fn a_row_committed_late_with_an_earlier_stamp_is_still_pulled() {
     let Some(e) = env() else { return };
     let Ok(dir) = std::env::var("RCS_TEST_POCKETBASE_DIR") else {
+        assert!(
+            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "RCS_TEST_REQUIRE_SERVERS is set but RCS_TEST_POCKETBASE_DIR is not"
+        );
         println!("skipped: RCS_TEST_POCKETBASE_DIR is not set");
         return;
     };
