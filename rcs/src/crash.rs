@@ -175,6 +175,9 @@ struct Figures {
     duplicated: HashSet<i64>,
     phantom: HashSet<i64>,
     diverged: usize,
+    /// Kills that landed while a transaction was writing its commit to the WAL.
+    torn_wal_commits: usize,
+    torn_wal_frames: usize,
     recovery_pushed: usize,
     recovery_conflicts: usize,
     max_recovery: Duration,
@@ -391,6 +394,11 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         self.history.catch_up(&self.journal_path())?;
+        let wal = PathBuf::from(format!("{}-wal", self.cache_path().display()));
+        if let Some(frames) = uncommitted_wal_frames(&wal)? {
+            self.figures.torn_wal_commits += 1;
+            self.figures.torn_wal_frames += frames;
+        }
         self.recover_and_check(point).await
     }
 
@@ -601,6 +609,8 @@ impl Harness {
             "enqueue_kills_not_committed",
             f.enqueue_kills_not_committed.to_string(),
         );
+        line("kills_mid_commit", f.torn_wal_commits.to_string());
+        line("uncommitted_wal_frames", f.torn_wal_frames.to_string());
         line("writes", self.history.intents.len().to_string());
         line(
             "acknowledged_writes",
@@ -639,6 +649,42 @@ impl Harness {
         }
         Ok(())
     }
+}
+
+/// Whether the cache's WAL ends in frames of a transaction that never committed (the kill hit
+/// while SQLite was writing the commit): `Some(frames)` past the last commit frame, counting a
+/// partly written frame. Read before anything reopens the file (recovery discards them).
+///
+/// WAL format: a 32-byte header (page size at 8, salts at 16 and 20), then frames of a 24-byte
+/// header (commit size at 4, non-zero on a commit frame; salts at 8 and 12, equal to the
+/// header's for frames of the current generation) and one page.
+fn uncommitted_wal_frames(wal: &std::path::Path) -> anyhow::Result<Option<usize>> {
+    let bytes = match std::fs::read(wal) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.len() < 32 {
+        return Ok(None);
+    }
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if be(0) & !1 != 0x377f_0682 {
+        return Ok(None);
+    }
+    let page = be(8) as usize;
+    let salts = (be(16), be(20));
+    let frame = 24 + page;
+    let mut at = 32;
+    let mut since_commit = 0;
+    while at + 24 <= bytes.len() && (be(at + 8), be(at + 12)) == salts {
+        if at + frame > bytes.len() {
+            since_commit += 1; // cut short mid-frame
+            break;
+        }
+        since_commit = if be(at + 4) != 0 { 0 } else { since_commit + 1 };
+        at += frame;
+    }
+    Ok((since_commit > 0).then_some(since_commit))
 }
 
 /// Busy-waits (timers have millisecond resolution; kill points are finer).
