@@ -1042,3 +1042,51 @@ async fn fields_missing_from_the_collection_are_reported() {
         other => panic!("a dropped field must be reported, got {other:?}"),
     }
 }
+
+/// A token revoked on the server (the user changed password) while its `exp` is still in the
+/// future: PocketBase would list as a guest (empty 200); the adapter re-checks the token before
+/// trusting an empty page and reports `Unauthorized`.
+#[tokio::test]
+async fn a_revoked_token_is_unauthorized_not_empty() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (uid, email, pw) = raw.new_user().await;
+    let s = SyncScope::new("records", [("owner", uid.clone())]).unwrap();
+    let config = PocketBaseConfig {
+        auth_recheck: Duration::ZERO,
+        ..PocketBaseConfig::default()
+    };
+    let by_token: PocketBaseRemoteStore<TestRecord> = PocketBaseRemoteStore::with_config(
+        &e.url,
+        Credentials::token(raw.login("users", &email, &pw).await),
+        config.clone(),
+    )
+    .unwrap();
+    let by_password: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::with_config(&e.url, Credentials::user("users", &email, &pw), config)
+            .unwrap();
+    assert!(by_token.fetch_since(&s, None, 10).await.unwrap().is_empty());
+    assert!(
+        by_password
+            .fetch_since(&s, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let admin = raw.login("_superusers", &e.email, &e.password).await;
+    let (st, v) = raw
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/collections/users/records/{uid}"),
+            Some(&admin),
+            Some(
+                json!({"password": "another-password-9", "passwordConfirm": "another-password-9"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let err = by_token.fetch_since(&s, None, 10).await.unwrap_err();
+    assert!(err.is_auth(), "revoked token: {err:?}");
+    let err = by_password.fetch_since(&s, None, 10).await.unwrap_err();
+    assert!(err.is_auth(), "old password: {err:?}");
+}

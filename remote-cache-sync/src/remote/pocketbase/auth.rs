@@ -122,6 +122,8 @@ pub(crate) struct Claims {
 pub(crate) struct Token {
     pub value: String,
     pub claims: Claims,
+    /// When the server last accepted it (login or refresh); `None` for a token never checked.
+    pub validated: Option<Timestamp>,
 }
 
 impl fmt::Debug for Token {
@@ -137,12 +139,22 @@ impl Token {
     /// Decodes a token's claims (the signature is the server's business).
     pub fn parse(value: String) -> Result<Self> {
         let claims = decode_claims(&value)?;
-        Ok(Token { value, claims })
+        Ok(Token {
+            value,
+            claims,
+            validated: None,
+        })
     }
 
     /// Whether the token expires within `margin_s` seconds of `now`.
     pub fn expires_within(&self, now: Timestamp, margin_s: i64) -> bool {
         self.claims.exp.saturating_sub(margin_s) <= now.as_second()
+    }
+
+    /// Whether the server accepted the token less than `max_age_s` seconds before `now`.
+    pub fn validated_within(&self, now: Timestamp, max_age_s: i64) -> bool {
+        self.validated
+            .is_some_and(|v| now.as_second().saturating_sub(v.as_second()) < max_age_s)
     }
 
     /// Whether the token has expired at `now`.

@@ -17,6 +17,10 @@ pub(crate) const BACKEND: &str = "pocketbase";
 /// Refresh a token this many seconds before it expires.
 const REFRESH_MARGIN_S: i64 = 120;
 
+/// Re-check a refreshable token with the server at least this often: a revoked token (password
+/// change, deleted user) with a future `exp` would otherwise read lists as a guest.
+pub(crate) const REVALIDATE_S: i64 = 600;
+
 /// A decoded HTTP answer.
 pub(crate) struct Reply {
     pub status: StatusCode,
@@ -163,6 +167,22 @@ impl Client {
     /// The current `Authorization` value, logging in or refreshing as needed. `force_new` drops
     /// the cached token (the server just refused it).
     pub async fn authorization(&self, force_new: bool) -> Result<Option<String>> {
+        self.authorization_checked(force_new, REVALIDATE_S).await
+    }
+
+    /// Makes sure the server accepted the token within `max_age_s` seconds (refreshing it when
+    /// it can), so an empty answer is not a guest's answer.
+    pub async fn ensure_valid(&self, max_age_s: i64) -> Result<()> {
+        self.authorization_checked(false, max_age_s)
+            .await
+            .map(|_| ())
+    }
+
+    async fn authorization_checked(
+        &self,
+        force_new: bool,
+        max_age_s: i64,
+    ) -> Result<Option<String>> {
         if matches!(self.credentials, Credentials::Anonymous) {
             return Ok(None);
         }
@@ -178,6 +198,7 @@ impl Client {
         let cached = guard.clone();
         if let Some(t) = &cached
             && !t.expires_within(now, REFRESH_MARGIN_S)
+            && (!t.claims.refreshable || t.validated_within(now, max_age_s))
         {
             return Ok(Some(t.value.clone()));
         }
@@ -351,7 +372,9 @@ fn token_from(reply: Reply) -> Result<Token> {
             backend: BACKEND,
             message: "auth answer without a token".into(),
         })?;
-    Token::parse(token.to_owned())
+    let mut t = Token::parse(token.to_owned())?;
+    t.validated = Some(Timestamp::now());
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -104,6 +104,10 @@ pub struct PocketBaseConfig {
     /// Request the next page in the background as soon as a page with `has_more` is returned,
     /// so the network overlaps the caller's work on the current page. Default true.
     pub prefetch: bool,
+    /// An empty list page is trusted only from a token the server accepted within this long
+    /// (else the token is refreshed first): PocketBase answers a revoked token's list as a
+    /// guest's, with no rows. Default 60 s; zero re-checks on every empty page.
+    pub auth_recheck: Duration,
     /// Per-request timeout. Default 30 s.
     pub request_timeout: Duration,
 }
@@ -115,6 +119,7 @@ impl Default for PocketBaseConfig {
             batch_size: 100,
             max_page_size: 1000,
             prefetch: true,
+            auth_recheck: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -480,6 +485,12 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             // The Date header is truncated to the second: one more second of margin.
             let risk_low = format_date(date - window - jiff::SignedDuration::from_secs(1));
             let reached_end = items.len() < per_page;
+            if items.is_empty() {
+                // PocketBase lists a revoked token's request as a guest's, empty: only trust
+                // "no rows" from a token the server accepted within the last minute.
+                let max_age = i64::try_from(self.config.auth_recheck.as_secs()).unwrap_or(i64::MAX);
+                self.client.ensure_valid(max_age).await?;
+            }
             let mut last = None;
             for raw in items {
                 let (Some(updated), Some(id)) = (
