@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use remote_cache_sync::JsonRecord;
-use remote_cache_sync::remote::RemoteStore;
 use remote_cache_sync::remote::postgres::{
     PostgresOptions, PostgresRemoteStore, redact_connection_string,
 };
@@ -41,7 +40,8 @@ pub struct Args {
     max_body_bytes: usize,
 }
 
-async fn open_storage(db: &str) -> anyhow::Result<Arc<dyn RemoteStore<JsonRecord>>> {
+/// Opens the storage; SQLite also serves pulls through the raw fast path.
+async fn open_storage(db: &str, auth: Arc<dyn Authorizer>) -> anyhow::Result<Server> {
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
         let store = PostgresRemoteStore::<JsonRecord>::connect(db, PostgresOptions::default())
             .await
@@ -51,12 +51,12 @@ async fn open_storage(db: &str) -> anyhow::Result<Arc<dyn RemoteStore<JsonRecord
                     redact_connection_string(db)
                 )
             })?;
-        Ok(Arc::new(store))
+        Ok(Server::from_arcs(Arc::new(store), auth))
     } else {
         let store = SqliteRemoteStore::<JsonRecord>::open(db)
             .await
             .with_context(|| format!("cannot open SQLite storage {db}"))?;
-        Ok(Arc::new(store))
+        Ok(Server::from_arcs(Arc::new(store.clone()), auth).raw_feed(Arc::new(store)))
     }
 }
 
@@ -93,8 +93,8 @@ fn authorizer(args: &Args) -> anyhow::Result<Arc<dyn Authorizer>> {
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let auth = authorizer(&args)?;
-    let storage = open_storage(&args.db).await?;
-    let router = Server::from_arcs(storage, auth)
+    let router = open_storage(&args.db, auth)
+        .await?
         .max_body_bytes(args.max_body_bytes)
         .into_router();
     let listener = tokio::net::TcpListener::bind(&args.listen)

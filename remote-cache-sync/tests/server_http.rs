@@ -72,6 +72,11 @@ async fn sqlite_storage(dir: &tempfile::TempDir) -> SqliteRemoteStore<JsonRecord
         .unwrap()
 }
 
+/// A server over SQLite storage with the raw pull fast path, as `rcs serve` runs it.
+fn sqlite_server(storage: SqliteRemoteStore<JsonRecord>, auth: impl Authorizer) -> Server {
+    Server::new(storage.clone(), auth).raw_feed(Arc::new(storage))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_remote_passes_the_conformance_suite() {
     let mem = SqliteRemoteStore::<TestRecord>::in_memory().unwrap();
@@ -108,7 +113,7 @@ async fn sqlite_remote_survives_reopen_and_keeps_counting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_remote_over_sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(Server::new(sqlite_storage(&dir).await, tokens())).await;
+    let server = TestServer::start(sqlite_server(sqlite_storage(&dir).await, tokens())).await;
     let http = HttpRemoteStore::<TestRecord>::builder(server.url())
         .token("all-access")
         .build()
@@ -180,6 +185,14 @@ async fn http_remote_over_postgres_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_remote_over_sqlite_without_raw_feed_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(Server::new(sqlite_storage(&dir).await, AllowAll)).await;
+    let http = HttpRemoteStore::<TestRecord>::new(server.url()).unwrap();
+    remote::run_all(&http, || unique_scope("records")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_remote_over_memory_passes_the_conformance_suite() {
     let server = TestServer::start(Server::new(
         remote_cache_sync::InMemoryRemoteStore::<JsonRecord>::new(),
@@ -225,7 +238,7 @@ fn alice() -> SyncScope {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_is_enforced_per_scope() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(Server::new(sqlite_storage(&dir).await, tokens())).await;
+    let server = TestServer::start(sqlite_server(sqlite_storage(&dir).await, tokens())).await;
     let url = server.url();
     let pull = |scope: SyncScope| json!({"scope": scope, "cursor": null, "limit": 10}).to_string();
 
@@ -239,6 +252,9 @@ async fn auth_is_enforced_per_scope() {
     );
     let (s, _) = raw(&url, "/v1/pull", Some("alice-token"), pull(alice())).await;
     assert_eq!(s, 200);
+    let bad_cursor = json!({"scope": alice(), "cursor": "-1", "limit": 10}).to_string();
+    let (s, v) = raw(&url, "/v1/pull", Some("alice-token"), bad_cursor).await;
+    assert_eq!((s, error_code(&v)), (400, "invalid_cursor"));
     let bob = SyncScope::new("records", [("owner", "bob")]).unwrap();
     let (s, v) = raw(&url, "/v1/pull", Some("alice-token"), pull(bob.clone())).await;
     assert_eq!((s, error_code(&v)), (403, "forbidden"));
@@ -438,7 +454,7 @@ async fn malformed_ops_are_rejected_one_by_one() {
 async fn replayed_push_batch_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let storage = sqlite_storage(&dir).await;
-    let server = TestServer::start(Server::new(storage.clone(), AllowAll)).await;
+    let server = TestServer::start(sqlite_server(storage.clone(), AllowAll)).await;
     let http = HttpRemoteStore::<TestRecord>::new(server.url()).unwrap();
     let scope = unique_scope("records");
     let a = TestRecord::new("a", "a1", ts(1_000));
@@ -581,7 +597,7 @@ async fn graceful_shutdown_stops_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefetched_pages_never_hide_later_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(Server::new(sqlite_storage(&dir).await, AllowAll)).await;
+    let server = TestServer::start(sqlite_server(sqlite_storage(&dir).await, AllowAll)).await;
     for prefetch in [true, false] {
         let http = HttpRemoteStore::<TestRecord>::builder(server.url())
             .prefetch(prefetch)

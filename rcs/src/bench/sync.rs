@@ -194,7 +194,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage_probe = storage.clone();
     let server = tokio::spawn(serve(
         listener,
-        Server::new(storage, tokens).into_router(),
+        Server::new(storage.clone(), tokens)
+            .raw_feed(Arc::new(storage))
+            .into_router(),
         async {
             let _ = stopped.await;
         },

@@ -228,6 +228,69 @@ impl<T: Record> SqliteRemoteStore<T> {
         .await
     }
 
+    /// Reads one page of the feed, turning each stored upsert body with `decode`.
+    async fn walk_feed<U: Send + 'static>(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+        decode: impl Fn(&str) -> Result<U> + Send + 'static,
+    ) -> Result<FeedPage<U>> {
+        let from = parse_cursor(since)?;
+        let limit = limit.clamp(1, 1 << 20);
+        let (scope, since) = (scope.clone(), since.cloned());
+        self.read(move |conn| {
+            let mut page = FeedPage {
+                upserts: Vec::new(),
+                deletes: Vec::new(),
+                server_time: Timestamp::now(),
+                cursor: since,
+                has_more: false,
+            };
+            let Some(sid) = scope_id(conn, &scope)? else {
+                return Ok(page);
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, id, kind, version, body FROM rcs_remote_records
+                     WHERE scope_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(sql_err)?;
+            let mut rows = stmt
+                .query(params![sid, from, limit as i64 + 1])
+                .map_err(sql_err)?;
+            let mut n = 0;
+            let text = |r: &rusqlite::Row<'_>, i: usize| -> Result<String> {
+                r.get::<_, String>(i).map_err(sql_err)
+            };
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                if n == limit {
+                    page.has_more = true;
+                    break;
+                }
+                n += 1;
+                let seq: i64 = r.get(0).map_err(sql_err)?;
+                let kind: i64 = r.get(2).map_err(sql_err)?;
+                if kind == 1 {
+                    page.deletes.push(Tombstone {
+                        id: text(r, 1)?,
+                        deleted_at: parse_version(&text(r, 3)?)?,
+                    });
+                } else {
+                    let body = r
+                        .get_ref(4)
+                        .map_err(sql_err)?
+                        .as_str()
+                        .map_err(|e| sql_err(e.into()))?;
+                    page.upserts.push(decode(body)?);
+                }
+                page.cursor = Some(Cursor::new(seq.to_string()));
+            }
+            Ok(page)
+        })
+        .await
+    }
+
     async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -249,6 +312,38 @@ impl<T: Record> SqliteRemoteStore<T> {
         tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
             .await
             .map_err(join_err)?
+    }
+}
+
+/// A page of the feed with upserts in any form.
+struct FeedPage<U> {
+    upserts: Vec<U>,
+    deletes: Vec<Tombstone>,
+    server_time: Timestamp,
+    cursor: Option<Cursor>,
+    has_more: bool,
+}
+
+#[cfg(feature = "server")]
+#[async_trait]
+impl<T: Record> crate::server::RawFeed for SqliteRemoteStore<T> {
+    async fn fetch_raw(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<crate::server::RawPage> {
+        // Bodies were written by `serde_json::to_string` of a record: valid JSON objects.
+        let page = self
+            .walk_feed(scope, since, limit, |b| Ok(b.to_owned()))
+            .await?;
+        Ok(crate::server::RawPage {
+            upserts: page.upserts,
+            deletes: page.deletes,
+            server_time: page.server_time,
+            cursor: page.cursor,
+            has_more: page.has_more,
+        })
     }
 }
 
@@ -324,57 +419,18 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
         since: Option<&Cursor>,
         limit: usize,
     ) -> Result<Delta<T>> {
-        let from = parse_cursor(since)?;
-        let limit = limit.clamp(1, 1 << 20);
-        let (scope, since) = (scope.clone(), since.cloned());
-        self.read(move |conn| {
-            let server_time = Timestamp::now();
-            let mut delta = Delta::empty(server_time, since);
-            let Some(sid) = scope_id(conn, &scope)? else {
-                return Ok(delta);
-            };
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, id, kind, version, body FROM rcs_remote_records
-                     WHERE scope_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )
-                .map_err(sql_err)?;
-            let mut rows = stmt
-                .query(params![sid, from, limit as i64 + 1])
-                .map_err(sql_err)?;
-            let mut n = 0;
-            while let Some(r) = rows.next().map_err(sql_err)? {
-                if n == limit {
-                    delta.has_more = true;
-                    break;
-                }
-                n += 1;
-                let seq: i64 = r.get(0).map_err(sql_err)?;
-                let kind: i64 = r.get(2).map_err(sql_err)?;
-                if kind == 1 {
-                    let id: String = r.get(1).map_err(sql_err)?;
-                    let version = r
-                        .get_ref(3)
-                        .map_err(sql_err)?
-                        .as_str()
-                        .map_err(|e| sql_err(e.into()))?;
-                    delta.deletes.push(Tombstone {
-                        id,
-                        deleted_at: parse_version(version)?,
-                    });
-                } else {
-                    let body = r
-                        .get_ref(4)
-                        .map_err(sql_err)?
-                        .as_str()
-                        .map_err(|e| sql_err(e.into()))?;
-                    delta.upserts.push(serde_json::from_str(body)?);
-                }
-                delta.cursor = Some(Cursor::new(seq.to_string()));
-            }
-            Ok(delta)
+        let page = self
+            .walk_feed(scope, since, limit, |body| {
+                Ok(serde_json::from_str::<T>(body)?)
+            })
+            .await?;
+        Ok(Delta {
+            upserts: page.upserts,
+            deletes: page.deletes,
+            server_time: page.server_time,
+            cursor: page.cursor,
+            has_more: page.has_more,
         })
-        .await
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {

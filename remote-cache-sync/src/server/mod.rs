@@ -30,16 +30,18 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::delta::Cursor;
 use crate::error::Error;
 use crate::json_record::JsonRecord;
 use crate::op::{OpKind, PendingOp, PushOutcome};
-use crate::record::Record;
+use crate::record::{Record, Tombstone};
 use crate::remote::RemoteStore;
 use crate::remote::protocol::{
     self, ErrorBody, ErrorDetail, GetRequest, GetResponse, HealthResponse, PullRequest,
     PullResponse, PushRequest, PushResponse, TimeResponse, WireOutcome, codes,
 };
 use crate::scope::SyncScope;
+use jiff::Timestamp;
 
 pub mod auth;
 
@@ -51,6 +53,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 /// Builds the server's [`Router`].
 pub struct Server {
     storage: Arc<dyn RemoteStore<JsonRecord>>,
+    raw_feed: Option<Arc<dyn RawFeed>>,
     authorizer: Arc<dyn Authorizer>,
     max_body_bytes: usize,
     max_pull_limit: usize,
@@ -70,11 +73,20 @@ impl Server {
     ) -> Self {
         Server {
             storage,
+            raw_feed: None,
             authorizer,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_pull_limit: protocol::MAX_PULL_LIMIT,
             max_push_ops: protocol::MAX_PUSH_OPS,
         }
+    }
+
+    /// Serves pulls from `feed`, which must read the same data as the storage, as ready-made
+    /// JSON: records are copied from storage to the response without being decoded and
+    /// re-encoded. [`SqliteRemoteStore`](crate::remote::sqlite::SqliteRemoteStore) implements it.
+    pub fn raw_feed(mut self, feed: Arc<dyn RawFeed>) -> Self {
+        self.raw_feed = Some(feed);
+        self
     }
 
     /// Largest accepted request body; larger ones get 413.
@@ -115,6 +127,59 @@ impl Server {
 }
 
 type AppState = State<Arc<Server>>;
+
+/// A storage that can serve a pull page as JSON text, skipping record decoding: an optional
+/// fast path for [`Server::raw_feed`]. Same contract as [`RemoteStore::fetch_since`].
+#[async_trait::async_trait]
+pub trait RawFeed: Send + Sync + 'static {
+    /// One page of the scope's feed; each upsert is one record as a JSON object.
+    async fn fetch_raw(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> crate::error::Result<RawPage>;
+}
+
+/// A pull page whose upserts are JSON text.
+#[derive(Debug, Clone)]
+pub struct RawPage {
+    /// Each a JSON object (a record), written verbatim into the answer.
+    pub upserts: Vec<String>,
+    /// Tombstones.
+    pub deletes: Vec<Tombstone>,
+    /// The storage's clock.
+    pub server_time: Timestamp,
+    /// Where the next pull continues.
+    pub cursor: Option<Cursor>,
+    /// Whether more changes wait.
+    pub has_more: bool,
+}
+
+impl RawPage {
+    /// The page as a [`PullResponse`] body.
+    fn into_json(self) -> Result<String, serde_json::Error> {
+        let size: usize = self.upserts.iter().map(|u| u.len() + 1).sum();
+        let mut out = String::with_capacity(size + 64 * self.deletes.len() + 128);
+        out.push_str("{\"upserts\":[");
+        for (i, u) in self.upserts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(u);
+        }
+        out.push_str("],\"deletes\":");
+        out.push_str(&serde_json::to_string(&self.deletes)?);
+        out.push_str(",\"cursor\":");
+        out.push_str(&serde_json::to_string(&self.cursor)?);
+        out.push_str(",\"has_more\":");
+        out.push_str(if self.has_more { "true" } else { "false" });
+        out.push_str(",\"server_time\":");
+        out.push_str(&serde_json::to_string(&self.server_time)?);
+        out.push('}');
+        Ok(out)
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
@@ -344,7 +409,7 @@ async fn pull(
     State(server): AppState,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<PullResponse<JsonRecord>> {
+) -> Result<Response, ApiError> {
     let principal = authenticate(&server, &headers)?;
     let req: PullRequest = parse_body(body)?;
     authorize(&server, &principal, &req.scope, Access::Read)?;
@@ -356,16 +421,36 @@ async fn pull(
         ));
     }
     let limit = req.limit.min(server.max_pull_limit);
+    let cursor_error = |e: Error| match e {
+        Error::InvalidInput(m) if req.cursor.is_some() => {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_CURSOR, m)
+        }
+        e => ApiError::from_storage(e),
+    };
+    if let Some(raw) = &server.raw_feed {
+        let page = raw
+            .fetch_raw(&req.scope, req.cursor.as_ref(), limit)
+            .await
+            .map_err(cursor_error)?;
+        let n = page.upserts.len() + page.deletes.len();
+        let body = page
+            .into_json()
+            .map_err(|e| ApiError::from_storage(e.into()))?;
+        tracing::debug!(principal = %principal.name, scope = %req.scope, changes = n, "pull");
+        return Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response());
+    }
     let delta = server
         .storage
         .fetch_since(&req.scope, req.cursor.as_ref(), limit)
         .await
-        .map_err(|e| match e {
-            Error::InvalidInput(m) if req.cursor.is_some() => {
-                ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_CURSOR, m)
-            }
-            e => ApiError::from_storage(e),
-        })?;
+        .map_err(cursor_error)?;
     tracing::debug!(principal = %principal.name, scope = %req.scope, changes = delta.len(), "pull");
     Ok(axum::Json(PullResponse {
         upserts: delta.upserts,
@@ -373,7 +458,8 @@ async fn pull(
         cursor: delta.cursor,
         has_more: delta.has_more,
         server_time: delta.server_time,
-    }))
+    })
+    .into_response())
 }
 
 async fn get_one(
