@@ -350,20 +350,15 @@ async fn a_user_token_only_sees_that_users_records() {
     );
 }
 
-#[tokio::test]
-async fn user_writes_are_compare_and_set_inside_the_transaction() {
-    let Some(e) = env() else { return };
-    let raw = Raw::new(&e.url);
-    let (uid, email, pw) = raw.new_user().await;
-    let s = SyncScope::new("records", [("owner", uid.clone())]).unwrap();
-    let a: Arc<PocketBaseRemoteStore<TestRecord>> = Arc::new(
-        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email, &pw)).unwrap(),
-    );
-    let b: Arc<PocketBaseRemoteStore<TestRecord>> = Arc::new(
-        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email, &pw)).unwrap(),
-    );
+/// Two writers push an update on the same base, 30 rounds: exactly one may apply each time, the
+/// other must get a `Conflict` carrying the winner's version. Returns the rounds both applied.
+async fn race_two_writers(
+    a: &PocketBaseRemoteStore<TestRecord>,
+    b: &PocketBaseRemoteStore<TestRecord>,
+    s: &SyncScope,
+) -> usize {
     let mut base = ts(0);
-    a.push(&s, &[create(&s, TestRecord::new("hot", "v0", base))])
+    a.push(s, &[create(s, TestRecord::new("hot", "v0", base))])
         .await
         .unwrap();
     let mut both_won = 0;
@@ -379,8 +374,8 @@ async fn user_writes_are_compare_and_set_inside_the_transaction() {
         };
         let (oa, ob) = (op("a", round * 10), op("b", round * 10 + 1));
         let (ra, rb) = tokio::join!(
-            a.push(&s, std::slice::from_ref(&oa)),
-            b.push(&s, std::slice::from_ref(&ob))
+            a.push(s, std::slice::from_ref(&oa)),
+            b.push(s, std::slice::from_ref(&ob))
         );
         let (ra, rb) = (ra.unwrap().remove(0), rb.unwrap().remove(0));
         let won_a = matches!(ra, PushOutcome::Applied { .. });
@@ -389,21 +384,46 @@ async fn user_writes_are_compare_and_set_inside_the_transaction() {
             won_a || won_b,
             "round {round}: someone must win: {ra:?} {rb:?}"
         );
+        let now = a.get_by_id(s, "hot").await.unwrap().unwrap();
         if won_a && won_b {
             both_won += 1;
+        } else {
+            let loser = if won_a { &rb } else { &ra };
+            match loser {
+                PushOutcome::Conflict {
+                    current: Some(remote_cache_sync::Change::Upsert(cur)),
+                } => assert_eq!(cur, &now, "round {round}: the conflict carries the winner"),
+                other => panic!("round {round}: the loser must conflict, got {other:?}"),
+            }
         }
-        let loser = if won_a { &rb } else { &ra };
-        if !(won_a && won_b) {
-            assert!(
-                matches!(loser, PushOutcome::Conflict { current: Some(_) }),
-                "round {round}: {loser:?}"
-            );
-        }
-        base = a.get_by_id(&s, "hot").await.unwrap().unwrap().updated_at;
+        base = now.updated_at;
     }
+    both_won
+}
+
+#[tokio::test]
+async fn user_writes_are_compare_and_set_inside_the_transaction() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (uid, email, pw) = raw.new_user().await;
+    let s = SyncScope::new("records", [("owner", uid.clone())]).unwrap();
+    let user =
+        || PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email, &pw)).unwrap();
+    let both = race_two_writers(&user(), &user(), &s).await;
     assert_eq!(
-        both_won, 0,
-        "two writers on the same base both applied: a lost update"
+        both, 0,
+        "two users on the same base both applied: a lost update"
+    );
+}
+
+/// Superusers bypass API rules; the guide's compare-and-set hook still serializes them.
+#[tokio::test]
+async fn superuser_writes_are_compare_and_set_through_the_hook() {
+    let Some(e) = env() else { return };
+    let both = race_two_writers(&superuser(&e), &superuser(&e), &scope()).await;
+    assert_eq!(
+        both, 0,
+        "two superusers on the same base both applied: a lost update"
     );
 }
 

@@ -15,15 +15,16 @@
 //!
 //! # Conflict detection
 //! `updated` is server-owned, so versions are the records' own `updated_at`/`deleted_at`. A push
-//! first reads the current rows of all its ids (chunked `id = …` filters, one request per ~100
-//! ids) and applies [`base_matches`] to each op. Writes then go through one `/api/batch` (PUT =
-//! upsert) per chunk; every conditional write carries the versions it was checked against in the
-//! `X-Rcs-If-Updated` / `X-Rcs-If-Deleted` sub-request headers. With a user token and the guide's
-//! `updateRule`, PocketBase re-checks them inside the write transaction, so a concurrent change
-//! between the pre-read and the write makes that sub-request fail (404) and the op comes back as
-//! [`PushOutcome::Conflict`]: no lost update. Superusers bypass API rules: for them the check is
-//! the pre-read alone, and a write landing in the few milliseconds between pre-read and batch
-//! commit is overwritten (last writer wins for that window).
+//! first reads the current rows of all its ids (chunked `id = …` filters) and applies
+//! [`base_matches`] to each op. Writes then go through `/api/batch` (PUT = upsert); every
+//! conditional write carries the versions it was checked against in the `X-Rcs-If-Updated` /
+//! `X-Rcs-If-Deleted` sub-request headers, and PocketBase re-checks them inside the write
+//! transaction: the guide's `updateRule` does it for user tokens, the guide's
+//! `onRecordUpdateRequest` hook for every writer (superusers bypass rules). A write that changed
+//! the row between pre-read and commit makes that sub-request fail (404 from the rule, 409 from
+//! the hook); the adapter re-reads the row and answers [`PushOutcome::Conflict`]: no lost update.
+//! Without the hook, a superuser write landing in the few milliseconds between pre-read and
+//! commit is overwritten (measured: 26 of 30 deliberately raced rounds).
 //!
 //! # Failures
 //! A batch is all-or-nothing and names only its first failing sub-request: that op becomes
@@ -412,7 +413,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 }
                 let w = chunk.remove(k);
                 let op_outcome = match sub_status {
-                    404 if w.headers.is_some() => {
+                    404 | 409 if w.headers.is_some() => {
                         // The compare-and-set rule failed, or the row is not ours: look again.
                         let id = w.body[RECORD_ID_FIELD]
                             .as_str()
