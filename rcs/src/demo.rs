@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 use jiff::{Timestamp, ToSpan};
 use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::{
-    CachePolicy, Change, ConflictResolver, FnResolver, InMemoryRemoteStore, LastWriteWins, Orchestrator,
-    OrchestratorConfig, QuerySpec, Record, RemoteStore, Resolution, SyncScope,
+    CachePolicy, Change, ConflictResolver, FnResolver, InMemoryRemoteStore, LastWriteWins,
+    Orchestrator, OrchestratorConfig, QuerySpec, Record, RemoteStore, Resolution, SyncScope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,11 @@ impl Record for Note {
 
 fn describe(c: Option<&Change<Note>>) -> String {
     match c {
-        Some(Change::Upsert(n)) => format!("{:?} (edited {})", n.text, n.updated_at.strftime("%H:%M:%S")),
+        Some(Change::Upsert(n)) => format!(
+            "{:?} (edited {})",
+            n.text,
+            n.updated_at.strftime("%H:%M:%S")
+        ),
         Some(Change::Delete(t)) => format!("deleted at {}", t.deleted_at.strftime("%H:%M:%S")),
         None => "absent".into(),
     }
@@ -48,21 +52,23 @@ fn describe(c: Option<&Change<Note>>) -> String {
 /// Last-write-wins, narrated.
 fn narrated_lww(device: &'static str) -> Arc<dyn ConflictResolver<Note>> {
     let lww = LastWriteWins::<Note>::new();
-    Arc::new(FnResolver::new(move |local: &Change<Note>, remote: Option<&Change<Note>>| {
-        let decision = lww.resolve(local, remote);
-        let verdict = match &decision {
-            Resolution::KeepLocal => "keep the local edit (it is newer)",
-            Resolution::TakeRemote => "take the remote version (it is newer)",
-            Resolution::Merged(_) => "merge",
-        };
-        println!(
-            "  ! conflict on {:?} while {device} syncs: local {} vs remote {} -> last write wins: {verdict}",
-            local.id(),
-            describe(Some(local)),
-            describe(remote)
-        );
-        decision
-    }))
+    Arc::new(FnResolver::new(
+        move |local: &Change<Note>, remote: Option<&Change<Note>>| {
+            let decision = lww.resolve(local, remote);
+            let verdict = match &decision {
+                Resolution::KeepLocal => "keep the local edit (it is newer)",
+                Resolution::TakeRemote => "take the remote version (it is newer)",
+                Resolution::Merged(_) => "merge",
+            };
+            println!(
+                "  ! conflict on {:?} while {device} syncs: local {} vs remote {} -> last write wins: {verdict}",
+                local.id(),
+                describe(Some(local)),
+                describe(remote)
+            );
+            decision
+        },
+    ))
 }
 
 struct Device {
@@ -71,7 +77,11 @@ struct Device {
 }
 
 impl Device {
-    async fn open(name: &'static str, dir: &std::path::Path, remote: Arc<dyn RemoteStore<Note>>) -> anyhow::Result<Self> {
+    async fn open(
+        name: &'static str,
+        dir: &std::path::Path,
+        remote: Arc<dyn RemoteStore<Note>>,
+    ) -> anyhow::Result<Self> {
         let path = dir.join(format!("{name}.sqlite"));
         let local = SqliteLocalStore::<Note>::open(&path)
             .await
@@ -85,7 +95,10 @@ impl Device {
     }
 
     async fn notes(&self, scope: &SyncScope) -> anyhow::Result<Vec<Note>> {
-        Ok(self.sync.read(scope, CachePolicy::OfflineOnly, &QuerySpec::new()).await?)
+        Ok(self
+            .sync
+            .read(scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+            .await?)
     }
 
     async fn sync(&self, scope: &SyncScope) -> anyhow::Result<()> {
@@ -99,7 +112,10 @@ impl Device {
 
     async fn show(&self, scope: &SyncScope) -> anyhow::Result<()> {
         let notes = self.notes(scope).await?;
-        let texts: Vec<_> = notes.iter().map(|n| format!("{}={:?}", n.id, n.text)).collect();
+        let texts: Vec<_> = notes
+            .iter()
+            .map(|n| format!("{}={:?}", n.id, n.text))
+            .collect();
         println!("  {} sees [{}]", self.name, texts.join(", "));
         Ok(())
     }
@@ -121,8 +137,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("== 1. Two devices share scope {scope} through one remote");
     let laptop = Device::open("laptop", &dir, remote.clone()).await?;
     let phone = Device::open("phone", &dir, remote.clone()).await?;
-    for (id, text) in [("groceries", "milk"), ("old-idea", "a bad idea"), ("todo", "write demo")] {
-        laptop.sync.enqueue_create(&scope, note(id, text, t0)).await?;
+    for (id, text) in [
+        ("groceries", "milk"),
+        ("old-idea", "a bad idea"),
+        ("todo", "write demo"),
+    ] {
+        laptop
+            .sync
+            .enqueue_create(&scope, note(id, text, t0))
+            .await?;
     }
     laptop.sync(&scope).await?;
     phone.sync(&scope).await?;
@@ -130,11 +153,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("== 2. The network goes down; both devices keep working offline");
     remote.set_offline(true);
-    laptop.sync.enqueue_update(&scope, note("groceries", "milk, eggs", t0 + 1.second())).await?;
-    laptop.sync.enqueue_create(&scope, note("plan", "ship it", t0 + 2.seconds())).await?;
-    phone.sync.enqueue_update(&scope, note("groceries", "milk, bread", t0 + 3.seconds())).await?;
-    phone.sync.enqueue_delete_at(&scope, "old-idea", t0 + 4.seconds()).await?;
-    println!("  laptop: edited groceries, created plan; phone: edited groceries later, deleted old-idea");
+    laptop
+        .sync
+        .enqueue_update(&scope, note("groceries", "milk, eggs", t0 + 1.second()))
+        .await?;
+    laptop
+        .sync
+        .enqueue_create(&scope, note("plan", "ship it", t0 + 2.seconds()))
+        .await?;
+    phone
+        .sync
+        .enqueue_update(&scope, note("groceries", "milk, bread", t0 + 3.seconds()))
+        .await?;
+    phone
+        .sync
+        .enqueue_delete_at(&scope, "old-idea", t0 + 4.seconds())
+        .await?;
+    println!(
+        "  laptop: edited groceries, created plan; phone: edited groceries later, deleted old-idea"
+    );
     match laptop.sync.synchronize(&scope).await {
         Err(e) if e.is_retryable() => println!("  laptop tried to sync: {e} -> writes stay queued"),
         other => bail!("expected the offline sync to fail, got {other:?}"),
@@ -157,7 +194,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     phone.show(&scope).await?;
     let (a, b) = (laptop.notes(&scope).await?, phone.notes(&scope).await?);
     let on_remote = remote.snapshot(&scope);
-    let pending = laptop.sync.status(&scope).await?.pending + phone.sync.status(&scope).await?.pending;
+    let pending =
+        laptop.sync.status(&scope).await?.pending + phone.sync.status(&scope).await?.pending;
     let converged = a == b && a == on_remote && pending == 0;
     println!(
         "converged: {} ({} notes on each device and on the remote, {} ops pending)",

@@ -9,7 +9,11 @@ mod demo;
 mod serve;
 
 #[derive(Parser)]
-#[command(name = "rcs", version, about = "remote-cache-sync: offline-first cache sync")]
+#[command(
+    name = "rcs",
+    version,
+    about = "remote-cache-sync: offline-first cache sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +36,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RCS_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RCS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -95,7 +95,9 @@ type ResolveFn<T> = dyn Fn(&Change<T>, Option<&Change<T>>) -> Resolution<T> + Se
 
 impl<T> FnResolver<T> {
     /// Wraps `f`.
-    pub fn new(f: impl Fn(&Change<T>, Option<&Change<T>>) -> Resolution<T> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        f: impl Fn(&Change<T>, Option<&Change<T>>) -> Resolution<T> + Send + Sync + 'static,
+    ) -> Self {
         FnResolver { f: Arc::new(f) }
     }
 }

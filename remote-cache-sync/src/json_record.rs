@@ -30,11 +30,12 @@ fn timestamp_field(obj: &Map<String, Value>, field: &str) -> Result<Option<Times
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|e| Error::InvalidInput(format!("field {field:?} is not an RFC 3339 timestamp: {e}"))),
-        Some(_) => Err(Error::InvalidInput(format!("field {field:?} must be a string"))),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|e| {
+            Error::InvalidInput(format!("field {field:?} is not an RFC 3339 timestamp: {e}"))
+        }),
+        Some(_) => Err(Error::InvalidInput(format!(
+            "field {field:?} must be a string"
+        ))),
     }
 }
 
@@ -46,7 +47,11 @@ impl JsonRecord {
         };
         let id = match value.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(Error::InvalidInput("a record needs a non-empty string \"id\"".into())),
+            _ => {
+                return Err(Error::InvalidInput(
+                    "a record needs a non-empty string \"id\"".into(),
+                ));
+            }
         };
         let updated_at = timestamp_field(&value, "updated_at")?
             .ok_or_else(|| Error::InvalidInput("a record needs \"updated_at\"".into()))?;

@@ -32,7 +32,9 @@ pub mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use conflict::{ClientWins, ConflictResolver, FnResolver, LastWriteWins, Resolution, ServerWins};
+pub use conflict::{
+    ClientWins, ConflictResolver, FnResolver, LastWriteWins, Resolution, ServerWins,
+};
 pub use delta::{Cursor, Delta, SyncPoint};
 pub use error::{Error, Result, StorageErrorKind};
 pub use json_record::JsonRecord;

@@ -76,7 +76,10 @@ impl Filter {
     }
 
     /// `field` is one of `values`.
-    pub fn is_in(field: impl Into<String>, values: impl IntoIterator<Item = impl Into<Value>>) -> Self {
+    pub fn is_in(
+        field: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<Value>>,
+    ) -> Self {
         Filter {
             field: field.into(),
             op: FilterOp::In(values.into_iter().map(Into::into).collect()),
@@ -111,7 +114,9 @@ impl Filter {
             (FilterOp::Le(x), Some(v)) => compare_values(v, x) != Ordering::Greater,
             (FilterOp::Gt(x), Some(v)) => compare_values(v, x) == Ordering::Greater,
             (FilterOp::Ge(x), Some(v)) => compare_values(v, x) != Ordering::Less,
-            (FilterOp::In(xs), Some(v)) => xs.iter().any(|x| compare_values(v, x) == Ordering::Equal),
+            (FilterOp::In(xs), Some(v)) => {
+                xs.iter().any(|x| compare_values(v, x) == Ordering::Equal)
+            }
             (FilterOp::Contains(s), Some(Value::String(v))) => v.contains(s.as_str()),
             (FilterOp::Contains(_), Some(_)) => false,
         }
@@ -218,7 +223,10 @@ impl QuerySpec {
                 }
                 FilterOp::Contains(_) | FilterOp::IsNull(_) => &[],
             };
-            if operands.iter().any(|v| v.is_array() || v.is_object() || v.is_null()) {
+            if operands
+                .iter()
+                .any(|v| v.is_array() || v.is_object() || v.is_null())
+            {
                 return Err(Error::InvalidQuery(format!(
                     "filter on {:?}: operands must be strings, numbers or booleans (use is_null for null)",
                     f.field
@@ -233,7 +241,10 @@ impl QuerySpec {
 
     /// Evaluates the spec over JSON records in memory (the reference semantics). `id_of` gives
     /// each record's id for the final tie-break.
-    pub fn apply<'a, R>(&self, records: impl IntoIterator<Item = (&'a str, R, &'a Value)>) -> Vec<R> {
+    pub fn apply<'a, R>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, R, &'a Value)>,
+    ) -> Vec<R> {
         let mut rows: Vec<(&str, R, &Value)> = records
             .into_iter()
             .filter(|(_, _, v)| self.filters.iter().all(|f| f.matches(v)))
@@ -241,7 +252,11 @@ impl QuerySpec {
         rows.sort_by(|a, b| {
             for o in &self.order_by {
                 let ord = compare_fields(lookup(a.2, &o.field), lookup(b.2, &o.field));
-                let ord = if o.direction == Direction::Desc { ord.reverse() } else { ord };
+                let ord = if o.direction == Direction::Desc {
+                    ord.reverse()
+                } else {
+                    ord
+                };
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -339,22 +354,52 @@ mod tests {
         assert!(Filter::contains("s", "ell").matches(&r));
         assert!(!Filter::contains("s", "ELL").matches(&r));
         assert!(Filter::is_in("n", [1, 3]).matches(&r));
-        assert!(Filter::lt("n", "a").matches(&r), "numbers sort before strings");
+        assert!(
+            Filter::lt("n", "a").matches(&r),
+            "numbers sort before strings"
+        );
     }
 
     #[test]
     fn validate_rejects_injection_shaped_fields() {
-        assert!(QuerySpec::new().filter(Filter::eq("a') OR 1=1 --", 1)).validate().is_err());
-        assert!(QuerySpec::new().order_by("a b", Direction::Asc).validate().is_err());
-        assert!(QuerySpec::new().filter(Filter::eq("a", json!([1]))).validate().is_err());
-        assert!(QuerySpec::new().filter(Filter::eq("a.b_c", 1)).validate().is_ok());
+        assert!(
+            QuerySpec::new()
+                .filter(Filter::eq("a') OR 1=1 --", 1))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            QuerySpec::new()
+                .order_by("a b", Direction::Asc)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            QuerySpec::new()
+                .filter(Filter::eq("a", json!([1])))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            QuerySpec::new()
+                .filter(Filter::eq("a.b_c", 1))
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
     fn apply_orders_and_pages() {
-        let rows = [json!({"id":"a","n":2}), json!({"id":"b","n":1}), json!({"id":"c"})];
+        let rows = [
+            json!({"id":"a","n":2}),
+            json!({"id":"b","n":1}),
+            json!({"id":"c"}),
+        ];
         let q = QuerySpec::new().order_by("n", Direction::Desc).limit(2);
-        let got = q.apply(rows.iter().map(|v| (v["id"].as_str().unwrap(), v["id"].as_str().unwrap(), v)));
+        let got = q.apply(
+            rows.iter()
+                .map(|v| (v["id"].as_str().unwrap(), v["id"].as_str().unwrap(), v)),
+        );
         assert_eq!(got, ["a", "b"]);
     }
 }

@@ -68,7 +68,10 @@ fn validate_part(what: &str, part: &str, allow_empty: bool) -> Result<()> {
 impl SyncScope {
     /// Creates a validated scope. The name and key names must be non-empty and contain no control
     /// characters; values may hold any text (they are always escaped or bound when sent anywhere).
-    pub fn new<K, V>(name: impl Into<String>, keys: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    pub fn new<K, V>(
+        name: impl Into<String>,
+        keys: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self>
     where
         K: Into<String>,
         V: Into<String>,

@@ -9,22 +9,32 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::testing::{FaultyRemote, TestRecord, ts};
 use remote_cache_sync::{
-    CachePolicy, InMemoryLocalStore, LocalStore, Orchestrator, OrchestratorConfig, QuerySpec, RemoteStore,
-    SyncScope,
+    CachePolicy, InMemoryLocalStore, LocalStore, Orchestrator, OrchestratorConfig, QuerySpec,
+    RemoteStore, SyncScope,
 };
-use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::{InMemoryRemoteStore, LastWriteWins};
 
 #[derive(Debug, Clone)]
 enum Action {
-    Create { client: usize },
+    Create {
+        client: usize,
+    },
     /// Edit the `pick`-th record (modulo) of the client's cache.
-    Update { client: usize, pick: usize },
+    Update {
+        client: usize,
+        pick: usize,
+    },
     /// Delete the `pick`-th record (modulo) of the client's cache.
-    Delete { client: usize, pick: usize },
-    Sync { client: usize },
+    Delete {
+        client: usize,
+        pick: usize,
+    },
+    Sync {
+        client: usize,
+    },
 }
 
 fn action(clients: usize) -> impl Strategy<Value = Action> {
@@ -49,7 +59,10 @@ fn scenario() -> impl Strategy<Value = (usize, Vec<Action>, u64, f64)> {
 }
 
 fn config() -> OrchestratorConfig {
-    OrchestratorConfig::default().sync_after_write(false).push_batch_size(2).pull_page_size(3)
+    OrchestratorConfig::default()
+        .sync_after_write(false)
+        .push_batch_size(2)
+        .pull_page_size(3)
 }
 
 /// The latest write per id: `Some(title)` for upserts, `None` for deletes.
@@ -70,12 +83,23 @@ async fn run(
     for i in 0..clients {
         locals.push(match sqlite {
             None => Arc::new(InMemoryLocalStore::new()),
-            Some(dir) => Arc::new(SqliteLocalStore::open(dir.join(format!("client{i}.db"))).await.unwrap()),
+            Some(dir) => Arc::new(
+                SqliteLocalStore::open(dir.join(format!("client{i}.db")))
+                    .await
+                    .unwrap(),
+            ),
         });
     }
     let devices: Vec<_> = locals
         .iter()
-        .map(|l| Orchestrator::with(l.clone(), flaky.clone(), Arc::new(LastWriteWins::new()), config()))
+        .map(|l| {
+            Orchestrator::with(
+                l.clone(),
+                flaky.clone(),
+                Arc::new(LastWriteWins::new()),
+                config(),
+            )
+        })
         .collect();
 
     let mut expected = Expected::new();
@@ -85,7 +109,10 @@ async fn run(
             let d = devices[client].clone();
             let scope = scope.clone();
             async move {
-                let visible = d.read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new()).await.unwrap();
+                let visible = d
+                    .read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+                    .await
+                    .unwrap();
                 (!visible.is_empty()).then(|| visible[pick % visible.len()].id.clone())
             }
         };
@@ -93,19 +120,28 @@ async fn run(
             Action::Create { client } => {
                 let (id, title) = (format!("c{client}-t{t}"), format!("c{client} t{t}"));
                 expected.insert(id.clone(), (t, Some(title.clone())));
-                devices[client].enqueue_create(&scope, TestRecord::new(id, title, ts(t))).await.unwrap();
+                devices[client]
+                    .enqueue_create(&scope, TestRecord::new(id, title, ts(t)))
+                    .await
+                    .unwrap();
             }
             Action::Update { client, pick } => {
                 if let Some(id) = pick_from(client, pick).await {
                     let title = format!("c{client} t{t}");
                     expected.insert(id.clone(), (t, Some(title.clone())));
-                    devices[client].enqueue_update(&scope, TestRecord::new(id, title, ts(t))).await.unwrap();
+                    devices[client]
+                        .enqueue_update(&scope, TestRecord::new(id, title, ts(t)))
+                        .await
+                        .unwrap();
                 }
             }
             Action::Delete { client, pick } => {
                 if let Some(id) = pick_from(client, pick).await {
                     expected.insert(id.clone(), (t, None));
-                    devices[client].enqueue_delete_at(&scope, &id, ts(t)).await.unwrap();
+                    devices[client]
+                        .enqueue_delete_at(&scope, &id, ts(t))
+                        .await
+                        .unwrap();
                 }
             }
             Action::Sync { client } => {
@@ -118,7 +154,14 @@ async fn run(
     // Final round on a healthy network: everybody pushes, then everybody pulls.
     let healthy: Vec<_> = locals
         .iter()
-        .map(|l| Orchestrator::with(l.clone(), remote.clone(), Arc::new(LastWriteWins::new()), config()))
+        .map(|l| {
+            Orchestrator::with(
+                l.clone(),
+                remote.clone(),
+                Arc::new(LastWriteWins::new()),
+                config(),
+            )
+        })
         .collect();
     for d in healthy.iter().chain(healthy.iter()) {
         d.synchronize(&scope).await.unwrap();
@@ -126,16 +169,35 @@ async fn run(
 
     let snapshot = remote.snapshot(&scope);
     for (i, d) in healthy.iter().enumerate() {
-        let cache = d.read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new()).await.unwrap();
+        let cache = d
+            .read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+            .await
+            .unwrap();
         prop_assert_eq!(&cache, &snapshot, "client {} diverged from the remote", i);
         let status = d.status(&scope).await.unwrap();
-        prop_assert_eq!((status.pending, status.parked), (0, 0), "client {} kept ops", i);
+        prop_assert_eq!(
+            (status.pending, status.parked),
+            (0, 0),
+            "client {} kept ops",
+            i
+        );
     }
-    let on_remote: BTreeMap<_, _> = snapshot.iter().map(|r| (r.id.clone(), r.title.clone())).collect();
+    let on_remote: BTreeMap<_, _> = snapshot
+        .iter()
+        .map(|r| (r.id.clone(), r.title.clone()))
+        .collect();
     for (id, (_, title)) in &expected {
-        prop_assert_eq!(on_remote.get(id), title.as_ref(), "record {} does not hold its newest write", id);
+        prop_assert_eq!(
+            on_remote.get(id),
+            title.as_ref(),
+            "record {} does not hold its newest write",
+            id
+        );
     }
-    prop_assert_eq!(on_remote.len(), expected.values().filter(|(_, t)| t.is_some()).count());
+    prop_assert_eq!(
+        on_remote.len(),
+        expected.values().filter(|(_, t)| t.is_some()).count()
+    );
     Ok(())
 }
 

@@ -98,7 +98,12 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// no queued op (pending or parked) replaces the local row unconditionally (the remote is the
     /// source of truth) and sets the synced version. Changes for ids with queued ops are skipped
     /// and their ids returned: a pull never overwrites an unsynced local write.
-    async fn apply_remote(&self, scope: &SyncScope, page: &Delta<T>, point: &SyncPoint) -> Result<Vec<String>>;
+    async fn apply_remote(
+        &self,
+        scope: &SyncScope,
+        page: &Delta<T>,
+        point: &SyncPoint,
+    ) -> Result<Vec<String>>;
 
     /// Records a local write: applies the op's change to the local row and appends the op to the
     /// queue, in one transaction. Returns only once both are durable.
@@ -114,7 +119,13 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
 
     /// Records a rejection of these ops: `attempts += 1`, `last_error = error`, and parks them when
     /// `park` is true. Parked ops are not returned by [`pending_ops`](Self::pending_ops).
-    async fn reject_ops(&self, scope: &SyncScope, op_ids: &[OpId], error: &str, park: bool) -> Result<()>;
+    async fn reject_ops(
+        &self,
+        scope: &SyncScope,
+        op_ids: &[OpId],
+        error: &str,
+        park: bool,
+    ) -> Result<()>;
 
     /// Parked ops of the scope, in enqueue order.
     async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>>;

@@ -37,7 +37,9 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay before retry number `attempt` (0-based).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base.saturating_mul(2u32.saturating_pow(attempt.min(20)));
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)));
         let capped = exp.min(self.max);
         let jittered = capped / 2 + capped.mul_f64(rand::random::<f64>() / 2.0);
         retry_after.map_or(jittered, |r| r.max(jittered))
@@ -92,7 +94,11 @@ impl Drop for BackgroundSync {
     }
 }
 
-pub(super) fn start<T: Record>(orch: Orchestrator<T>, scopes: Vec<SyncScope>, interval: Duration) -> BackgroundSync {
+pub(super) fn start<T: Record>(
+    orch: Orchestrator<T>,
+    scopes: Vec<SyncScope>,
+    interval: Duration,
+) -> BackgroundSync {
     let handle = BackgroundSync {
         cancel: CancellationToken::new(),
         wake: Arc::new(Notify::new()),
@@ -128,7 +134,9 @@ pub(super) fn start<T: Record>(orch: Orchestrator<T>, scopes: Vec<SyncScope>, in
                         break;
                     }
                     Err(e) if e.is_retryable() => {
-                        delay = backoff.delay(failures, e.retry_after()).min(interval.max(backoff.max));
+                        delay = backoff
+                            .delay(failures, e.retry_after())
+                            .min(interval.max(backoff.max));
                         failures = failures.saturating_add(1);
                         tracing::debug!(%scope, error = %e, ?delay, "background sync failed");
                         break;

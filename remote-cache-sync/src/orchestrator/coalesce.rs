@@ -73,7 +73,11 @@ pub(crate) fn coalesce<T: Record>(ops: Vec<PendingOp<T>>) -> Vec<Coalesced<T>> {
                 scope: last.scope.clone(),
                 kind,
                 id: id.clone(),
-                payload: if kind == OpKind::Delete { None } else { last.payload.clone() },
+                payload: if kind == OpKind::Delete {
+                    None
+                } else {
+                    last.payload.clone()
+                },
                 updated_at: last.updated_at,
                 base_version: first.base_version,
                 attempts: constituents.iter().map(|o| o.attempts).max().unwrap_or(0),
@@ -96,7 +100,11 @@ mod tests {
             .enumerate()
             .map(|(i, k)| match k {
                 OpKind::Delete => PendingOp::delete(scope.clone(), "x", ts(i as i64)),
-                k => PendingOp::upsert(scope.clone(), *k, TestRecord::new("x", format!("v{i}"), ts(i as i64))),
+                k => PendingOp::upsert(
+                    scope.clone(),
+                    *k,
+                    TestRecord::new("x", format!("v{i}"), ts(i as i64)),
+                ),
             })
             .collect()
     }
@@ -112,11 +120,17 @@ mod tests {
     #[test]
     fn folding_rules() {
         use OpKind::*;
-        assert_eq!(folded(&[Create, Update, Update]), Some((Create, Some("v2".into()))));
+        assert_eq!(
+            folded(&[Create, Update, Update]),
+            Some((Create, Some("v2".into())))
+        );
         assert_eq!(folded(&[Create, Update, Delete]), None);
         assert_eq!(folded(&[Update, Delete]), Some((Delete, None)));
         assert_eq!(folded(&[Delete, Create]), Some((Update, Some("v1".into()))));
-        assert_eq!(folded(&[Create, Delete, Create]), Some((Create, Some("v2".into()))));
+        assert_eq!(
+            folded(&[Create, Delete, Create]),
+            Some((Create, Some("v2".into())))
+        );
         assert_eq!(folded(&[Update, Update]), Some((Update, Some("v1".into()))));
     }
 

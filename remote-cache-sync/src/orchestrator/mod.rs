@@ -41,7 +41,7 @@ mod background;
 mod coalesce;
 mod sync;
 
-pub use background::{Backoff, BackgroundSync};
+pub use background::{BackgroundSync, Backoff};
 
 /// Tunables for an [`Orchestrator`].
 #[derive(Debug, Clone)]
@@ -143,7 +143,12 @@ impl<T: Record> Clone for Orchestrator<T> {
 impl<T: Record> Orchestrator<T> {
     /// An orchestrator with last-write-wins and the default config.
     pub fn new(local: Arc<dyn LocalStore<T>>, remote: Arc<dyn RemoteStore<T>>) -> Self {
-        Self::with(local, remote, Arc::new(LastWriteWins::new()), OrchestratorConfig::default())
+        Self::with(
+            local,
+            remote,
+            Arc::new(LastWriteWins::new()),
+            OrchestratorConfig::default(),
+        )
     }
 
     /// An orchestrator with a resolver and config of your choice.
@@ -176,7 +181,12 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Reads records of a scope according to `policy` (see [`CachePolicy`]).
-    pub async fn read(&self, scope: &SyncScope, policy: CachePolicy, query: &QuerySpec) -> Result<Vec<T>> {
+    pub async fn read(
+        &self,
+        scope: &SyncScope,
+        policy: CachePolicy,
+        query: &QuerySpec,
+    ) -> Result<Vec<T>> {
         query.validate()?;
         self.before_read(scope, policy).await?;
         self.inner.local.query(scope, query).await
@@ -209,12 +219,14 @@ impl<T: Record> Orchestrator<T> {
     /// Creates a record offline: written to the cache and queued in one transaction, then synced
     /// in the background (when enabled). Returns the op id.
     pub async fn enqueue_create(&self, scope: &SyncScope, record: T) -> Result<OpId> {
-        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Create, record)).await
+        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Create, record))
+            .await
     }
 
     /// Updates a record offline (see [`enqueue_create`](Self::enqueue_create)).
     pub async fn enqueue_update(&self, scope: &SyncScope, record: T) -> Result<OpId> {
-        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Update, record)).await
+        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Update, record))
+            .await
     }
 
     /// Deletes a record offline, stamped now (see [`enqueue_create`](Self::enqueue_create)).
@@ -223,8 +235,14 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Deletes a record offline with the given deletion time (for apps that keep their own clock).
-    pub async fn enqueue_delete_at(&self, scope: &SyncScope, id: &str, deleted_at: Timestamp) -> Result<OpId> {
-        self.enqueue(PendingOp::delete(scope.clone(), id, deleted_at)).await
+    pub async fn enqueue_delete_at(
+        &self,
+        scope: &SyncScope,
+        id: &str,
+        deleted_at: Timestamp,
+    ) -> Result<OpId> {
+        self.enqueue(PendingOp::delete(scope.clone(), id, deleted_at))
+            .await
     }
 
     async fn enqueue(&self, op: PendingOp<T>) -> Result<OpId> {
@@ -244,7 +262,11 @@ impl<T: Record> Orchestrator<T> {
     /// scope runs at a time: concurrent callers share the running sync's result.
     pub async fn synchronize(&self, scope: &SyncScope) -> Result<SyncReport> {
         let fut = {
-            let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             match inflight.get(scope) {
                 Some(f) => f.clone(),
                 None => {
@@ -252,7 +274,11 @@ impl<T: Record> Orchestrator<T> {
                     let s = scope.clone();
                     let f = async move {
                         let result = sync::run(&inner, &s).await;
-                        inner.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&s);
+                        inner
+                            .inflight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&s);
                         result
                     }
                     .boxed()
@@ -305,7 +331,11 @@ impl<T: Record> Orchestrator<T> {
         let scope = scope.clone();
         handle.spawn(async move {
             this.kick_loop(&scope).await;
-            this.inner.kicked.lock().unwrap_or_else(|e| e.into_inner()).remove(&scope);
+            this.inner
+                .kicked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&scope);
         });
     }
 
@@ -326,7 +356,9 @@ impl<T: Record> Orchestrator<T> {
                     }
                 }
                 Err(e) if e.is_retryable() && failures < backoff.max_retries => {
-                    let delay = backoff.delay(failures, e.retry_after());
+                    // Capped like the periodic loop: a huge Retry-After must not park this task
+                    // (and with it every later write-triggered sync of the scope) for hours.
+                    let delay = backoff.delay(failures, e.retry_after()).min(backoff.max);
                     failures += 1;
                     tracing::debug!(%scope, error = %e, ?delay, "background sync failed, retrying");
                     tokio::time::sleep(delay).await;
@@ -340,7 +372,11 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Starts a periodic sync of `scopes` every `interval` (see [`BackgroundSync`]).
-    pub fn start_background_sync(&self, scopes: Vec<SyncScope>, interval: Duration) -> BackgroundSync {
+    pub fn start_background_sync(
+        &self,
+        scopes: Vec<SyncScope>,
+        interval: Duration,
+    ) -> BackgroundSync {
         background::start(self.clone(), scopes, interval)
     }
 }

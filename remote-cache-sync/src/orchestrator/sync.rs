@@ -23,7 +23,11 @@ pub(super) async fn run<T: Record>(inner: &Inner<T>, scope: &SyncScope) -> Resul
     Ok(report)
 }
 
-async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncReport) -> Result<()> {
+async fn push<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    report: &mut SyncReport,
+) -> Result<()> {
     let batch = inner.config.push_batch_size;
     // Every round removes or parks each op it read, except conflicts the local side won, which
     // are requeued once; the budget bounds the loop even if other writers keep enqueueing.
@@ -72,7 +76,10 @@ async fn push<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
                 PushOutcome::Rejected { reason } => {
                     let park = op.attempts + 1 >= inner.config.max_rejections;
                     tracing::warn!(%scope, id = %op.id, %reason, park, "remote rejected op");
-                    inner.local.reject_ops(scope, &group.op_ids(), &reason, park).await?;
+                    inner
+                        .local
+                        .reject_ops(scope, &group.op_ids(), &reason, park)
+                        .await?;
                     if park {
                         report.parked += group.constituents.len();
                     } else {
@@ -103,7 +110,11 @@ async fn next_batch<T: Record>(
     loop {
         let ops = inner.local.pending_ops(scope, limit).await?;
         let end = ops.len() < limit;
-        let ops: Vec<_> = ops.into_iter().filter(|o| !held.contains(&o.id)).take(batch).collect();
+        let ops: Vec<_> = ops
+            .into_iter()
+            .filter(|o| !held.contains(&o.id))
+            .take(batch)
+            .collect();
         if end || ops.len() == batch {
             return Ok(ops);
         }
@@ -131,7 +142,11 @@ fn delete_if_own_write_landed<T: Record>(
     current: Option<&Change<T>>,
 ) -> Option<PendingOp<T>> {
     let current = current.filter(|c| !c.is_delete())?;
-    if !group.constituents.iter().any(|c| same_json(current, &c.change())) {
+    if !group
+        .constituents
+        .iter()
+        .any(|c| same_json(current, &c.change()))
+    {
         return None;
     }
     let last = group.constituents.last().expect("non-empty group");
@@ -177,7 +192,10 @@ async fn push_isolating<T: Record>(
             Err(e) => return Err(e),
         }
     }
-    Ok(outcomes.into_iter().map(|o| o.expect("every range answered")).collect())
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every range answered"))
+        .collect())
 }
 
 fn same_json<T: Record>(a: &Change<T>, b: &Change<T>) -> bool {
@@ -199,7 +217,10 @@ async fn settle<T: Record>(
     current: Option<Change<T>>,
     report: &mut SyncReport,
 ) -> Result<Option<Ack>> {
-    let pushed_op = pushed.op.as_ref().expect("conflicts come from pushed groups");
+    let pushed_op = pushed
+        .op
+        .as_ref()
+        .expect("conflicts come from pushed groups");
     let remote_version = current.as_ref().map(Change::version);
     if let Some(cur) = &current
         && same_json(cur, &pushed_op.change())
@@ -226,9 +247,12 @@ async fn settle<T: Record>(
     let local = group.op.as_ref().map(PendingOp::change);
     // The remote holds one of our own earlier writes (pushed, then the ack was lost): not a
     // conflict with anyone else, just rebase on it.
-    let own_earlier = current
-        .as_ref()
-        .is_some_and(|cur| group.constituents.iter().any(|c| same_json(cur, &c.change())));
+    let own_earlier = current.as_ref().is_some_and(|cur| {
+        group
+            .constituents
+            .iter()
+            .any(|c| same_json(cur, &c.change()))
+    });
     let resolution = match &local {
         // The queued ops cancel out and the remote record is someone else's: keep theirs.
         None => Resolution::TakeRemote,
@@ -244,7 +268,11 @@ async fn settle<T: Record>(
     let requeue = |change: Change<T>| {
         let mut op = match change {
             Change::Upsert(r) => {
-                let kind = if remote_exists { OpKind::Update } else { OpKind::Create };
+                let kind = if remote_exists {
+                    OpKind::Update
+                } else {
+                    OpKind::Create
+                };
                 PendingOp::upsert(scope.clone(), kind, r)
             }
             Change::Delete(t) => PendingOp::delete(scope.clone(), t.id, t.deleted_at),
@@ -284,7 +312,11 @@ async fn settle<T: Record>(
     Ok(None)
 }
 
-async fn pull<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncReport) -> Result<()> {
+async fn pull<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    report: &mut SyncReport,
+) -> Result<()> {
     let mut cursor = inner.local.sync_point(scope).await?.and_then(|p| p.cursor);
     loop {
         let page = inner
@@ -312,7 +344,11 @@ async fn pull<T: Record>(inner: &Inner<T>, scope: &SyncScope, report: &mut SyncR
     }
 }
 
-pub(super) async fn discard<T: Record>(inner: &Inner<T>, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+pub(super) async fn discard<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    op_ids: &[OpId],
+) -> Result<()> {
     let parked = inner.local.parked_ops(scope).await?;
     let mut by_id: std::collections::BTreeMap<String, Vec<OpId>> = Default::default();
     for op in parked.into_iter().filter(|o| op_ids.contains(&o.op_id)) {

@@ -92,7 +92,12 @@ impl<T: Record> InMemoryRemoteStore<T> {
         let mut out: Vec<T> = state
             .scopes
             .get(scope)
-            .map(|d| d.rows.values().filter_map(|r| live(&r.change).cloned()).collect())
+            .map(|d| {
+                d.rows
+                    .values()
+                    .filter_map(|r| live(&r.change).cloned())
+                    .collect()
+            })
             .unwrap_or_default();
         out.sort_by(|a, b| a.id().cmp(b.id()));
         out
@@ -131,7 +136,10 @@ fn live<T: Record>(c: &Change<T>) -> Option<&T> {
 fn parse_cursor(c: Option<&Cursor>) -> Result<u64> {
     match c {
         None => Ok(0),
-        Some(c) => c.as_str().parse().map_err(|_| Error::InvalidInput(format!("bad cursor {:?}", c.as_str()))),
+        Some(c) => c
+            .as_str()
+            .parse()
+            .map_err(|_| Error::InvalidInput(format!("bad cursor {:?}", c.as_str()))),
     }
 }
 
@@ -151,7 +159,12 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
             .and_then(|r| live(&r.change).cloned()))
     }
 
-    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>> {
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
         let from = parse_cursor(since)?;
         let limit = limit.max(1);
         let state = self.lock();
@@ -179,13 +192,17 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             if &op.scope != scope {
-                return Err(Error::InvalidInput("op scope differs from push scope".into()));
+                return Err(Error::InvalidInput(
+                    "op scope differs from push scope".into(),
+                ));
             }
             let data = state.scopes.entry(scope.clone()).or_default();
             let current = data.rows.get(&op.id).map(|r| &r.change);
             if state.applied_ops.contains(op.op_id.as_str()) {
                 // The version this op wrote back then, not whatever superseded it since.
-                outcomes.push(PushOutcome::Applied { version: op.updated_at });
+                outcomes.push(PushOutcome::Applied {
+                    version: op.updated_at,
+                });
                 continue;
             }
             if state.rejected_ids.contains(&op.id) {
@@ -209,7 +226,9 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
             }
             data.feed.insert(seq, op.id.clone());
             state.applied_ops.insert(op.op_id.0.clone());
-            outcomes.push(PushOutcome::Applied { version: op.updated_at });
+            outcomes.push(PushOutcome::Applied {
+                version: op.updated_at,
+            });
         }
         Ok(outcomes)
     }

@@ -41,7 +41,12 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
     /// Contract: pulling repeatedly from the returned cursors until `has_more` is false sees
     /// every change committed before the first pull started, even under concurrent writers
     /// whose transactions commit out of order. A cursor must never be "server now".
-    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>>;
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>>;
 
     /// Pushes ops; returns one outcome per op, in order. Each op is checked with [`base_matches`]
     /// against the remote's current version; idempotent by `op_id` (an op applied before answers
@@ -116,7 +121,11 @@ async fn push_unconditionally<T: Record, R: RemoteStore<T> + ?Sized>(
 /// (the writer never saw a remote version) and the record is a tombstone. Every kind follows the
 /// same rule, so a blind write never overwrites a version its writer has not seen: it conflicts
 /// and the client's resolver decides.
-pub fn base_matches(kind: OpKind, base_version: Option<Timestamp>, current: Option<(Timestamp, bool)>) -> bool {
+pub fn base_matches(
+    kind: OpKind,
+    base_version: Option<Timestamp>,
+    current: Option<(Timestamp, bool)>,
+) -> bool {
     let _ = kind; // Same rule for creates, updates and deletes.
     match (base_version, current) {
         (_, None) => true,
@@ -136,7 +145,12 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         (**self).get_by_id(scope, id).await
     }
-    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>> {
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
         (**self).fetch_since(scope, since, limit).await
     }
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {

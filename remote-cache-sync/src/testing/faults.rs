@@ -65,13 +65,17 @@ impl<R> FaultyRemote<R> {
     /// before applying, after applying, or with a 429), from a seeded generator so runs are
     /// reproducible.
     pub fn with_random_failures(self, seed: u64, rate: f64) -> Self {
-        *self.random.lock().unwrap_or_else(|e| e.into_inner()) = Some((StdRng::seed_from_u64(seed), rate));
+        *self.random.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((StdRng::seed_from_u64(seed), rate));
         self
     }
 
     /// Queues a failure for the next matching call.
     pub fn inject(&self, fault: Fault) {
-        self.script.lock().unwrap_or_else(|e| e.into_inner()).push_back(fault);
+        self.script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(fault);
     }
 
     /// The wrapped remote.
@@ -113,7 +117,12 @@ impl<T: Record, R: RemoteStore<T>> RemoteStore<T> for FaultyRemote<R> {
         self.inner.get_by_id(scope, id).await
     }
 
-    async fn fetch_since(&self, scope: &SyncScope, since: Option<&Cursor>, limit: usize) -> Result<Delta<T>> {
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
         self.delay().await;
         match self.take(&[Fault::Fetch, Fault::RateLimited]) {
             Some(Fault::RateLimited) => Err(Error::RateLimited {
@@ -127,7 +136,11 @@ impl<T: Record, R: RemoteStore<T>> RemoteStore<T> for FaultyRemote<R> {
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         self.delay().await;
-        match self.take(&[Fault::PushBeforeApply, Fault::PushAfterApply, Fault::RateLimited]) {
+        match self.take(&[
+            Fault::PushBeforeApply,
+            Fault::PushAfterApply,
+            Fault::RateLimited,
+        ]) {
             Some(Fault::PushBeforeApply) => Err(unavailable("push before apply")),
             Some(Fault::PushAfterApply) => {
                 self.inner.push(scope, ops).await?;

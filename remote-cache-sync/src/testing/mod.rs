@@ -73,5 +73,6 @@ pub fn ts(ms: i64) -> Timestamp {
 
 /// A fresh scope with a random key, so checks can share one remote without seeing each other.
 pub fn unique_scope(name: &str) -> SyncScope {
-    SyncScope::new(name, [("owner", uuid::Uuid::now_v7().simple().to_string())]).expect("valid scope")
+    SyncScope::new(name, [("owner", uuid::Uuid::now_v7().simple().to_string())])
+        .expect("valid scope")
 }

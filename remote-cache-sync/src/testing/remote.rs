@@ -25,7 +25,10 @@ use crate::scope::SyncScope;
 use crate::testing::{TestRecord, ts};
 
 /// Runs every check.
-pub async fn run_all<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, new_scope: impl Fn() -> SyncScope) {
+pub async fn run_all<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    new_scope: impl Fn() -> SyncScope,
+) {
     empty_scope(remote, &new_scope()).await;
     create_read_and_pull(remote, &new_scope()).await;
     base_version_conflicts(remote, &new_scope()).await;
@@ -54,7 +57,11 @@ fn id(n: usize) -> String {
     format!("rec{n:05}")
 }
 
-async fn push_ok<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope, ops: &[PendingOp<TestRecord>]) {
+async fn push_ok<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+    ops: &[PendingOp<TestRecord>],
+) {
     let outcomes = remote.push(scope, ops).await.expect("push failed");
     assert_eq!(outcomes.len(), ops.len(), "one outcome per op");
     for (op, o) in ops.iter().zip(&outcomes) {
@@ -82,7 +89,11 @@ pub async fn pull_all<R: RemoteStore<TestRecord> + ?Sized>(
             .fetch_since(scope, cursor.as_ref(), limit)
             .await
             .expect("fetch_since failed");
-        assert!(page.len() <= limit, "page of {} exceeds limit {limit}", page.len());
+        assert!(
+            page.len() <= limit,
+            "page of {} exceeds limit {limit}",
+            page.len()
+        );
         if page.cursor.is_some() {
             cursor = page.cursor.clone();
         }
@@ -110,44 +121,81 @@ pub async fn empty_scope<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope:
 }
 
 /// A created record can be read and is pulled; pulling again from the cursor adds nothing new.
-pub async fn create_read_and_pull<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn create_read_and_pull<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let r = TestRecord::new(id(1), "first", ts(1_000)).with_n(7);
     push_ok(remote, scope, &[create(scope, r.clone())]).await;
-    assert_eq!(remote.get_by_id(scope, &r.id).await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        remote.get_by_id(scope, &r.id).await.unwrap(),
+        Some(r.clone())
+    );
     let (state, cursor) = pull_all(remote, scope, None, 100).await;
-    assert_eq!(state.get(&r.id), Some(&Some(r.clone())), "pull must return the record");
+    assert_eq!(
+        state.get(&r.id),
+        Some(&Some(r.clone())),
+        "pull must return the record"
+    );
     assert!(cursor.is_some(), "a non-empty pull must return a cursor");
     let (again, _) = pull_all(remote, scope, cursor, 100).await;
     for (k, v) in again {
-        assert_eq!(v.as_ref(), Some(&r), "re-delivered row {k} must be unchanged");
+        assert_eq!(
+            v.as_ref(),
+            Some(&r),
+            "re-delivered row {k} must be unchanged"
+        );
     }
 }
 
 /// Updates and creates are checked against the remote's current version.
-pub async fn base_version_conflicts<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn base_version_conflicts<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let v1 = TestRecord::new(id(1), "v1", ts(1_000));
     push_ok(remote, scope, &[create(scope, v1.clone())]).await;
 
     let dup = TestRecord::new(id(1), "dup", ts(1_500));
     let out = remote.push(scope, &[create(scope, dup)]).await.unwrap();
     match &out[0] {
-        PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } => assert_eq!(cur, &v1),
-        other => panic!("create of an existing id must conflict with the current version, got {other:?}"),
+        PushOutcome::Conflict {
+            current: Some(Change::Upsert(cur)),
+        } => assert_eq!(cur, &v1),
+        other => {
+            panic!("create of an existing id must conflict with the current version, got {other:?}")
+        }
     }
 
     let v2 = TestRecord::new(id(1), "v2", ts(2_000));
-    push_ok(remote, scope, &[update(scope, v2.clone(), Some(v1.updated_at))]).await;
+    push_ok(
+        remote,
+        scope,
+        &[update(scope, v2.clone(), Some(v1.updated_at))],
+    )
+    .await;
 
     let stale = TestRecord::new(id(1), "stale", ts(3_000));
-    let out = remote.push(scope, &[update(scope, stale, Some(v1.updated_at))]).await.unwrap();
+    let out = remote
+        .push(scope, &[update(scope, stale, Some(v1.updated_at))])
+        .await
+        .unwrap();
     match &out[0] {
-        PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } => assert_eq!(cur, &v2),
+        PushOutcome::Conflict {
+            current: Some(Change::Upsert(cur)),
+        } => assert_eq!(cur, &v2),
         other => panic!("update on a stale base must conflict, got {other:?}"),
     }
-    assert_eq!(remote.get_by_id(scope, &v1.id).await.unwrap(), Some(v2.clone()));
+    assert_eq!(
+        remote.get_by_id(scope, &v1.id).await.unwrap(),
+        Some(v2.clone())
+    );
 
     let blind = TestRecord::new(id(1), "blind", ts(4_000));
-    let out = remote.push(scope, &[update(scope, blind, None)]).await.unwrap();
+    let out = remote
+        .push(scope, &[update(scope, blind, None)])
+        .await
+        .unwrap();
     assert!(
         matches!(&out[0], PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } if cur == &v2),
         "an update without a base must not overwrite a live record, got {:?}",
@@ -157,7 +205,10 @@ pub async fn base_version_conflicts<R: RemoteStore<TestRecord> + ?Sized>(remote:
 }
 
 /// Deletes leave tombstones in the feed; deleting a missing record succeeds.
-pub async fn deletes_are_tombstones<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn deletes_are_tombstones<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let r = TestRecord::new(id(1), "doomed", ts(1_000));
     push_ok(remote, scope, &[create(scope, r.clone())]).await;
     let (_, cursor) = pull_all(remote, scope, None, 100).await;
@@ -168,12 +219,20 @@ pub async fn deletes_are_tombstones<R: RemoteStore<TestRecord> + ?Sized>(remote:
     assert_eq!(remote.get_by_id(scope, &r.id).await.unwrap(), None);
 
     let (state, _) = pull_all(remote, scope, cursor, 100).await;
-    assert_eq!(state.get(&r.id), Some(&None), "the deletion must be pulled as a tombstone");
+    assert_eq!(
+        state.get(&r.id),
+        Some(&None),
+        "the deletion must be pulled as a tombstone"
+    );
 
     let missing = PendingOp::<TestRecord>::delete(scope.clone(), id(99), ts(2_000));
     push_ok(remote, scope, &[missing]).await;
 
-    let stale = update(scope, TestRecord::new(id(1), "zombie", ts(3_000)), Some(r.updated_at));
+    let stale = update(
+        scope,
+        TestRecord::new(id(1), "zombie", ts(3_000)),
+        Some(r.updated_at),
+    );
     let out = remote.push(scope, &[stale]).await.unwrap();
     assert!(
         matches!(&out[0], PushOutcome::Conflict { current: Some(c) } if c.is_delete()),
@@ -183,21 +242,37 @@ pub async fn deletes_are_tombstones<R: RemoteStore<TestRecord> + ?Sized>(remote:
 }
 
 /// Replaying an op id changes nothing, even after later writes.
-pub async fn pushes_are_idempotent<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn pushes_are_idempotent<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let v1 = TestRecord::new(id(1), "v1", ts(1_000));
     let op1 = create(scope, v1.clone());
     push_ok(remote, scope, std::slice::from_ref(&op1)).await;
     push_ok(remote, scope, std::slice::from_ref(&op1)).await;
     let v2 = TestRecord::new(id(1), "v2", ts(2_000));
-    push_ok(remote, scope, &[update(scope, v2.clone(), Some(v1.updated_at))]).await;
-    let replay = remote.push(scope, std::slice::from_ref(&op1)).await.unwrap();
+    push_ok(
+        remote,
+        scope,
+        &[update(scope, v2.clone(), Some(v1.updated_at))],
+    )
+    .await;
+    let replay = remote
+        .push(scope, std::slice::from_ref(&op1))
+        .await
+        .unwrap();
     match &replay[0] {
         PushOutcome::Applied { version } => assert_eq!(
             *version, v1.updated_at,
             "a replayed op reports the version it wrote, not the one that superseded it"
         ),
-        PushOutcome::Conflict { current: Some(Change::Upsert(cur)) } => {
-            assert_eq!(cur, &v2, "a replay may conflict (no op-id memory), but only with the current version")
+        PushOutcome::Conflict {
+            current: Some(Change::Upsert(cur)),
+        } => {
+            assert_eq!(
+                cur, &v2,
+                "a replay may conflict (no op-id memory), but only with the current version"
+            )
         }
         other => panic!("a replayed op must not be rejected, got {other:?}"),
     }
@@ -209,47 +284,97 @@ pub async fn pushes_are_idempotent<R: RemoteStore<TestRecord> + ?Sized>(remote: 
 }
 
 /// Paging with a small limit sees every record.
-pub async fn paging_sees_every_change<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn paging_sees_every_change<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let records: Vec<_> = (0..25)
-        .map(|i| TestRecord::new(id(i), format!("r{i}"), ts(1_000 + (i as i64 / 5))).with_n(i as i64))
+        .map(|i| {
+            TestRecord::new(id(i), format!("r{i}"), ts(1_000 + (i as i64 / 5))).with_n(i as i64)
+        })
         .collect();
     let ops: Vec<_> = records.iter().map(|r| create(scope, r.clone())).collect();
     push_ok(remote, scope, &ops).await;
     let (state, _) = pull_all(remote, scope, None, 7).await;
-    let want: BTreeMap<_, _> = records.into_iter().map(|r| (r.id.clone(), Some(r))).collect();
-    assert_eq!(state, want, "paged pull must return every record exactly as written");
+    let want: BTreeMap<_, _> = records
+        .into_iter()
+        .map(|r| (r.id.clone(), Some(r)))
+        .collect();
+    assert_eq!(
+        state, want,
+        "paged pull must return every record exactly as written"
+    );
 }
 
 /// Changes made after a pull are returned from its cursor.
-pub async fn later_changes_follow_cursor<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn later_changes_follow_cursor<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let a = TestRecord::new(id(1), "a", ts(1_000));
     let b = TestRecord::new(id(2), "b", ts(1_000));
-    push_ok(remote, scope, &[create(scope, a.clone()), create(scope, b.clone())]).await;
+    push_ok(
+        remote,
+        scope,
+        &[create(scope, a.clone()), create(scope, b.clone())],
+    )
+    .await;
     let (_, cursor) = pull_all(remote, scope, None, 100).await;
 
     let a2 = TestRecord::new(id(1), "a2", ts(2_000));
     let c = TestRecord::new(id(3), "c", ts(2_000));
-    push_ok(remote, scope, &[update(scope, a2.clone(), Some(a.updated_at)), create(scope, c.clone())]).await;
+    push_ok(
+        remote,
+        scope,
+        &[
+            update(scope, a2.clone(), Some(a.updated_at)),
+            create(scope, c.clone()),
+        ],
+    )
+    .await;
     let (state, cursor2) = pull_all(remote, scope, cursor, 100).await;
-    assert_eq!(state.get(&a2.id), Some(&Some(a2.clone())), "updated record must be pulled");
-    assert_eq!(state.get(&c.id), Some(&Some(c.clone())), "new record must be pulled");
+    assert_eq!(
+        state.get(&a2.id),
+        Some(&Some(a2.clone())),
+        "updated record must be pulled"
+    );
+    assert_eq!(
+        state.get(&c.id),
+        Some(&Some(c.clone())),
+        "new record must be pulled"
+    );
     if let Some(v) = state.get(&b.id) {
-        assert_eq!(v.as_ref(), Some(&b), "an unchanged record may be re-sent, but unchanged");
+        assert_eq!(
+            v.as_ref(),
+            Some(&b),
+            "an unchanged record may be re-sent, but unchanged"
+        );
     }
     let (state3, _) = pull_all(remote, scope, cursor2, 100).await;
     for (k, v) in state3 {
         let expect = if k == a2.id { Some(&a2) } else { Some(&c) };
-        assert!(k == a2.id || k == c.id, "nothing changed since; only overlap re-sends are allowed");
+        assert!(
+            k == a2.id || k == c.id,
+            "nothing changed since; only overlap re-sends are allowed"
+        );
         assert_eq!(v.as_ref(), expect);
     }
 }
 
 /// Nothing written in one scope is visible in another, even with equal ids.
-pub async fn scopes_are_isolated<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, a: &SyncScope, b: &SyncScope) {
+pub async fn scopes_are_isolated<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    a: &SyncScope,
+    b: &SyncScope,
+) {
     assert_ne!(a, b, "new_scope must return distinct scopes");
     let ra = TestRecord::new(id(1), "in a", ts(1_000));
     push_ok(remote, a, &[create(a, ra.clone())]).await;
-    assert_eq!(remote.get_by_id(b, &ra.id).await.unwrap(), None, "get_by_id leaked across scopes");
+    assert_eq!(
+        remote.get_by_id(b, &ra.id).await.unwrap(),
+        None,
+        "get_by_id leaked across scopes"
+    );
     let (sb, _) = pull_all(remote, b, None, 100).await;
     assert!(sb.is_empty(), "fetch_since leaked across scopes: {sb:?}");
 
@@ -260,54 +385,112 @@ pub async fn scopes_are_isolated<R: RemoteStore<TestRecord> + ?Sized>(remote: &R
     let mut del = PendingOp::<TestRecord>::delete(b.clone(), ra.id.clone(), ts(3_000));
     del.base_version = Some(ts(2_000));
     push_ok(remote, b, &[del]).await;
-    assert_eq!(remote.get_by_id(a, &ra.id).await.unwrap(), Some(ra), "a delete in b touched a");
+    assert_eq!(
+        remote.get_by_id(a, &ra.id).await.unwrap(),
+        Some(ra),
+        "a delete in b touched a"
+    );
 }
 
 /// Text with quotes, unicode and newlines, and numbers, survive the round trip.
-pub async fn payloads_round_trip<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
-    let titles = ["quote \" and ' and \\", "line\nbreak\ttab", "ünïcødé ✓ 漢字", "|| && () =", ""];
+pub async fn payloads_round_trip<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
+    let titles = [
+        "quote \" and ' and \\",
+        "line\nbreak\ttab",
+        "ünïcødé ✓ 漢字",
+        "|| && () =",
+        "",
+    ];
     let records: Vec<_> = titles
         .iter()
         .enumerate()
-        .map(|(i, t)| TestRecord::new(id(i), *t, ts(1_000 + i as i64)).with_n(i64::from(i as i32) * -1_000_003))
+        .map(|(i, t)| {
+            TestRecord::new(id(i), *t, ts(1_000 + i as i64))
+                .with_n(i64::from(i as i32) * -1_000_003)
+        })
         .collect();
     let ops: Vec<_> = records.iter().map(|r| create(scope, r.clone())).collect();
     push_ok(remote, scope, &ops).await;
     for r in &records {
-        assert_eq!(remote.get_by_id(scope, &r.id).await.unwrap().as_ref(), Some(r));
+        assert_eq!(
+            remote.get_by_id(scope, &r.id).await.unwrap().as_ref(),
+            Some(r)
+        );
     }
 }
 
 /// One conflicting op does not stop the others in the same push.
-pub async fn mixed_outcomes_in_one_push<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+pub async fn mixed_outcomes_in_one_push<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
     let a = TestRecord::new(id(1), "a", ts(1_000));
     push_ok(remote, scope, &[create(scope, a.clone())]).await;
     let ops = vec![
         create(scope, TestRecord::new(id(2), "b", ts(2_000))),
-        update(scope, TestRecord::new(id(1), "stale", ts(2_000)), Some(ts(1))),
+        update(
+            scope,
+            TestRecord::new(id(1), "stale", ts(2_000)),
+            Some(ts(1)),
+        ),
         create(scope, TestRecord::new(id(3), "c", ts(2_000))),
     ];
     let out = remote.push(scope, &ops).await.unwrap();
-    assert!(matches!(out[0], PushOutcome::Applied { .. }), "{:?}", out[0]);
-    assert!(matches!(out[1], PushOutcome::Conflict { .. }), "{:?}", out[1]);
-    assert!(matches!(out[2], PushOutcome::Applied { .. }), "{:?}", out[2]);
-    let ids: HashSet<String> = pull_all(remote, scope, None, 100).await.0.into_keys().collect();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(out[1], PushOutcome::Conflict { .. }),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        matches!(out[2], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[2]
+    );
+    let ids: HashSet<String> = pull_all(remote, scope, None, 100)
+        .await
+        .0
+        .into_keys()
+        .collect();
     assert_eq!(ids, [id(1), id(2), id(3)].into_iter().collect());
 }
 
 /// `batch_upsert` and `batch_delete` write unconditionally.
-pub async fn batch_conveniences<R: RemoteStore<TestRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
-    let old: Vec<_> = (0..3).map(|i| TestRecord::new(id(i), "old", ts(500))).collect();
+pub async fn batch_conveniences<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
+    let old: Vec<_> = (0..3)
+        .map(|i| TestRecord::new(id(i), "old", ts(500)))
+        .collect();
     remote.batch_upsert(scope, &old).await.unwrap();
-    let rs: Vec<_> = (0..3).map(|i| TestRecord::new(id(i), "x", ts(1_000))).collect();
+    let rs: Vec<_> = (0..3)
+        .map(|i| TestRecord::new(id(i), "x", ts(1_000)))
+        .collect();
     remote.batch_upsert(scope, &rs).await.unwrap();
     remote.batch_upsert(scope, &rs).await.unwrap();
     remote
-        .batch_delete(scope, &[Tombstone { id: id(0), deleted_at: ts(2_000) }])
+        .batch_delete(
+            scope,
+            &[Tombstone {
+                id: id(0),
+                deleted_at: ts(2_000),
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(remote.get_by_id(scope, &id(0)).await.unwrap(), None);
-    assert_eq!(remote.get_by_id(scope, &id(1)).await.unwrap(), Some(rs[1].clone()));
+    assert_eq!(
+        remote.get_by_id(scope, &id(1)).await.unwrap(),
+        Some(rs[1].clone())
+    );
 }
 
 /// `server_time` is the remote's clock, close to ours on one machine.
