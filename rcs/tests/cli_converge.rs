@@ -12,16 +12,19 @@ const TOKEN: &str = "converge-token";
 struct ServeProcess {
     child: Child,
     url: String,
+    log: PathBuf,
 }
 
 impl ServeProcess {
     fn start(dir: &Path) -> Self {
+        let log = dir.join("serve.log");
         let mut child = Command::new(RCS)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(dir.join("server.sqlite"))
             .env("RCS_SERVE_TOKENS", format!("{TOKEN}:records,team=*"))
+            .env("RCS_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start rcs serve");
         let mut line = String::new();
@@ -33,7 +36,7 @@ impl ServeProcess {
             .strip_prefix("listening: ")
             .unwrap_or_else(|| panic!("unexpected first line from rcs serve: {line:?}"))
             .to_owned();
-        ServeProcess { child, url }
+        ServeProcess { child, url, log }
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -261,7 +264,22 @@ fn two_clients_converge_through_rcs_serve() {
     assert_eq!(a.list(), b.list());
     assert_eq!(b.list().len(), 13);
 
+    let log_path = server.log.clone();
     server.stop();
+    // The server logged requests at debug level, and never a token.
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        log.contains("/v1/pull") && log.contains("/v1/push"),
+        "{log}"
+    );
+    assert!(
+        log.contains("refused"),
+        "the refused request is logged: {log}"
+    );
+    assert!(
+        !log.contains(TOKEN) && !log.contains("not-the-token"),
+        "a token leaked into the log"
+    );
 }
 
 #[test]
