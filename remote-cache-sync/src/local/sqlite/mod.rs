@@ -2,12 +2,15 @@
 //!
 //! - **Schema** (versioned by `PRAGMA user_version`, migrated on open; a newer on-disk version is
 //!   refused with [`StorageErrorKind::SchemaTooNew`]): `items (scope, id, data, updated_at,
-//!   deleted_at, synced_version)` keyed by `(scope, id)` with an index on `(scope, updated_at,
-//!   id)` over live rows; `sync_points (scope, cursor, server_time)`; `pending_ops (seq, op_id,
-//!   scope, kind, id, payload, updated_at, attempts, last_error, parked)` ordered by `seq`.
-//!   `scope` is [`SyncScope::canonical`]; timestamps are integer nanoseconds since the Unix
-//!   epoch (exact, so base versions compare equal on remotes that keep nanoseconds); records
-//!   are JSON text.
+//!   deleted_at, synced_version, queued)` keyed by `(scope, id)` (`WITHOUT ROWID`) with an
+//!   index on `(scope, updated_at, id)` over live rows; `sync_points (scope, cursor,
+//!   server_time)`; `pending_ops (seq, op_id UNIQUE, scope, kind, id, payload, updated_at,
+//!   attempts, last_error, parked)` ordered by `seq`. `items.queued` counts each record's
+//!   queued ops, so a pull skips such records inside its upsert. `scope` is
+//!   [`SyncScope::canonical`]; records are JSON text; timestamps are integer **nanoseconds**
+//!   since the Unix epoch, exact (they become base versions that remotes compare for
+//!   equality; microseconds would truncate jiff's nanosecond clock), which limits them to the
+//!   years 1677–2262 (others are refused with [`Error::InvalidInput`]).
 //! - **Pragmas**: WAL, `synchronous = NORMAL`, a busy timeout (5 s unless set).
 //! - **Queries**: a [`QuerySpec`] is compiled to SQL over `json_extract` with bound parameters and
 //!   the exact semantics of [`QuerySpec::apply`] (see the `query` module source for the mapping).

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
         server_time INTEGER NOT NULL
     ) WITHOUT ROWID;
 
+    -- `seq` orders the queue: SQLite assigns max + 1, so a new op sorts after every queued
+    -- one (AUTOINCREMENT would only add a write to sqlite_sequence per op).
     CREATE TABLE pending_ops (
         seq        INTEGER PRIMARY KEY,
         op_id      TEXT    NOT NULL UNIQUE,
