@@ -648,10 +648,11 @@ async fn background_sync_backs_off_while_the_server_answers_503_or_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
     let server = TestServer::start().await;
-    // Without Retry-After these settings would retry every 10-20 ms.
+    // Without Retry-After these settings would retry after 10-20 ms, 20-40 ms, ... (the loops cap
+    // every delay, Retry-After included, at max = 2 s).
     let backoff = Backoff {
         base: Duration::from_millis(20),
-        max: Duration::from_millis(20),
+        max: Duration::from_secs(2),
         max_retries: 50,
     };
     let run = Duration::from_millis(3_500);
@@ -660,16 +661,13 @@ async fn retry_after_is_honoured() {
         retry_after: Some(1),
     }));
 
-    // The periodic loop (interval below Retry-After; capped at max(interval, backoff.max) = 2 s).
+    // The periodic loop (interval below Retry-After).
     let local = Arc::new(SqliteLocalStore::open_in_memory().await.unwrap());
     let device = Orchestrator::with(
         local.clone(),
         Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
         Arc::new(LastWriteWins::new()),
-        config_with(Backoff {
-            max: Duration::from_secs(2),
-            ..backoff
-        }),
+        config_with(backoff),
     );
     let scope = unique_scope("records");
     one_write(&device, &scope, "r1").await;
@@ -765,4 +763,39 @@ async fn write_triggered_retries_stop_after_max_retries() {
     proxy.clear_faults();
     device.synchronize(&scope).await.unwrap();
     assert_eq!(local.queue_status(&scope).await.unwrap().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_retry_after_does_not_stall_write_triggered_syncs() {
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::start(server.url()).await.unwrap();
+    // One answer asks for an hour's pause; the server is fine afterwards.
+    proxy.script([HttpFault::RateLimited {
+        retry_after: Some(3600),
+    }]);
+    let backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+        max_retries: 8,
+    };
+    let local = Arc::new(SqliteLocalStore::open_in_memory().await.unwrap());
+    let device = Orchestrator::with(
+        local.clone(),
+        Arc::new(http_remote(&proxy.url(), Duration::from_secs(2))),
+        Arc::new(LastWriteWins::new()),
+        config_with(backoff).sync_after_write(true),
+    );
+    let scope = unique_scope("records");
+    one_write(&device, &scope, "r1").await;
+    // The retry waits at most backoff.max, not the hour.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while local.queue_status(&scope).await.unwrap().pending > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write-triggered sync is parked behind Retry-After: 3600"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let direct = http_remote(&server.url(), Duration::from_secs(5));
+    assert!(direct.get_by_id(&scope, "r1").await.unwrap().is_some());
 }
