@@ -48,7 +48,10 @@ CREATE TABLE IF NOT EXISTS rcs_remote_records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rcs_remote_records_id ON rcs_remote_records (scope_id, id);
 CREATE INDEX IF NOT EXISTS rcs_remote_records_feed ON rcs_remote_records (scope_id, seq);
-CREATE TABLE IF NOT EXISTS rcs_remote_applied_ops (op_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rcs_remote_applied_ops (
+    op_id TEXT PRIMARY KEY,
+    applied_at INTEGER NOT NULL  -- unix milliseconds
+) WITHOUT ROWID;
 ";
 
 const SCHEMA_VERSION: i64 = 1;
@@ -291,6 +294,23 @@ impl<T: Record> SqliteRemoteStore<T> {
         .await
     }
 
+    /// Forgets applied op ids recorded before `before` and returns how many. A push replayed
+    /// after that is applied again (and checked against the current version again), so keep
+    /// ids longer than any client may hold an unacknowledged op.
+    pub async fn prune_applied_ops(&self, before: Timestamp) -> Result<u64> {
+        let cutoff = before.as_millisecond();
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM rcs_remote_applied_ops WHERE applied_at < ?1",
+                    [cutoff],
+                )
+                .map_err(sql_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -466,13 +486,16 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                 .query_row("SELECT value FROM rcs_remote_meta WHERE key = 'seq'", [], |r| r.get(0))
                 .map_err(sql_err)?;
             let start_seq = seq;
+            let now_ms = Timestamp::now().as_millisecond();
             let mut outcomes = Vec::with_capacity(prepared.len());
             {
                 let mut seen = tx
                     .prepare_cached("SELECT 1 FROM rcs_remote_applied_ops WHERE op_id = ?1")
                     .map_err(sql_err)?;
                 let mut mark = tx
-                    .prepare_cached("INSERT INTO rcs_remote_applied_ops (op_id) VALUES (?1)")
+                    .prepare_cached(
+                        "INSERT INTO rcs_remote_applied_ops (op_id, applied_at) VALUES (?1, ?2)",
+                    )
                     .map_err(sql_err)?;
                 let mut upsert = tx
                     .prepare_cached(
@@ -521,7 +544,8 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                             body
                         ])
                         .map_err(sql_err)?;
-                    mark.execute([op.op_id.as_str()]).map_err(sql_err)?;
+                    mark.execute(params![op.op_id.as_str(), now_ms])
+                        .map_err(sql_err)?;
                     outcomes.push(PushOutcome::Applied { version: op.updated_at });
                 }
             }
@@ -570,6 +594,28 @@ mod tests {
         assert_eq!(page.cursor, Some(Cursor::new("3")));
         assert!(!page.has_more);
         assert_eq!(remote.last_seq().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn prunes_old_applied_op_ids() {
+        let remote = SqliteRemoteStore::<TestRecord>::in_memory().unwrap();
+        let scope = unique_scope("r");
+        let op = PendingOp::upsert(
+            scope.clone(),
+            OpKind::Create,
+            TestRecord::new("a", "x", ts(1)),
+        );
+        remote
+            .push(&scope, std::slice::from_ref(&op))
+            .await
+            .unwrap();
+        let past = Timestamp::now() - jiff::SignedDuration::from_secs(60);
+        assert_eq!(remote.prune_applied_ops(past).await.unwrap(), 0);
+        let future = Timestamp::now() + jiff::SignedDuration::from_secs(60);
+        assert_eq!(remote.prune_applied_ops(future).await.unwrap(), 1);
+        // Forgotten: the replayed create is checked again and conflicts with the live record.
+        let out = remote.push(&scope, &[op]).await.unwrap();
+        assert!(matches!(out[0], PushOutcome::Conflict { .. }), "{out:?}");
     }
 
     #[tokio::test]
