@@ -1110,3 +1110,49 @@ async fn a_revoked_token_is_unauthorized_not_empty() {
     let err = by_password.fetch_since(&s, None, 10).await.unwrap_err();
     assert!(err.is_auth(), "old password: {err:?}");
 }
+
+/// Rows written by other PocketBase clients (no `updated_at`) sync with the server stamp as
+/// their version; a scope naming a missing collection is `NotFound`.
+#[tokio::test]
+async fn rows_from_other_clients_and_missing_collections() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let admin = raw.login("_superusers", &e.email, &e.password).await;
+    let store = superuser(&e);
+    let s = scope();
+    let (st, v) = raw
+        .call(
+            reqwest::Method::POST,
+            "/api/collections/records/records",
+            Some(&admin),
+            Some(
+                json!({"id": pocketbase_id(&s, "foreign"), "record_id": "foreign",
+                        "owner": s.key("owner").unwrap(), "title": "from the dashboard"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (state, _) = pull(&store, &s, None, 10).await;
+    let got = state["foreign"].clone().expect("live");
+    assert_eq!(got.title, "from the dashboard");
+    let mut upd = PendingOp::upsert(
+        s.clone(),
+        OpKind::Update,
+        TestRecord::new("foreign", "synced", ts(9)),
+    );
+    upd.base_version = Some(got.updated_at);
+    let out = store.push(&s, &[upd]).await.unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        out[0]
+    );
+    assert_eq!(
+        store.get_by_id(&s, "foreign").await.unwrap().unwrap().title,
+        "synced"
+    );
+
+    let missing = SyncScope::new("no_such_collection", [("owner", "x")]).unwrap();
+    let err = store.fetch_since(&missing, None, 10).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}

@@ -261,6 +261,13 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             .client
             .send(Method::GET, self.records_url(collection), &query, None)
             .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound {
+                what: format!(
+                    "pocketbase collection {collection:?} (see docs/backends/pocketbase.md)"
+                ),
+            });
+        }
         if !reply.status.is_success() {
             return Err(reply.error());
         }
@@ -627,7 +634,10 @@ fn row_version(raw: &Map<String, Value>) -> Result<(Timestamp, bool)> {
     if let Some(d) = text_field(raw, "deleted_at") {
         return Ok((parse_date(d).ok_or_else(|| bad("deleted_at"))?, true));
     }
-    let u = text_field(raw, "updated_at").ok_or_else(|| bad("updated_at"))?;
+    // A row written by another client without `updated_at`: its server stamp is the version.
+    let u = text_field(raw, "updated_at")
+        .or_else(|| text_field(raw, "updated"))
+        .ok_or_else(|| bad("updated_at"))?;
     Ok((parse_date(u).ok_or_else(|| bad("updated_at"))?, false))
 }
 
@@ -642,6 +652,12 @@ fn in_scope(raw: &Map<String, Value>, scope: &SyncScope) -> bool {
 /// Decodes a row: system fields dropped, empty `deleted_at` removed, PocketBase-style dates in
 /// `updated_at`/`deleted_at` turned into RFC 3339; a set `deleted_at` is a tombstone.
 fn decode_row<T: Record>(mut raw: Map<String, Value>) -> Result<Change<T>> {
+    if text_field(&raw, "updated_at").is_none()
+        && let Some(stamp) = text_field(&raw, "updated").map(str::to_owned)
+    {
+        // A row written by another client without `updated_at`: its server stamp is the version.
+        raw.insert("updated_at".into(), Value::String(stamp));
+    }
     for f in SYSTEM_FIELDS {
         raw.remove(*f);
     }
@@ -871,7 +887,8 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             let conditional = op.base_version.is_some() || op.kind == OpKind::Create;
             let headers = conditional.then(|| match cur {
                 Some(c) => serde_json::json!({
-                    "x-rcs-if-updated": text_field(&c.raw, "updated_at").unwrap_or("-"),
+                    // Empty for rows written without `updated_at` by other clients: no check.
+                    "x-rcs-if-updated": text_field(&c.raw, "updated_at").unwrap_or(""),
                     "x-rcs-if-deleted": text_field(&c.raw, "deleted_at").unwrap_or(""),
                 }),
                 None => serde_json::json!({ "x-rcs-if-updated": "-" }),
