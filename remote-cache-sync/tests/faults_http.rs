@@ -58,7 +58,10 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, rx) = oneshot::channel();
-        let router = Server::new(storage, tokens).into_router();
+        // As `rcs serve` runs it: the raw pull fast path over the same storage.
+        let router = Server::from_arcs(Arc::new(storage.clone()), Arc::new(tokens))
+            .raw_feed(Arc::new(storage))
+            .into_router();
         tokio::spawn(serve(listener, router, async {
             let _ = rx.await;
         }));

@@ -545,10 +545,18 @@ fn server_answers_any_request_with_json_and_never_5xx() {
     let mut tokens = StaticTokens::new();
     tokens.grant("good", ScopePattern::any()).unwrap();
     tokens.grant_spec("narrow:records,owner=o1").unwrap();
+    let tokens = Arc::new(tokens);
     let storage = SqliteRemoteStore::<JsonRecord>::in_memory().unwrap();
-    let router = Server::new(storage, tokens)
-        .max_body_bytes(64 * 1024)
-        .into_router();
+    // As `rcs serve` runs it (raw pull fast path) and through the generic RemoteStore path.
+    let routers = [
+        Server::from_arcs(Arc::new(storage.clone()), tokens.clone())
+            .raw_feed(Arc::new(storage.clone()))
+            .max_body_bytes(64 * 1024)
+            .into_router(),
+        Server::from_arcs(Arc::new(storage), tokens)
+            .max_body_bytes(64 * 1024)
+            .into_router(),
+    ];
     let endpoint = prop_oneof![
         8 => proptest::sample::select(vec!["/v1/pull", "/v1/push", "/v1/get", "/v1/time", "/v1/health"]).prop_map(Endpoint::Known),
         1 => "/[a-z0-9/._-]{0,20}".prop_map(Endpoint::Other),
@@ -566,9 +574,9 @@ fn server_answers_any_request_with_json_and_never_5xx() {
         1 => Just(None),
         1 => "[ -~]{0,30}".prop_map(Some),
     ];
-    let strategy = (endpoint, method, auth, body_kind(), 0usize..5);
+    let strategy = (endpoint, method, auth, body_kind(), 0usize..5, 0usize..2);
     runner(300)
-        .run(&strategy, |(endpoint, method, auth, kind, n)| {
+        .run(&strategy, |(endpoint, method, auth, kind, n, which)| {
             let path = match &endpoint {
                 Endpoint::Known(p) => (*p).to_owned(),
                 Endpoint::Other(p) => p.clone(),
@@ -582,7 +590,7 @@ fn server_answers_any_request_with_json_and_never_5xx() {
                 req = req.header("authorization", a);
             }
             let req = req.body(Body::from(body.clone())).unwrap();
-            let router = router.clone();
+            let router = routers[which].clone();
             RT.block_on(async move {
                 let resp = router.oneshot(req).await.unwrap();
                 let status = resp.status().as_u16();
