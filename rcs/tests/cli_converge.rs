@@ -17,10 +17,17 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start(dir: &Path) -> Self {
-        let log = dir.join("serve.log");
+        Self::start_with(
+            dir,
+            dir.join("server.sqlite").to_str().unwrap(),
+            "serve.log",
+        )
+    }
+
+    fn start_with(dir: &Path, db: &str, log_name: &str) -> Self {
+        let log = dir.join(log_name);
         let mut child = Command::new(RCS)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(dir.join("server.sqlite"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .env("RCS_SERVE_TOKENS", format!("{TOKEN}:records,team=*"))
             .env("RCS_LOG", "debug")
             .stdout(Stdio::piped())
@@ -73,6 +80,7 @@ impl Drop for ServeProcess {
 
 struct Client {
     url: String,
+    team: String,
     cache: PathBuf,
     token: Option<String>,
 }
@@ -81,6 +89,7 @@ impl Client {
     fn new(url: &str, cache: PathBuf) -> Self {
         Client {
             url: url.to_owned(),
+            team: "t1".into(),
             cache,
             token: Some(TOKEN.into()),
         }
@@ -89,7 +98,12 @@ impl Client {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(RCS);
         cmd.arg(args[0])
-            .args(["--remote", &self.url, "--key", "team=t1"])
+            .args([
+                "--remote",
+                &self.url,
+                "--key",
+                &format!("team={}", self.team),
+            ])
             .arg("--cache")
             .arg(&self.cache)
             .args(&args[1..])
@@ -293,4 +307,38 @@ fn serve_refuses_to_start_without_tokens() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}
+
+/// Two `rcs serve` processes share one PostgreSQL database (as behind a load balancer); a client
+/// on each converges. Needs `RCS_TEST_PG_URL` (scripts/start-postgres.sh).
+#[test]
+fn two_clients_converge_through_two_servers_sharing_postgres() {
+    let Some(pg) = std::env::var("RCS_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!(
+            "skipped two_clients_converge_through_two_servers_sharing_postgres: RCS_TEST_PG_URL is not set"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s1 = ServeProcess::start_with(dir.path(), &pg, "serve1.log");
+    let s2 = ServeProcess::start_with(dir.path(), &pg, "serve2.log");
+    let team = format!("pg-{}", std::process::id());
+    let mut a = Client::new(&s1.url, dir.path().join("a.sqlite"));
+    let mut b = Client::new(&s2.url, dir.path().join("b.sqlite"));
+    a.team = team.clone();
+    b.team = team;
+    a.run(&["put", "a1", r#"{"title":"via server 1"}"#, "--sync"]);
+    b.run(&["put", "b1", r#"{"title":"via server 2"}"#, "--sync"]);
+    a.run(&["sync", "--quiet"]);
+    b.run(&["delete", "a1", "--sync"]);
+    a.run(&["sync", "--quiet"]);
+    let want = vec![("b1".to_owned(), "via server 2".to_owned())];
+    assert_eq!(a.titles(), want);
+    assert_eq!(b.titles(), want);
+    assert_eq!(a.list(), b.list());
+    s1.stop();
+    s2.stop();
 }
