@@ -622,3 +622,43 @@ async fn prefetched_pages_never_hide_later_writes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_batches_are_split_and_only_an_oversized_record_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = sqlite_storage(&dir).await;
+    let server =
+        TestServer::start(sqlite_server(storage, AllowAll).max_body_bytes(16 * 1024)).await;
+    let http = HttpRemoteStore::<TestRecord>::new(server.url()).unwrap();
+    let scope = unique_scope("records");
+    // 40 records of ~1 KiB: no single push of all of them fits in 16 KiB.
+    let mut ops: Vec<_> = (0..40)
+        .map(|i| {
+            let r = TestRecord::new(format!("r{i:02}"), "x".repeat(1000), ts(i));
+            PendingOp::upsert(scope.clone(), OpKind::Create, r)
+        })
+        .collect();
+    ops.insert(
+        17,
+        PendingOp::upsert(
+            scope.clone(),
+            OpKind::Create,
+            TestRecord::new("huge", "y".repeat(20_000), ts(1)),
+        ),
+    );
+    let out = http.push(&scope, &ops).await.unwrap();
+    assert_eq!(out.len(), ops.len());
+    for (op, o) in ops.iter().zip(&out) {
+        if op.id == "huge" {
+            assert!(
+                matches!(o, PushOutcome::Rejected { reason } if reason.contains("larger")),
+                "{o:?}"
+            );
+        } else {
+            assert!(matches!(o, PushOutcome::Applied { .. }), "{} {o:?}", op.id);
+        }
+    }
+    let (state, _) = remote::pull_all(&http, &scope, None, 100).await;
+    assert_eq!(state.len(), 40);
+    assert!(!state.contains_key("huge"));
+}

@@ -279,6 +279,48 @@ impl<T: Record> HttpRemoteStore<T> {
         Self::decode(resp).await
     }
 
+    async fn push_chunk(
+        &self,
+        scope: &SyncScope,
+        chunk: &[PendingOp<T>],
+    ) -> Result<Vec<PushOutcome<T>>> {
+        let body = PushRequest {
+            scope: scope.clone(),
+            ops: chunk
+                .iter()
+                .map(|op| WireOp {
+                    op_id: op.op_id.clone(),
+                    kind: op.kind,
+                    id: op.id.clone(),
+                    payload: op.payload.as_ref(),
+                    updated_at: op.updated_at,
+                    base_version: op.base_version,
+                })
+                .collect(),
+        };
+        let resp: PushResponse<T> = self
+            .call(reqwest::Method::POST, protocol::PUSH, Some(&body))
+            .await?;
+        if resp.results.len() != chunk.len() {
+            return Err(malformed(format!(
+                "{} results for {} ops",
+                resp.results.len(),
+                chunk.len()
+            )));
+        }
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| match r {
+                WireOutcome::Applied { version } => PushOutcome::Applied { version },
+                WireOutcome::Conflict { current } => PushOutcome::Conflict {
+                    current: current.map(Into::into),
+                },
+                WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
+            })
+            .collect())
+    }
+
     async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R> {
         let status = resp.status();
         let retry_after = resp
@@ -439,38 +481,32 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             ));
         }
         let mut outcomes = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(protocol::MAX_PUSH_OPS) {
-            let body = PushRequest {
-                scope: scope.clone(),
-                ops: chunk
-                    .iter()
-                    .map(|op| WireOp {
-                        op_id: op.op_id.clone(),
-                        kind: op.kind,
-                        id: op.id.clone(),
-                        payload: op.payload.as_ref(),
-                        updated_at: op.updated_at,
-                        base_version: op.base_version,
-                    })
-                    .collect(),
-            };
-            let resp: PushResponse<T> = self
-                .call(reqwest::Method::POST, protocol::PUSH, Some(&body))
-                .await?;
-            if resp.results.len() != chunk.len() {
-                return Err(malformed(format!(
-                    "{} results for {} ops",
-                    resp.results.len(),
-                    chunk.len()
-                )));
+        // Ranges still to send, last first. A batch the server finds too large (413) is split in
+        // half; a single op that is still too large is rejected on its own, so it alone gets
+        // parked and the ops around it go through.
+        let mut todo: Vec<std::ops::Range<usize>> = (0..ops.len())
+            .step_by(protocol::MAX_PUSH_OPS)
+            .map(|s| s..(s + protocol::MAX_PUSH_OPS).min(ops.len()))
+            .rev()
+            .collect();
+        while let Some(range) = todo.pop() {
+            let chunk = &ops[range.clone()];
+            match self.push_chunk(scope, chunk).await {
+                Ok(results) => outcomes.extend(results),
+                Err(Error::Rejected {
+                    status: Some(413), ..
+                }) if chunk.len() > 1 => {
+                    let mid = range.start + chunk.len() / 2;
+                    todo.push(mid..range.end);
+                    todo.push(range.start..mid);
+                }
+                Err(Error::Rejected {
+                    status: Some(413), ..
+                }) => outcomes.push(PushOutcome::Rejected {
+                    reason: format!("record {} is larger than the server accepts", chunk[0].id),
+                }),
+                Err(e) => return Err(e),
             }
-            outcomes.extend(resp.results.into_iter().map(|r| match r {
-                WireOutcome::Applied { version } => PushOutcome::Applied { version },
-                WireOutcome::Conflict { current } => PushOutcome::Conflict {
-                    current: current.map(Into::into),
-                },
-                WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
-            }));
         }
         Ok(outcomes)
     }
