@@ -124,6 +124,8 @@ pub(crate) struct Token {
     pub claims: Claims,
     /// When the server last accepted it (login or refresh); `None` for a token never checked.
     pub validated: Option<Timestamp>,
+    /// When this process got it (to size the refresh margin to its lifetime).
+    pub obtained: Timestamp,
 }
 
 impl fmt::Debug for Token {
@@ -143,12 +145,21 @@ impl Token {
             value,
             claims,
             validated: None,
+            obtained: Timestamp::now(),
         })
     }
 
     /// Whether the token expires within `margin_s` seconds of `now`.
     pub fn expires_within(&self, now: Timestamp, margin_s: i64) -> bool {
         self.claims.exp.saturating_sub(margin_s) <= now.as_second()
+    }
+
+    /// How long before expiry to refresh: `max_s`, or three quarters of the lifetime for short
+    /// tokens (refreshed once a quarter of it has passed, so requests a few seconds apart keep
+    /// a 10-second token alive without refreshing on every request).
+    pub fn refresh_margin(&self, max_s: i64) -> i64 {
+        let lifetime = self.claims.exp.saturating_sub(self.obtained.as_second());
+        (lifetime * 3 / 4).clamp(0, max_s)
     }
 
     /// Whether the server accepted the token less than `max_age_s` seconds before `now`.
@@ -257,6 +268,25 @@ mod tests {
         assert!(c.refreshable);
         assert_eq!(c.record_id, "u1");
         assert_eq!(c.collection_id, "pbc_1");
+    }
+
+    #[test]
+    fn refresh_margin_follows_the_lifetime() {
+        let now = Timestamp::now().as_second();
+        let mk = |exp: i64| Token {
+            value: String::new(),
+            claims: Claims {
+                exp,
+                refreshable: true,
+                collection_id: String::new(),
+                record_id: String::new(),
+            },
+            validated: None,
+            obtained: Timestamp::from_second(now).unwrap(),
+        };
+        assert_eq!(mk(now + 10).refresh_margin(120), 7);
+        assert_eq!(mk(now + 86_400).refresh_margin(120), 120);
+        assert_eq!(mk(now - 5).refresh_margin(120), 0);
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Client {
         let now = Timestamp::now();
         let cached = guard.clone();
         if let Some(t) = &cached
-            && !t.expires_within(now, REFRESH_MARGIN_S)
+            && !t.expires_within(now, t.refresh_margin(REFRESH_MARGIN_S))
             && (!t.claims.refreshable || t.validated_within(now, max_age_s))
         {
             return Ok(Some(t.value.clone()));
