@@ -1156,3 +1156,35 @@ async fn rows_from_other_clients_and_missing_collections() {
     let err = store.fetch_since(&missing, None, 10).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
+
+/// Realtime with a user token: the list rule applies to events too.
+#[tokio::test]
+async fn realtime_events_follow_the_users_rules() {
+    let Some(e) = env() else { return };
+    let raw = Raw::new(&e.url);
+    let (u1, email1, pw1) = raw.new_user().await;
+    let (u2, _, _) = raw.new_user().await;
+    let s1 = SyncScope::new("records", [("owner", u1)]).unwrap();
+    let s2 = SyncScope::new("records", [("owner", u2)]).unwrap();
+    let user: PocketBaseRemoteStore<TestRecord> =
+        PocketBaseRemoteStore::new(&e.url, Credentials::user("users", &email1, &pw1)).unwrap();
+    let admin = superuser(&e);
+    // u1 also asks for u2's scope: the rules must keep those events away.
+    let mut sub = user.subscribe(vec![s1.clone(), s2.clone()]).unwrap();
+    assert_eq!(next_event(&mut sub).await, RealtimeEvent::Resync);
+    admin
+        .batch_upsert(&s2, &[TestRecord::new("x", "u2's", ts(1))])
+        .await
+        .unwrap();
+    admin
+        .batch_upsert(&s1, &[TestRecord::new("y", "u1's", ts(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut sub).await,
+        RealtimeEvent::Changed(s1.clone())
+    );
+    // Nothing else is pending (in particular no event for u2's record).
+    let extra = tokio::time::timeout(Duration::from_millis(500), sub.recv()).await;
+    assert!(extra.is_err(), "unexpected event {extra:?}");
+}
