@@ -585,3 +585,74 @@ mod query_property {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Multi-thread runtime: calls run under `block_in_place` there (spawn_blocking elsewhere).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_suite_on_a_multi_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    local::run_all(async || {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SqliteLocalStore::<TestRecord>::open(dir.path().join(format!("mt-{i}.db")))
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_nothing_and_keep_per_task_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        SqliteLocalStore::<TestRecord>::open(dir.path().join("concurrent.db"))
+            .await
+            .unwrap(),
+    );
+    let scope = SyncScope::named("r").unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (store, scope) = (store.clone(), scope.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..50 {
+                let r = rec(&format!("t{t}-{i}"), "x", i64::from(t * 1000 + i));
+                let op = PendingOp::upsert(scope.clone(), OpKind::Create, r);
+                ids.push(op.op_id.clone());
+                store.enqueue(op).await.unwrap();
+                if i % 10 == 0 {
+                    // Readers interleave with writers.
+                    store
+                        .query(&scope, &QuerySpec::new().limit(5))
+                        .await
+                        .unwrap();
+                }
+            }
+            ids
+        }));
+    }
+    let mut per_task = Vec::new();
+    for t in tasks {
+        per_task.push(t.await.unwrap());
+    }
+    let ops = store.pending_ops(&scope, usize::MAX).await.unwrap();
+    assert_eq!(ops.len(), 400, "every write queued");
+    assert_eq!(
+        store.query(&scope, &QuerySpec::new()).await.unwrap().len(),
+        400,
+        "every row written"
+    );
+    let position: std::collections::HashMap<_, _> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.op_id.clone(), i))
+        .collect();
+    for ids in per_task {
+        let positions: Vec<usize> = ids.iter().map(|id| position[id]).collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "a task's ops keep their order"
+        );
+    }
+}

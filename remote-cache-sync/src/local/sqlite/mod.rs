@@ -286,8 +286,23 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     }
 
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
-        let compiled = query::compile(&scope.canonical(), spec, &self.inner.indexed)?;
-        self.run(move |c| db::query(c, &compiled)).await
+        let scope = scope.canonical();
+        let compiled = query::compile(&scope, spec, &self.inner.indexed)?;
+        let hinted = compiled.sql.contains(" INDEXED BY ");
+        match self.run(move |c| db::query(c, &compiled)).await {
+            // Should the planner ever refuse the index hint, run the query without it.
+            Err(Error::Storage { message, .. })
+                if hinted && message.contains("no query solution") =>
+            {
+                tracing::warn!(
+                    ?spec,
+                    "sqlite local store: index hint refused, querying without it"
+                );
+                let plain = query::compile(&scope, spec, &[])?;
+                self.run(move |c| db::query(c, &plain)).await
+            }
+            other => other,
+        }
     }
 
     async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>> {

@@ -87,9 +87,15 @@ pub(crate) fn compile(scope: &str, spec: &QuerySpec, indexed: &[String]) -> Resu
         sql: String::with_capacity(256),
         params: vec![SqlValue::Text(scope.to_owned())],
     };
+    // A constant-false filter (`in` with no values) leaves SQLite no index access to plan.
+    let always_false = spec
+        .filters
+        .iter()
+        .any(|f| matches!(&f.op, FilterOp::In(xs) if xs.is_empty()));
     let hint = spec
         .filters
         .iter()
+        .filter(|_| !always_false)
         .filter(|f| indexed.iter().any(|i| i == &f.field))
         .filter_map(|f| index_use(&f.op).map(|rank| (rank, &f.field)))
         .max_by_key(|(rank, _)| *rank);
@@ -200,6 +206,36 @@ mod tests {
             c.sql
         );
         assert_eq!(c.params.len(), 5);
+    }
+
+    #[test]
+    fn index_hints_only_where_the_index_applies() {
+        let indexed = ["a".to_owned()];
+        let hinted = |spec: QuerySpec| {
+            compile("s", &spec, &indexed)
+                .unwrap()
+                .sql
+                .contains("INDEXED BY")
+        };
+        assert!(hinted(QuerySpec::new().filter(Filter::eq("a", "x"))));
+        assert!(hinted(QuerySpec::new().filter(Filter::lt("a", "x"))));
+        assert!(hinted(QuerySpec::new().filter(Filter::gt("a", 3))));
+        assert!(
+            !hinted(QuerySpec::new().filter(Filter::gt("a", "x"))),
+            "string > also matches arrays"
+        );
+        assert!(
+            !hinted(QuerySpec::new().filter(Filter::eq("b", "x"))),
+            "undeclared field"
+        );
+        assert!(!hinted(QuerySpec::new().filter(Filter::contains("a", "x"))));
+        let empty_in = QuerySpec::new()
+            .filter(Filter::is_in("a", Vec::<i64>::new()))
+            .filter(Filter::eq("a", 1));
+        assert!(
+            !hinted(empty_in),
+            "a constant-false filter leaves nothing to plan"
+        );
     }
 
     #[test]
