@@ -521,8 +521,7 @@ async fn clients_converge_through_random_http_faults_to_pocketbase() {
     let clean: Arc<dyn RemoteStore<TestRecord>> = Arc::new(
         PocketBaseRemoteStore::new(&url, Credentials::superuser(&email, &password)).unwrap(),
     );
-    // Interleaved, not concurrent: superuser writes skip PocketBase's compare-and-set rule, so
-    // two truly concurrent pushes of one record could race (documented in the adapter).
+    // Concurrent clients: the guide's compare-and-set hook guards every writer, superusers too.
     converge(
         faulty,
         clean,
@@ -530,8 +529,8 @@ async fn clients_converge_through_random_http_faults_to_pocketbase() {
         unique_scope("records"),
         RunShape {
             clients: 3,
-            steps: 20,
-            concurrent: false,
+            steps: 25,
+            concurrent: true,
             seed,
         },
     )
