@@ -3,7 +3,7 @@
 //! errors in the stable `{"error":{"code","message"}}` shape.
 #![no_main]
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -26,7 +26,9 @@ static ROUTER: LazyLock<axum::Router> = LazyLock::new(|| {
     tokens.grant("good", ScopePattern::any()).unwrap();
     tokens.grant_spec("narrow:records,owner=o1").unwrap();
     let storage = SqliteRemoteStore::<JsonRecord>::in_memory().unwrap();
-    Server::new(storage, tokens)
+    // As `rcs serve` runs it: with the raw pull fast path.
+    Server::from_arcs(Arc::new(storage.clone()), Arc::new(tokens))
+        .raw_feed(Arc::new(storage))
         .max_body_bytes(64 * 1024)
         .into_router()
 });
