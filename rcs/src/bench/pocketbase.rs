@@ -56,6 +56,13 @@ pub struct Args {
     /// Measurement rounds (best counts).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Scope owner to use (default: a new one). With `--no-seed`, measure rows seeded by an
+    /// earlier run with the same `--owner` and `--rows`.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Skip seeding.
+    #[arg(long)]
+    no_seed: bool,
 }
 
 fn var(names: &[&str]) -> Option<String> {
@@ -189,34 +196,42 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .authenticate()
         .await
         .context("PocketBase superuser login")?;
-    let owner = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let owner = args
+        .owner
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", uuid::Uuid::now_v7().simple()));
+    println!("owner: {owner}");
     let scope = SyncScope::new("records", [("owner", owner.clone())])?;
 
     // 1. Seed.
     let base = remote_cache_sync::Timestamp::now();
     let started = Instant::now();
-    let chunk = 5_000;
-    for start in (0..args.rows).step_by(chunk) {
-        let recs: Vec<TestRecord> = (start..(start + chunk).min(args.rows))
-            .map(|i| {
-                TestRecord::new(
-                    format!("r{i:08}"),
-                    format!("record {i} of the PocketBase benchmark, some text to give it a realistic size"),
-                    base + Duration::from_micros(i as u64),
-                )
-                .with_n(i as i64)
-            })
-            .collect();
-        remote.batch_upsert(&scope, &recs).await?;
+    if !args.no_seed {
+        let chunk = 5_000;
+        for start in (0..args.rows).step_by(chunk) {
+            let recs: Vec<TestRecord> = (start..(start + chunk).min(args.rows))
+                .map(|i| {
+                    TestRecord::new(
+                        format!("r{i:08}"),
+                        format!("record {i} of the PocketBase benchmark, some text to give it a realistic size"),
+                        base + Duration::from_micros(i as u64),
+                    )
+                    .with_n(i as i64)
+                })
+                .collect();
+            remote.batch_upsert(&scope, &recs).await?;
+        }
     }
     let seed = started.elapsed();
     println!("rows: {}", args.rows);
     println!("page_size: {page}");
-    println!("seed_s: {:.2}", seed.as_secs_f64());
-    println!(
-        "seed_rows_per_s: {:.0}",
-        args.rows as f64 / seed.as_secs_f64()
-    );
+    if !args.no_seed {
+        println!("seed_s: {:.2}", seed.as_secs_f64());
+        println!(
+            "seed_rows_per_s: {:.0}",
+            args.rows as f64 / seed.as_secs_f64()
+        );
+    }
 
     let http = reqwest::Client::new();
     let token = login(&http, &args.url, &email, &password).await?;
