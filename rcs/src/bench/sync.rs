@@ -5,8 +5,10 @@
 //! 2. **Initial sync**: an [`Orchestrator`] with an empty [`SqliteLocalStore`] and an
 //!    [`HttpRemoteStore`] pulls the large scope page by page over real loopback HTTP
 //!    (`initial_sync_rows_per_s`). The baseline is a raw batched rusqlite upsert of the same rows
-//!    (same JSON serialization inside the timed region, one transaction per page, WAL,
-//!    `synchronous=NORMAL`): `raw_rows_per_s`, and `initial_sync_ratio` = ours / raw.
+//!    into a table shaped like the cache's (same JSON serialization inside the timed region, one
+//!    transaction per page, WAL, `synchronous=NORMAL`): `raw_rows_per_s`, and
+//!    `initial_sync_ratio` = ours / raw. `storage_pull_only_rows_per_s` and
+//!    `http_pull_only_rows_per_s` show the server's storage and the whole HTTP pull alone.
 //! 3. **Delta sync**: 10 changes are written on the server in each scope, then a small cache
 //!    (10,000 rows) and the large cache (N rows) each synchronize; best of `--rounds`
 //!    (`delta_small_ms`, `delta_large_ms`, `delta_scaling_ratio` = large / small).
@@ -20,7 +22,7 @@ use anyhow::{Context, ensure};
 use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
-use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
+use remote_cache_sync::server::{RawFeed, ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::testing::{TestRecord, ts};
 use remote_cache_sync::{
     LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig, PendingOp, RemoteStore,
@@ -44,7 +46,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     changes: usize,
     /// Delta rounds (the best counts, to damp noise from other processes).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
 }
 
@@ -112,9 +114,13 @@ fn raw_insert(
     let mut conn = Connection::open(path)?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The same shape and indexes as the cache's table (as in `rcs bench local`).
     conn.execute_batch(
-        "CREATE TABLE items (scope TEXT NOT NULL, id TEXT NOT NULL, data TEXT, updated_at INTEGER NOT NULL,
-            PRIMARY KEY (scope, id)) WITHOUT ROWID;",
+        "CREATE TABLE items (
+            scope TEXT NOT NULL, id TEXT NOT NULL, data TEXT, updated_at INTEGER NOT NULL,
+            deleted_at INTEGER, synced_version INTEGER, PRIMARY KEY (scope, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX items_since ON items (scope, updated_at, id) WHERE deleted_at IS NULL;",
     )?;
     let mut total = Duration::ZERO;
     for start in (0..n).step_by(page) {
@@ -123,12 +129,18 @@ fn raw_insert(
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO items (scope, id, data, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                "INSERT INTO items (scope, id, data, updated_at, synced_version) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data,
+                 updated_at = excluded.updated_at, synced_version = excluded.synced_version",
             )?;
             for r in &chunk {
                 let json = serde_json::to_string(r)?;
-                stmt.execute(params![scope, r.id, json, r.updated_at.as_millisecond()])?;
+                stmt.execute(params![
+                    scope,
+                    r.id,
+                    json,
+                    r.updated_at.as_nanosecond() as i64
+                ])?;
             }
         }
         tx.commit()?;
@@ -251,12 +263,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ensure!(pulled == args.rows, "transport pull got {pulled} rows");
     let pull_only = t.elapsed();
 
-    // Server storage alone.
+    // Server storage alone (the raw feed the server answers pulls from).
     let t = Instant::now();
     let mut cursor = None;
     loop {
         let page = storage_probe
-            .fetch_since(&large, cursor.as_ref(), args.page)
+            .fetch_raw(&large, cursor.as_ref(), args.page)
             .await?;
         cursor = page.cursor.clone();
         if !page.has_more {
