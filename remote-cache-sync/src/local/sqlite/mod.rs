@@ -16,7 +16,10 @@
 //!   the exact semantics of [`QuerySpec::apply`] (see the `query` module source for the mapping).
 //!   Declare the fields you filter on with [`SqliteLocalStoreBuilder::index_field`] to get an
 //!   expression index on `(scope, json_extract(data, '$.field'))`.
-//! - **Threads**: one connection behind a mutex. On a multi-thread tokio runtime each call runs
+//! - **Connections**: a file gets a writer and a `query_only` reader, each behind a mutex (WAL
+//!   lets reads run while a write is in progress, so a long query never delays an offline
+//!   write); an in-memory database has one connection.
+//! - **Threads**: on a multi-thread tokio runtime each call runs
 //!   under `block_in_place` (the worker hands its queued tasks to another thread first, so other
 //!   tasks keep running and the call pays no thread hop); on a current-thread runtime it runs on
 //!   the blocking pool (`spawn_blocking`). A call whose future is dropped still runs to
@@ -80,7 +83,11 @@ use error::ts_to_sql;
 pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 
 struct Inner {
+    /// The writer; also serves reads for in-memory databases.
     conn: Mutex<Connection>,
+    /// A `query_only` connection for reads of a file (WAL lets it read while the writer
+    /// writes, so a long query never delays an offline write).
+    reader: Option<Mutex<Connection>>,
     /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
     indexed: Vec<String>,
     path: Option<PathBuf>,
@@ -157,9 +164,17 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
     pub fn open_blocking(self) -> Result<SqliteLocalStore<T>> {
         let conn = schema::open(self.path.as_deref(), &self.settings)?;
         let indexed = schema::indexed_fields(&conn)?;
+        let reader = match &self.path {
+            Some(p) if !schema::is_private(p) => Some(Mutex::new(schema::open_reader(
+                p,
+                self.settings.busy_timeout,
+            )?)),
+            _ => None,
+        };
         Ok(SqliteLocalStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                reader,
                 indexed,
                 path: self.path,
             }),
@@ -211,7 +226,7 @@ impl<T: Record> SqliteLocalStore<T> {
     /// filter uses an index declared with [`SqliteLocalStoreBuilder::index_field`].
     pub async fn explain(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<String>> {
         let compiled = query::compile(&scope.canonical(), spec, &self.inner.indexed)?;
-        self.run(move |c| db::explain(c, &compiled)).await
+        self.read(move |c| db::explain(c, &compiled)).await
     }
 
     /// The database file, `None` in memory.
@@ -233,11 +248,32 @@ impl<T: Record> SqliteLocalStore<T> {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
+        self.run_on(false, f).await
+    }
+
+    /// [`run`](Self::run) for reads: on the reader connection when there is one.
+    async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        self.run_on(true, f).await
+    }
+
+    async fn run_on<R, F>(&self, read: bool, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        let with_conn = |inner: &Inner, f: F| {
+        let with_conn = move |inner: &Inner, f: F| {
+            let conn = match (&inner.reader, read) {
+                (Some(reader), true) => reader,
+                _ => &inner.conn,
+            };
             // A panic inside `f` drops its transaction (rolled back), so the connection is
             // consistent even when the mutex is poisoned.
-            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut conn)
         };
         match Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -282,14 +318,14 @@ fn op_id_strings(ids: &[OpId]) -> Vec<String> {
 impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         let (scope, id) = (scope.canonical(), id.to_owned());
-        self.run(move |c| db::get(c, &scope, &id)).await
+        self.read(move |c| db::get(c, &scope, &id)).await
     }
 
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
         let scope = scope.canonical();
         let compiled = query::compile(&scope, spec, &self.inner.indexed)?;
         let hinted = compiled.sql.contains(" INDEXED BY ");
-        match self.run(move |c| db::query(c, &compiled)).await {
+        match self.read(move |c| db::query(c, &compiled)).await {
             // Should the planner ever refuse the index hint, run the query without it.
             Err(Error::Storage { message, .. })
                 if hinted && message.contains("no query solution") =>
@@ -299,7 +335,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
                     "sqlite local store: index hint refused, querying without it"
                 );
                 let plain = query::compile(&scope, spec, &[])?;
-                self.run(move |c| db::query(c, &plain)).await
+                self.read(move |c| db::query(c, &plain)).await
             }
             other => other,
         }
@@ -313,7 +349,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
         } else {
             i64::MAX
         });
-        self.run(move |c| db::query_since(c, &scope, since)).await
+        self.read(move |c| db::query_since(c, &scope, since)).await
     }
 
     async fn upsert_many(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
@@ -334,7 +370,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>> {
         let scope = scope.canonical();
-        self.run(move |c| db::sync_point(c, &scope)).await
+        self.read(move |c| db::sync_point(c, &scope)).await
     }
 
     async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
@@ -372,7 +408,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>> {
         let scope = scope.clone();
-        self.run(move |c| db::ops(c, &scope, &scope.canonical(), false, limit))
+        self.read(move |c| db::ops(c, &scope, &scope.canonical(), false, limit))
             .await
     }
 
@@ -405,7 +441,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>> {
         let scope = scope.clone();
-        self.run(move |c| db::ops(c, &scope, &scope.canonical(), true, usize::MAX))
+        self.read(move |c| db::ops(c, &scope, &scope.canonical(), true, usize::MAX))
             .await
     }
 
@@ -463,7 +499,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
         let scope = scope.canonical();
-        let (pending, parked) = self.run(move |c| db::queue_status(c, &scope)).await?;
+        let (pending, parked) = self.read(move |c| db::queue_status(c, &scope)).await?;
         Ok(QueueStatus {
             pending: usize::try_from(pending).unwrap_or(usize::MAX),
             parked: usize::try_from(parked).unwrap_or(usize::MAX),
@@ -471,6 +507,6 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     }
 
     async fn scopes(&self) -> Result<Vec<SyncScope>> {
-        self.run(db::scopes_mut).await
+        self.read(db::scopes_mut).await
     }
 }

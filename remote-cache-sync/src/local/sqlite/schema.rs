@@ -208,6 +208,31 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()>
     Ok(())
 }
 
+/// Whether `path` names a database another connection cannot share: `""` (a private temporary
+/// file) or an in-memory one (`:memory:`, `file::memory:`, `mode=memory` URIs).
+pub(crate) fn is_private(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    p.is_empty() || p == ":memory:" || p.starts_with("file::memory:") || p.contains("mode=memory")
+}
+
+/// A second, read-only (`query_only`) connection to an opened and migrated file.
+pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(map_err)?;
+    conn.busy_timeout(busy_timeout).map_err(map_err)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(map_err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
 fn user_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(map_err)
