@@ -159,7 +159,7 @@ impl Token {
     /// a 10-second token alive without refreshing on every request).
     pub fn refresh_margin(&self, max_s: i64) -> i64 {
         let lifetime = self.claims.exp.saturating_sub(self.obtained.as_second());
-        (lifetime * 3 / 4).clamp(0, max_s)
+        (lifetime.saturating_mul(3) / 4).clamp(0, max_s)
     }
 
     /// Whether the server accepted the token less than `max_age_s` seconds before `now`.
