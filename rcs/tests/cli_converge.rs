@@ -317,6 +317,10 @@ fn two_clients_converge_through_two_servers_sharing_postgres() {
         .ok()
         .filter(|u| !u.is_empty())
     else {
+        assert!(
+            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "RCS_TEST_PG_URL is not set but RCS_TEST_REQUIRE_SERVERS=1"
+        );
         println!(
             "skipped two_clients_converge_through_two_servers_sharing_postgres: RCS_TEST_PG_URL is not set"
         );
