@@ -1061,6 +1061,21 @@ async fn fields_missing_from_the_collection_are_reported() {
         PushOutcome::Rejected { reason } => assert!(reason.contains("colour"), "{reason}"),
         other => panic!("a dropped field must be reported, got {other:?}"),
     }
+    // Retrying without fixing the schema reports it again (the version is already stored, but
+    // not the content): the retry is not mistaken for an applied replay.
+    let again = store.push(&s, &ops[1..]).await.unwrap();
+    assert!(
+        matches!(again[0], PushOutcome::Rejected { .. }),
+        "{:?}",
+        again[0]
+    );
+    // A plain replay of the applied op is recognised and writes nothing new.
+    let replay = store.push(&s, &ops[..1]).await.unwrap();
+    assert!(
+        matches!(replay[0], PushOutcome::Applied { .. }),
+        "{:?}",
+        replay[0]
+    );
 }
 
 /// A token revoked on the server (the user changed password) while its `exp` is still in the

@@ -548,6 +548,12 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     }
 }
 
+/// Whether the stored row has every field of `body` with the same value.
+fn holds(raw: &Map<String, Value>, body: &Value) -> bool {
+    body.as_object()
+        .is_some_and(|b| b.iter().all(|(k, v)| raw.get(k) == Some(v)))
+}
+
 /// Fields of a written body that the saved record (a batch sub-response) does not have.
 fn dropped_fields(body: &Value, answer: &Value) -> Option<String> {
     let (Some(sent), Some(saved)) = (
@@ -865,12 +871,9 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             let change = op.change();
             let (version, deleting) = (change.version(), change.is_delete());
             let state = cur.map(|c| (c.version, c.deleted));
-            if state == Some((version, deleting)) {
-                // Already holds exactly this version: a replay of an applied op.
-                outcomes[index] = Some(PushOutcome::Applied { version });
-                continue;
-            }
-            if !base_matches(op.kind, op.base_version, state) {
+            // The row already holds this op's version: a replay of an applied op.
+            let replay = state == Some((version, deleting));
+            if !replay && !base_matches(op.kind, op.base_version, state) {
                 let cur = current.get(&op.id).expect("a mismatch needs a current row");
                 outcomes[index] = Some(PushOutcome::Conflict {
                     current: Some(decode_row(cur.raw.clone())?),
@@ -884,7 +887,14 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                     continue;
                 }
             };
-            let conditional = op.base_version.is_some() || op.kind == OpKind::Create;
+            if replay && cur.is_some_and(|c| holds(&c.raw, &body)) {
+                // Same version and same content: nothing to write.
+                outcomes[index] = Some(PushOutcome::Applied { version });
+                continue;
+            }
+            // A replay whose content differs (e.g. a field the collection lacked earlier) is
+            // written again, still checked against the row it was read from.
+            let conditional = replay || op.base_version.is_some() || op.kind == OpKind::Create;
             let headers = conditional.then(|| match cur {
                 Some(c) => serde_json::json!({
                     // Empty for rows written without `updated_at` by other clients: no check.
