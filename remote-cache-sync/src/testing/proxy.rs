@@ -698,7 +698,7 @@ mod tests {
             .map(rec)
             .collect();
         assert_eq!(max_in_window(&log, Duration::from_millis(20)), 4);
-        assert_eq!(max_in_window(&log, Duration::from_millis(1000)), 7);
+        assert_eq!(max_in_window(&log, Duration::from_millis(1000)), 6);
         assert_eq!(max_in_window(&[], Duration::from_secs(1)), 0);
     }
 
