@@ -38,6 +38,9 @@ pub struct Args {
     /// Largest accepted request body in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Longest time one request may take, body upload included (seconds).
+    #[arg(long, default_value_t = 60)]
+    request_timeout: u64,
 }
 
 /// Opens the storage; SQLite also serves pulls through the raw fast path.
@@ -96,6 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let router = open_storage(&args.db, auth)
         .await?
         .max_body_bytes(args.max_body_bytes)
+        .request_timeout(std::time::Duration::from_secs(args.request_timeout.max(1)))
         .into_router();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

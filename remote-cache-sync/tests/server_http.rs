@@ -722,3 +722,32 @@ async fn sqlite_remote_cursor_is_exact_under_concurrent_writers() {
         "rows are written once, so each is pulled once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_with_a_json_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(
+        Server::new(
+            remote_cache_sync::InMemoryRemoteStore::<JsonRecord>::new(),
+            AllowAll,
+        )
+        .request_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(
+        b"POST /v1/pull HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"scope\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("the server must answer a stalled upload")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"code\":\"unavailable\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -67,6 +67,9 @@ pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticToke
 /// Default largest request body: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
+/// Default longest time one request may take, body upload included: 60 s.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Builds the server's [`Router`].
 pub struct Server {
     storage: Arc<dyn RemoteStore<JsonRecord>>,
@@ -75,6 +78,7 @@ pub struct Server {
     max_body_bytes: usize,
     max_pull_limit: usize,
     max_push_ops: usize,
+    request_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -95,6 +99,7 @@ impl Server {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_pull_limit: protocol::MAX_PULL_LIMIT,
             max_push_ops: protocol::MAX_PUSH_OPS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -118,6 +123,13 @@ impl Server {
         self
     }
 
+    /// Longest time one request may take, reading its body included; a slower one is answered
+    /// 503 `unavailable` (retryable: pushes are idempotent, so a client may resend the batch).
+    pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Most ops one push may carry; more gets 422.
     pub fn max_push_ops(mut self, ops: usize) -> Self {
         self.max_push_ops = ops.max(1);
@@ -127,6 +139,7 @@ impl Server {
     /// The router, with body limit and request tracing.
     pub fn into_router(self) -> Router {
         let max_body = self.max_body_bytes;
+        let timeout = self.request_timeout;
         let state = Arc::new(self);
         Router::new()
             .route(protocol::HEALTH, get(health))
@@ -137,6 +150,7 @@ impl Server {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(max_body))
+            .layer(axum::middleware::from_fn_with_state(timeout, deadline))
             // The default span holds method, URI and version; never headers (tokens).
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(state)
@@ -392,6 +406,26 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
             format!("unexpected body: {e}"),
         )
     })
+}
+
+/// Answers 503 when a request takes longer than the configured timeout.
+async fn deadline(
+    State(limit): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(?limit, "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::UNAVAILABLE,
+                format!("the request took longer than {} ms", limit.as_millis()),
+            )
+            .into_response()
+        }
+    }
 }
 
 async fn health() -> axum::Json<HealthResponse> {
