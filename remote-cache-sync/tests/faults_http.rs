@@ -207,11 +207,22 @@ async fn each_fault_reaches_the_adapter_as_a_typed_error() {
             "{fault:?}: {err:?}"
         );
     }
+    // Faults can be aimed at some paths only: pushes fail, pulls go through.
+    proxy.only_paths(["/v1/push"]);
+    proxy.set_always(Some(HttpFault::Status(503)));
+    via.fetch_since(&scope, None, 100).await.unwrap();
+    let err = via
+        .batch_upsert(&scope, &[rec("p", 100)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    proxy.set_always(None);
+    proxy.only_paths(Vec::<String>::new());
     let log = proxy.requests();
     assert_eq!(log.len(), proxy.request_count());
     assert_eq!(
         log.iter().filter(|r| r.fault.is_some()).count(),
-        13,
+        14,
         "{log:?}"
     );
 }

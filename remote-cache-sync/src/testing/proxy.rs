@@ -131,6 +131,8 @@ struct Random {
 }
 
 struct Plan {
+    /// Path prefixes faults apply to (empty: every path).
+    paths: Vec<String>,
     script: VecDeque<HttpFault>,
     always: Option<HttpFault>,
     random: Option<Random>,
@@ -139,7 +141,10 @@ struct Plan {
 }
 
 impl Plan {
-    fn next(&mut self) -> Option<HttpFault> {
+    fn next(&mut self, path: &str) -> Option<HttpFault> {
+        if !self.paths.is_empty() && !self.paths.iter().any(|p| path.starts_with(p.as_str())) {
+            return None;
+        }
         if let Some(f) = self.script.pop_front() {
             return Some(f);
         }
@@ -202,6 +207,7 @@ impl FaultProxyBuilder {
             hang: self.hang,
             started: Instant::now(),
             plan: Mutex::new(Plan {
+                paths: Vec::new(),
                 script: VecDeque::new(),
                 always: None,
                 random: None,
@@ -289,6 +295,14 @@ impl FaultProxy {
             faults: faults.into_iter().collect(),
         });
         plan.garbage = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Applies faults only to requests whose path starts with one of `prefixes` (e.g.
+    /// `["/v1/push"]`); other requests are forwarded untouched and consume no scripted fault or
+    /// random draw. An empty list (the default) means every path; [`clear_faults`](Self::clear_faults)
+    /// keeps the list.
+    pub fn only_paths<S: Into<String>>(&self, prefixes: impl IntoIterator<Item = S>) {
+        self.plan().paths = prefixes.into_iter().map(Into::into).collect();
     }
 
     /// Removes every fault: the script, the always-fault and random faults. Requests already
@@ -562,7 +576,11 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, DropConnection> {
-    let fault = state.plan.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let fault = state
+        .plan
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .next(req.uri().path());
     state
         .log
         .lock()
@@ -705,20 +723,25 @@ mod tests {
     #[test]
     fn plan_order_is_script_then_always_then_random() {
         let mut plan = Plan {
+            paths: Vec::new(),
             script: [HttpFault::Hang].into(),
             always: Some(HttpFault::Status(503)),
             random: None,
             garbage: StdRng::seed_from_u64(1),
         };
-        assert_eq!(plan.next(), Some(HttpFault::Hang));
-        assert_eq!(plan.next(), Some(HttpFault::Status(503)));
+        assert_eq!(plan.next("/"), Some(HttpFault::Hang));
+        assert_eq!(plan.next("/"), Some(HttpFault::Status(503)));
+        plan.paths = vec!["/v1/push".into()];
+        assert_eq!(plan.next("/v1/pull"), None);
+        assert_eq!(plan.next("/v1/push"), Some(HttpFault::Status(503)));
+        plan.paths.clear();
         plan.always = None;
-        assert_eq!(plan.next(), None);
+        assert_eq!(plan.next("/"), None);
         plan.random = Some(Random {
             rng: StdRng::seed_from_u64(3),
             rate: 1.0,
             faults: vec![HttpFault::GarbageBody],
         });
-        assert_eq!(plan.next(), Some(HttpFault::GarbageBody));
+        assert_eq!(plan.next("/"), Some(HttpFault::GarbageBody));
     }
 }
