@@ -362,6 +362,7 @@ enum HttpCall {
     Push { ops: usize },
     Get,
     Time,
+    Health,
 }
 
 fn http_call() -> impl Strategy<Value = HttpCall> {
@@ -371,6 +372,7 @@ fn http_call() -> impl Strategy<Value = HttpCall> {
         (1usize..4).prop_map(|ops| HttpCall::Push { ops }),
         Just(HttpCall::Get),
         Just(HttpCall::Time),
+        Just(HttpCall::Health),
     ]
 }
 
@@ -426,6 +428,7 @@ fn valid_http_answer(call: HttpCall, items: usize, has_more: bool) -> Value {
             }
         }
         HttpCall::Time => json!({ "server_time": ts }),
+        HttpCall::Health => json!({ "status": "ok" }),
     }
 }
 
@@ -512,6 +515,10 @@ fn http_adapter_parses_any_answer() {
                     },
                     HttpCall::Time => match store.server_time().await {
                         Ok(_) => prop_assert!((200..300).contains(&status)),
+                        Err(e) => check_http_error(status, &e)?,
+                    },
+                    HttpCall::Health => match store.health().await {
+                        Ok(()) => prop_assert!((200..300).contains(&status)),
                         Err(e) => check_http_error(status, &e)?,
                     },
                 }
@@ -1016,6 +1023,7 @@ mod pocketbase {
         },
         Get,
         Time,
+        Authenticate,
     }
 
     fn pb_call() -> impl Strategy<Value = PbCall> {
@@ -1031,6 +1039,7 @@ mod pocketbase {
             (1usize..4).prop_map(|ops| PbCall::Push { ops }),
             Just(PbCall::Get),
             Just(PbCall::Time),
+            Just(PbCall::Authenticate),
         ]
     }
 
@@ -1221,6 +1230,11 @@ mod pocketbase {
                             }
                             PbCall::Time => {
                                 if let Err(e) = store.server_time().await {
+                                    prop_assert!(typed(&e), "{:?}", e);
+                                }
+                            }
+                            PbCall::Authenticate => {
+                                if let Err(e) = store.authenticate().await {
                                     prop_assert!(typed(&e), "{:?}", e);
                                 }
                             }
