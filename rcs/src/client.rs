@@ -22,7 +22,10 @@ use serde_json::Value;
 /// Where the cache and the server are, and which scope to work in.
 #[derive(clap::Args, Clone)]
 pub struct Conn {
-    /// Sync server base URL.
+    /// Remote URL: an `rcs serve` base URL (`http://HOST:PORT`), or a PocketBase server as
+    /// `pocketbase://HOST:PORT?auth=superuser|<auth collection>|token` (credentials from
+    /// RCS_POCKETBASE_IDENTITY/RCS_POCKETBASE_PASSWORD or RCS_POCKETBASE_TOKEN; the scope name is
+    /// the collection, scope keys are field filters).
     #[arg(long, env = "RCS_REMOTE", default_value = "http://127.0.0.1:8080")]
     remote: String,
     /// Local cache file (SQLite; created when missing).
@@ -132,15 +135,21 @@ fn scope_of(conn: &Conn) -> anyhow::Result<SyncScope> {
 impl Client {
     async fn open(conn: &Conn) -> anyhow::Result<Self> {
         let scope = scope_of(conn)?;
-        let mut builder = HttpRemoteStore::<JsonRecord>::builder(conn.remote.clone())
-            .timeout(Duration::from_secs(conn.timeout.max(1)));
-        if let Some(t) = &conn.token {
-            builder = builder.token(t.clone());
-        }
-        let http = builder.build()?;
+        let inner: Box<dyn RemoteStore<JsonRecord>> = if conn.remote.starts_with("pocketbase") {
+            Box::new(remote_cache_sync::remote::pocketbase::from_url(
+                &conn.remote,
+            )?)
+        } else {
+            let mut builder = HttpRemoteStore::<JsonRecord>::builder(conn.remote.clone())
+                .timeout(Duration::from_secs(conn.timeout.max(1)));
+            if let Some(t) = &conn.token {
+                builder = builder.token(t.clone());
+            }
+            Box::new(builder.build()?)
+        };
         let progress = ProgressBar::hidden();
         let remote = ProgressRemote {
-            inner: http,
+            inner,
             bar: progress.clone(),
         };
         let local = Arc::new(
@@ -191,7 +200,7 @@ impl Client {
 
 /// Counts pulled changes into a progress bar (shown only for long syncs).
 struct ProgressRemote {
-    inner: HttpRemoteStore<JsonRecord>,
+    inner: Box<dyn RemoteStore<JsonRecord>>,
     bar: ProgressBar,
 }
 
