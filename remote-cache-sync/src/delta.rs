@@ -35,6 +35,33 @@ pub struct Delta<T> {
     pub cursor: Option<Cursor>,
     /// Whether more changes are waiting after this page.
     pub has_more: bool,
+    /// Rows of the page that do not decode as `T` (written by another app, say). They do not
+    /// fail the pull: the local store keeps them raw with their reason, the cursor moves on, and
+    /// a row is retried when it changes on the remote (a later page carries it again).
+    pub quarantined: Vec<QuarantinedRow>,
+}
+
+/// A remote row that could not be decoded, kept raw in the cache with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QuarantinedRow {
+    /// The record id as far as it could be read (the adapter's row key when even that fails).
+    pub id: String,
+    /// The row as the remote sent it (JSON text where the remote speaks JSON).
+    pub raw: String,
+    /// Why it does not decode.
+    pub reason: String,
+}
+
+impl QuarantinedRow {
+    /// A row that failed to decode.
+    pub fn new(id: impl Into<String>, raw: impl Into<String>, reason: impl Into<String>) -> Self {
+        QuarantinedRow {
+            id: id.into(),
+            raw: raw.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl<T: Record> Delta<T> {
@@ -46,6 +73,7 @@ impl<T: Record> Delta<T> {
             server_time,
             cursor,
             has_more: false,
+            quarantined: Vec::new(),
         }
     }
 
@@ -54,7 +82,7 @@ impl<T: Record> Delta<T> {
         self.upserts.len() + self.deletes.len()
     }
 
-    /// Whether the page holds no changes.
+    /// Whether the page holds no changes (quarantined rows aside).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

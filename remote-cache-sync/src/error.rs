@@ -78,6 +78,22 @@ pub enum Error {
         /// The remote's reason, suitable for showing to a user.
         message: String,
     },
+    /// The remote refused the request itself, not any one op in it: no permission for the scope
+    /// (403), an endpoint or collection that does not exist (404), a feature the server has
+    /// disabled. Such a refusal is not a verdict on any op: the scope pauses with this reason
+    /// (see [`Orchestrator::pause`](crate::Orchestrator::pause)), queued ops stay pending with
+    /// their attempt counts untouched, and the first sync after the cause is fixed pushes them.
+    #[error("{backend}: refused{}: {message}", status_code(*status, code.as_deref()))]
+    Refused {
+        /// Adapter name.
+        backend: &'static str,
+        /// HTTP status, when there is one.
+        status: Option<u16>,
+        /// The remote's stable error code (our protocol's `error.code`), when it sent one.
+        code: Option<String>,
+        /// The remote's reason.
+        message: String,
+    },
     /// The remote answered with a body we could not understand.
     #[error("{backend}: malformed response: {message}")]
     MalformedResponse {
@@ -95,6 +111,18 @@ pub enum Error {
     /// Any other invalid argument (bad record, bad configuration, bad URL).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A local write does not move past the version the record already has, and cannot be
+    /// restamped ([`Record::with_updated_at`](crate::Record::with_updated_at) failed). Versions
+    /// are the compare-and-set token: two different contents must never share one.
+    #[error("stale version for record {id}: {version} does not move past {current}")]
+    StaleVersion {
+        /// The record.
+        id: String,
+        /// The write's version.
+        version: jiff::Timestamp,
+        /// The version the record already has locally.
+        current: jiff::Timestamp,
+    },
     /// A record could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(String),
@@ -138,6 +166,15 @@ impl Error {
         matches!(self, Error::Unauthorized { .. })
     }
 
+    /// Whether the failure refuses the request as a whole (credentials, permission, a missing
+    /// endpoint): the sync of the scope pauses with a visible reason and no op is charged.
+    pub fn pauses_scope(&self) -> bool {
+        matches!(
+            self,
+            Error::Unauthorized { .. } | Error::Refused { .. } | Error::NotFound { .. }
+        )
+    }
+
     /// The server's requested delay for [`Error::RateLimited`].
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -152,6 +189,15 @@ impl Error {
             kind: StorageErrorKind::Other,
             message: message.into(),
         }
+    }
+}
+
+fn status_code(status: Option<u16>, code: Option<&str>) -> String {
+    match (status, code) {
+        (Some(s), Some(c)) => format!(" ({s} {c})"),
+        (Some(s), None) => format!(" ({s})"),
+        (None, Some(c)) => format!(" ({c})"),
+        (None, None) => String::new(),
     }
 }
 

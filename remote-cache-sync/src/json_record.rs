@@ -97,4 +97,11 @@ impl Record for JsonRecord {
     fn deleted_at(&self) -> Option<Timestamp> {
         self.deleted_at
     }
+    fn with_updated_at(&self, at: Timestamp) -> Result<Self> {
+        let mut r = self.clone();
+        r.updated_at = at;
+        r.value
+            .insert("updated_at".into(), Value::String(at.to_string()));
+        Ok(r)
+    }
 }

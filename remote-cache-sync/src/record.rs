@@ -19,6 +19,38 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn deleted_at(&self) -> Option<Timestamp> {
         None
     }
+
+    /// The record with `updated_at` set to `at`.
+    ///
+    /// Used when a write the conflict resolver kept or merged must be pushed again on top of a
+    /// remote version that is not older than it: the write then gets a version just past the
+    /// remote's, so no two different contents ever share a version. The default sets the
+    /// top-level field `"updated_at"` through serde; override it when the field has another
+    /// name (or return an error, and such writes keep their own version).
+    fn with_updated_at(&self, at: Timestamp) -> crate::Result<Self> {
+        let mut value = serde_json::to_value(self)?;
+        match value.as_object_mut() {
+            Some(obj) if obj.contains_key("updated_at") => {
+                obj.insert("updated_at".into(), serde_json::to_value(at)?);
+            }
+            _ => {
+                return Err(crate::Error::Codec(
+                    "the record has no top-level \"updated_at\" field: implement \
+                     Record::with_updated_at"
+                        .into(),
+                ));
+            }
+        }
+        let r: Self = serde_json::from_value(value)?;
+        if r.updated_at() != at {
+            return Err(crate::Error::Codec(
+                "setting \"updated_at\" did not change Record::updated_at(): implement \
+                 Record::with_updated_at"
+                    .into(),
+            ));
+        }
+        Ok(r)
+    }
 }
 
 /// A deletion: the id and the time it happened (which orders it against upserts).

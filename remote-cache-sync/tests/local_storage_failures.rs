@@ -245,6 +245,7 @@ async fn a_full_disk_fails_with_full_and_commits_nothing_partial() {
     );
     // A pulled page that does not fit is not half-applied, and its cursor is not saved.
     let page = Delta {
+        quarantined: Vec::new(),
         upserts: (0..50)
             .map(|i| record(&format!("pulled{i}"), 5000 + i, 3000))
             .collect(),

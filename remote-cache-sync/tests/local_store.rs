@@ -83,6 +83,7 @@ async fn reopening_a_file_keeps_records_sync_points_and_queued_ops() {
         let store = SqliteLocalStore::<TestRecord>::open(&path).await.unwrap();
         // A pulled record (synced version 100), a local tombstone, a sync point.
         let page = Delta {
+            quarantined: Vec::new(),
             upserts: vec![rec("pulled", "from remote", 100)],
             deletes: vec![],
             server_time: ts(1_000),
@@ -162,7 +163,8 @@ async fn reopening_a_file_keeps_records_sync_points_and_queued_ops() {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 2,
-            parked: 1
+            parked: 1,
+            quarantined: 0,
         }
     );
     let mut scopes = store.scopes().await.unwrap();

@@ -213,6 +213,7 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         .chunks(args.page)
         .enumerate()
         .map(|(i, chunk)| Delta {
+            quarantined: Vec::new(),
             upserts: chunk.to_vec(),
             deletes: Vec::new(),
             server_time: ts(i as i64),

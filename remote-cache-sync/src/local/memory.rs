@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::delta::{Delta, SyncPoint};
+use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 use crate::error::{Error, Result};
-use crate::local::{Ack, LocalStore, QueueStatus, Settlement};
+use crate::local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 use crate::op::{OpId, OpKind, PendingOp};
 use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
@@ -44,6 +44,9 @@ struct ScopeData<T> {
     sync_point: Option<SyncPoint>,
     /// Queue position → op.
     ops: BTreeMap<u64, OpRow<T>>,
+    /// Remote rows that did not decode, by id.
+    quarantine: BTreeMap<String, QuarantinedRow>,
+    pause: Option<ScopePause>,
 }
 
 impl<T> Default for ScopeData<T> {
@@ -52,13 +55,19 @@ impl<T> Default for ScopeData<T> {
             rows: BTreeMap::new(),
             sync_point: None,
             ops: BTreeMap::new(),
+            quarantine: BTreeMap::new(),
+            pause: None,
         }
     }
 }
 
 impl<T> ScopeData<T> {
     fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.sync_point.is_none() && self.ops.is_empty()
+        self.rows.is_empty()
+            && self.sync_point.is_none()
+            && self.ops.is_empty()
+            && self.quarantine.is_empty()
+            && self.pause.is_none()
     }
 
     fn has_ops_for(&self, id: &str) -> bool {
@@ -221,6 +230,15 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .map(|(r, _)| r.clone()))
     }
 
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>> {
+        let state = self.lock();
+        Ok(state
+            .scopes
+            .get(scope)
+            .and_then(|sd| sd.rows.get(id))
+            .map(|r| r.version))
+    }
+
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
         spec.validate()?;
         let state = self.lock();
@@ -322,7 +340,14 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             }
         }
         for (id, row) in writes {
+            sd.quarantine.remove(&id);
             sd.rows.insert(id, row);
+        }
+        for id in &skipped {
+            sd.quarantine.remove(id);
+        }
+        for q in &page.quarantined {
+            sd.quarantine.insert(q.id.clone(), q.clone());
         }
         sd.sync_point = Some(point.clone());
         Ok(skipped)
@@ -547,8 +572,42 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
                     status.pending += 1;
                 }
             }
+            status.quarantined = sd.quarantine.len();
         }
         Ok(status)
+    }
+
+    async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>> {
+        let state = self.lock();
+        Ok(state
+            .scopes
+            .get(scope)
+            .map(|sd| sd.quarantine.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
+        Ok(self
+            .lock()
+            .scopes
+            .get(scope)
+            .and_then(|sd| sd.pause.clone()))
+    }
+
+    async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
+        let mut state = self.lock();
+        match pause {
+            Some(p) => state.scopes.entry(scope.clone()).or_default().pause = Some(p.clone()),
+            None => {
+                if let Some(sd) = state.scopes.get_mut(scope) {
+                    sd.pause = None;
+                    if sd.is_empty() {
+                        state.scopes.remove(scope);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn scopes(&self) -> Result<Vec<SyncScope>> {

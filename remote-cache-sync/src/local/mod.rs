@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use crate::delta::{Delta, SyncPoint};
+use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 use crate::error::Result;
 use crate::op::{OpId, PendingOp};
 use crate::query::QuerySpec;
@@ -56,6 +56,30 @@ pub struct QueueStatus {
     pub pending: usize,
     /// Ops the remote rejected permanently, waiting for the app to retry or discard them.
     pub parked: usize,
+    /// Remote rows that did not decode, kept raw (see [`QuarantinedRow`]).
+    pub quarantined: usize,
+}
+
+/// Why the sync of a scope is paused: the remote refused the request itself (credentials,
+/// permission, a missing endpoint). Kept by the local store so every process sees it; cleared by
+/// the next successful sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopePause {
+    /// The refusal, as the error displays it (never a credential).
+    pub reason: String,
+    /// When the scope paused.
+    pub since: Timestamp,
+}
+
+impl ScopePause {
+    /// A pause for `reason` starting at `since`.
+    pub fn new(reason: impl Into<String>, since: Timestamp) -> Self {
+        ScopePause {
+            reason: reason.into(),
+            since,
+        }
+    }
 }
 
 /// The local cache. All methods are scope-aware: nothing of one scope is visible through another.
@@ -67,6 +91,10 @@ pub struct QueueStatus {
 pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// A live record (tombstones read as `None`).
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>>;
+
+    /// The record's local version (`updated_at`, or `deleted_at` for a tombstone), live or not;
+    /// `None` when the store has no row for it.
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>>;
 
     /// Live records matching `spec` (validated first; [`Error::InvalidQuery`](crate::Error) when
     /// invalid), ordered as documented in [`query`](crate::query).
@@ -98,6 +126,10 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// no queued op (pending or parked) replaces the local row unconditionally (the remote is the
     /// source of truth) and sets the synced version. Changes for ids with queued ops are skipped
     /// and their ids returned: a pull never overwrites an unsynced local write.
+    ///
+    /// The page's [`quarantined`](Delta::quarantined) rows are kept (replacing an earlier entry
+    /// for the same id); any change of the page for a quarantined id (applied or skipped) ends
+    /// its quarantine, since the remote now holds a row that decodes.
     async fn apply_remote(
         &self,
         scope: &SyncScope,
@@ -141,6 +173,15 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
 
     /// Queue counters of a scope.
     async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus>;
+
+    /// Remote rows of the scope that did not decode, ordered by id.
+    async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>>;
+
+    /// Why the scope's sync is paused, if it is.
+    async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>>;
+
+    /// Sets (`Some`) or clears (`None`) the scope's pause.
+    async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()>;
 
     /// Every scope the store holds records, ops or a sync point for.
     async fn scopes(&self) -> Result<Vec<SyncScope>>;

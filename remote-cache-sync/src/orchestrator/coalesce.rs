@@ -16,6 +16,16 @@ impl<T> Coalesced<T> {
     pub fn op_ids(&self) -> Vec<OpId> {
         self.constituents.iter().map(|o| o.op_id.clone()).collect()
     }
+
+    /// The record's id.
+    pub fn id(&self) -> &str {
+        &self.constituents[0].id
+    }
+
+    /// The newest queued op.
+    pub fn last(&self) -> &PendingOp<T> {
+        self.constituents.last().expect("a group is never empty")
+    }
 }
 
 /// Net effect of a run of ops on one record, as far as the remote is concerned.

@@ -28,8 +28,9 @@ use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 
 use crate::conflict::{ConflictResolver, LastWriteWins};
+use crate::delta::QuarantinedRow;
 use crate::error::{Error, Result};
-use crate::local::{LocalStore, QueueStatus};
+use crate::local::{LocalStore, QueueStatus, ScopePause};
 use crate::op::{OpId, OpKind, PendingOp};
 use crate::policy::CachePolicy;
 use crate::query::QuerySpec;
@@ -39,9 +40,41 @@ use crate::scope::SyncScope;
 
 mod background;
 mod coalesce;
+mod decide;
 mod sync;
 
 pub use background::{BackgroundSync, Backoff};
+pub use decide::{ConflictOutcome, ResolvedConflict};
+
+/// Moves a new local write past the version the record already has (another device's clock may
+/// be ahead, a browser's clock coarse): versions are the compare-and-set token, so two different
+/// contents must never share one. Deletes are restamped freely; records through
+/// [`Record::with_updated_at`], and a record that cannot be restamped is refused.
+fn restamp_write<T: Record>(mut op: PendingOp<T>, current: Timestamp) -> Result<PendingOp<T>> {
+    let version = op.change().version();
+    if version > current {
+        return Ok(op);
+    }
+    let at = current + decide::RESTAMP_STEP;
+    let stale = || Error::StaleVersion {
+        id: op.id.clone(),
+        version,
+        current,
+    };
+    match op.payload.take() {
+        None => op.updated_at = at,
+        Some(record) => {
+            let record = record.with_updated_at(at).map_err(|_| stale())?;
+            if crate::record::Change::Upsert(record.clone()).version() <= current {
+                return Err(stale());
+            }
+            op.updated_at = record.updated_at();
+            op.payload = Some(record);
+        }
+    }
+    tracing::debug!(id = %op.id, %version, %current, "local write restamped past the record's version");
+    Ok(op)
+}
 
 /// Tunables for an [`Orchestrator`].
 #[derive(Debug, Clone)]
@@ -106,14 +139,19 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Changes received from the remote (re-deliveries included).
     pub pulled: usize,
-    /// Conflicts settled by the resolver.
+    /// Conflicts settled by the resolver (details in [`resolved`](Self::resolved)).
     pub conflicts: usize,
+    /// Every conflict the resolver settled: the record and what won, so an app can tell the
+    /// user which edit lost.
+    pub resolved: Vec<ResolvedConflict>,
     /// Ops parked after permanent rejections.
     pub parked: usize,
     /// Ops rejected but still queued for another attempt.
     pub rejected: usize,
     /// Pulled changes not applied because the record has a queued local write.
     pub skipped: usize,
+    /// Pulled rows that did not decode and were quarantined (see [`Orchestrator::quarantined`]).
+    pub quarantined: usize,
 }
 
 type SharedSync = Shared<BoxFuture<'static, Result<SyncReport>>>;
@@ -218,6 +256,14 @@ impl<T: Record> Orchestrator<T> {
 
     /// Creates a record offline: written to the cache and queued in one transaction, then synced
     /// in the background (when enabled). Returns the op id.
+    ///
+    /// ## Versions
+    /// A record's version (`updated_at`, `deleted_at` for deletes) is what conflicts are detected
+    /// and decided on, so every write must move past the version the record already has in the
+    /// cache. A write that does not (an app that forgot to bump `updated_at`, a clock behind
+    /// another device's, a coarse browser clock) is restamped to one millisecond after that
+    /// version through [`Record::with_updated_at`]; if that fails it is refused with
+    /// [`Error::StaleVersion`] and nothing is written. Read the record back to see its version.
     pub async fn enqueue_create(&self, scope: &SyncScope, record: T) -> Result<OpId> {
         self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Create, record))
             .await
@@ -245,9 +291,12 @@ impl<T: Record> Orchestrator<T> {
             .await
     }
 
-    async fn enqueue(&self, op: PendingOp<T>) -> Result<OpId> {
+    async fn enqueue(&self, mut op: PendingOp<T>) -> Result<OpId> {
         if op.id.is_empty() {
             return Err(Error::InvalidInput("record id must not be empty".into()));
+        }
+        if let Some(current) = self.inner.local.version(&op.scope, &op.id).await? {
+            op = restamp_write(op, current)?;
         }
         let op_id = op.op_id.clone();
         let scope = op.scope.clone();
@@ -294,6 +343,19 @@ impl<T: Record> Orchestrator<T> {
     /// Queue counters of a scope.
     pub async fn status(&self, scope: &SyncScope) -> Result<QueueStatus> {
         self.inner.local.queue_status(scope).await
+    }
+
+    /// Why the scope's sync is paused, if it is: the remote refused the request itself
+    /// ([`Error::pauses_scope`]). Queued ops stay pending meanwhile, their attempts untouched;
+    /// the next successful sync clears the pause.
+    pub async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
+        self.inner.local.pause(scope).await
+    }
+
+    /// Remote rows of the scope that did not decode, with their reasons. Each is retried when it
+    /// changes on the remote.
+    pub async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>> {
+        self.inner.local.quarantined(scope).await
     }
 
     /// Ops the remote rejected permanently, with their errors.

@@ -5,22 +5,43 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
-use super::coalesce::{Coalesced, coalesce};
+use super::coalesce::coalesce;
+use super::decide::{self, Action, Decision, ResolvedConflict};
 use super::{Inner, SyncReport};
-use crate::conflict::Resolution;
 use crate::delta::SyncPoint;
 use crate::error::{Error, Result};
-use crate::local::{Ack, Settlement};
-use crate::op::{OpId, OpKind, PendingOp, PushOutcome};
+use crate::local::{Ack, ScopePause, Settlement};
+use crate::op::{OpId, PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
 pub(super) async fn run<T: Record>(inner: &Inner<T>, scope: &SyncScope) -> Result<SyncReport> {
     let mut report = SyncReport::default();
-    push(inner, scope, &mut report).await?;
-    pull(inner, scope, &mut report).await?;
-    tracing::debug!(%scope, ?report, "synchronized");
-    Ok(report)
+    let result = async {
+        push(inner, scope, &mut report).await?;
+        pull(inner, scope, &mut report).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            if inner.local.pause(scope).await?.is_some() {
+                tracing::info!(%scope, "sync resumed");
+                inner.local.set_pause(scope, None).await?;
+            }
+            tracing::debug!(%scope, ?report, "synchronized");
+            Ok(report)
+        }
+        Err(e) if e.pauses_scope() => {
+            // A refusal of the request, not of any op: remember why, charge no op.
+            tracing::warn!(%scope, error = %e, "sync paused");
+            let pause = ScopePause::new(e.to_string(), Timestamp::now());
+            if let Err(store) = inner.local.set_pause(scope, Some(&pause)).await {
+                tracing::warn!(%scope, error = %store, "cannot record the pause");
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn push<T: Record>(
@@ -42,59 +63,102 @@ async fn push<T: Record>(
         if ops.is_empty() {
             break;
         }
-        let mut groups = coalesce(ops);
-        for group in groups.iter_mut().filter(|g| g.op.is_none()) {
-            group.op = cancelled_create_that_landed(inner, scope, group).await?;
-        }
         let mut acks = Vec::new();
-        let to_push: Vec<&Coalesced<T>> = groups
-            .iter()
-            .filter(|g| {
-                if g.op.is_none() {
-                    acks.push(Ack {
-                        id: g.constituents[0].id.clone(),
-                        op_ids: g.op_ids(),
-                        version: None,
-                    });
-                }
-                g.op.is_some()
-            })
-            .collect();
+        let mut to_push = Vec::new();
+        for group in coalesce(ops) {
+            if group.op.is_some() {
+                to_push.push(group);
+                continue;
+            }
+            // The ops cancel out. Whether anything must still be sent depends on what the
+            // remote holds (an earlier push of the create may have landed, and others may have
+            // built on it): one read per cancelled pair.
+            let current = inner
+                .remote
+                .get_by_id(scope, group.id())
+                .await?
+                .map(Change::Upsert);
+            let d = decide::settle(&group, current.as_ref(), &*inner.resolver, Timestamp::now());
+            execute(inner, scope, d, report, &mut acks, &mut held).await?;
+        }
         let ops: Vec<PendingOp<T>> = to_push.iter().filter_map(|g| g.op.clone()).collect();
         let outcomes = push_isolating(inner, scope, &ops).await?;
-        for (group, outcome) in to_push.into_iter().zip(outcomes) {
-            let op = group.op.as_ref().expect("filtered to pushed groups");
-            match outcome {
-                PushOutcome::Applied { version } => {
-                    report.pushed += 1;
-                    acks.push(Ack {
-                        id: op.id.clone(),
-                        op_ids: group.op_ids(),
-                        version: Some(version),
-                    });
-                }
-                PushOutcome::Rejected { reason } => {
-                    let park = op.attempts + 1 >= inner.config.max_rejections;
-                    tracing::warn!(%scope, id = %op.id, %reason, park, "remote rejected op");
-                    inner
+        for (group, outcome) in to_push.iter().zip(outcomes) {
+            let action = decide::on_outcome(group, outcome, inner.config.max_rejections);
+            let d = match action {
+                Action::Resolve { current } => {
+                    // A push batch may hold only the first of a record's queued ops, and more
+                    // may have been queued since: decide with the record's whole queue, so the
+                    // newest local write is the one the resolver sees.
+                    let queued: Vec<_> = inner
                         .local
-                        .reject_ops(scope, &group.op_ids(), &reason, park)
-                        .await?;
-                    if park {
-                        report.parked += group.constituents.len();
-                    } else {
-                        held.insert(op.id.clone());
-                        report.rejected += group.constituents.len();
+                        .pending_ops(scope, usize::MAX)
+                        .await?
+                        .into_iter()
+                        .filter(|o| o.id == group.id())
+                        .collect();
+                    let whole = coalesce(queued).pop().unwrap_or_else(|| group.clone());
+                    tracing::debug!(%scope, id = %group.id(), remote_version = ?current.as_ref().map(Change::version), "push conflict");
+                    decide::settle(&whole, current.as_ref(), &*inner.resolver, Timestamp::now())
+                }
+                Action::Ack(ack) => {
+                    report.pushed += 1;
+                    Decision {
+                        action: Action::Ack(ack),
+                        conflict: None,
                     }
                 }
-                PushOutcome::Conflict { current } => {
-                    if let Some(ack) = settle(inner, scope, group, current, report).await? {
-                        acks.push(ack);
-                    }
-                }
-            }
+                action => Decision {
+                    action,
+                    conflict: None,
+                },
+            };
+            execute(inner, scope, d, report, &mut acks, &mut held).await?;
         }
         inner.local.ack_ops(scope, &acks).await?;
+    }
+    Ok(())
+}
+
+/// Carries out one decision. Acks are batched by the caller; the report and `held` change only
+/// after the store accepted the write.
+async fn execute<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+    decision: Decision<T>,
+    report: &mut SyncReport,
+    acks: &mut Vec<Ack>,
+    held: &mut HashSet<String>,
+) -> Result<()> {
+    match decision.action {
+        Action::Ack(ack) => acks.push(ack),
+        Action::Reject {
+            id,
+            op_ids,
+            reason,
+            park,
+        } => {
+            tracing::warn!(%scope, %id, %reason, park, "remote rejected op");
+            inner
+                .local
+                .reject_ops(scope, &op_ids, &reason, park)
+                .await?;
+            if park {
+                report.parked += op_ids.len();
+            } else {
+                report.rejected += op_ids.len();
+                held.insert(id);
+            }
+        }
+        Action::Settle(settlement) => {
+            let id = settlement.id.clone();
+            inner.local.settle_conflict(scope, settlement).await?;
+            if let Some(outcome) = decision.conflict {
+                report.conflicts += 1;
+                report.resolved.push(ResolvedConflict { id, outcome });
+            }
+        }
+        Action::Resolve { .. } => unreachable!("resolved before execution"),
     }
     Ok(())
 }
@@ -122,42 +186,10 @@ async fn next_batch<T: Record>(
     }
 }
 
-/// A create and a delete of one record cancel out, unless an earlier push of the create reached
-/// the remote and only its answer was lost: then the remote holds our record, and the delete must
-/// be pushed after all. Asks the remote, which costs one read per cancelled pair.
-async fn cancelled_create_that_landed<T: Record>(
-    inner: &Inner<T>,
-    scope: &SyncScope,
-    group: &Coalesced<T>,
-) -> Result<Option<PendingOp<T>>> {
-    let id = &group.constituents[0].id;
-    let current = inner.remote.get_by_id(scope, id).await?.map(Change::Upsert);
-    Ok(delete_if_own_write_landed(scope, group, current.as_ref()))
-}
-
-/// For ops that cancel out: a delete of `current` when it is one of the group's own writes.
-fn delete_if_own_write_landed<T: Record>(
-    scope: &SyncScope,
-    group: &Coalesced<T>,
-    current: Option<&Change<T>>,
-) -> Option<PendingOp<T>> {
-    let current = current.filter(|c| !c.is_delete())?;
-    if !group
-        .constituents
-        .iter()
-        .any(|c| same_json(current, &c.change()))
-    {
-        return None;
-    }
-    let last = group.constituents.last().expect("non-empty group");
-    let mut delete = PendingOp::delete(scope.clone(), last.id.clone(), last.updated_at);
-    delete.op_id = last.op_id.clone();
-    delete.base_version = Some(current.version());
-    Some(delete)
-}
-
-/// Pushes `ops`; when the remote refuses the whole request permanently, splits it to find the
-/// op(s) it objects to, so one poison op cannot block the rest.
+/// Pushes `ops`; when the remote refuses the whole request as invalid, splits it to find the
+/// op(s) it objects to, so one poison op cannot block the rest. Only a refusal that isolation
+/// narrows to one op is a verdict on that op; a refusal of the request itself
+/// ([`Error::Refused`], [`Error::Unauthorized`]) says nothing about any op and is returned.
 async fn push_isolating<T: Record>(
     inner: &Inner<T>,
     scope: &SyncScope,
@@ -166,7 +198,9 @@ async fn push_isolating<T: Record>(
     let mut outcomes: Vec<Option<PushOutcome<T>>> = vec![None; ops.len()];
     // Ranges of `ops` still to send; a refused range is split in two.
     let mut ranges = Vec::new();
-    ranges.push(0..ops.len());
+    if !ops.is_empty() {
+        ranges.push(0..ops.len());
+    }
     while let Some(range) = ranges.pop() {
         let chunk = &ops[range.clone()];
         match inner.remote.push(scope, chunk).await {
@@ -198,120 +232,6 @@ async fn push_isolating<T: Record>(
         .collect())
 }
 
-fn same_json<T: Record>(a: &Change<T>, b: &Change<T>) -> bool {
-    if a.version() != b.version() || a.is_delete() != b.is_delete() {
-        return false;
-    }
-    match (a.record(), b.record()) {
-        (Some(x), Some(y)) => serde_json::to_value(x).ok() == serde_json::to_value(y).ok(),
-        _ => true,
-    }
-}
-
-/// Resolves a push conflict. Returns an ack when the remote already holds exactly what we pushed
-/// (a replay after a crash against a remote without op-id memory).
-async fn settle<T: Record>(
-    inner: &Inner<T>,
-    scope: &SyncScope,
-    pushed: &Coalesced<T>,
-    current: Option<Change<T>>,
-    report: &mut SyncReport,
-) -> Result<Option<Ack>> {
-    let pushed_op = pushed
-        .op
-        .as_ref()
-        .expect("conflicts come from pushed groups");
-    let remote_version = current.as_ref().map(Change::version);
-    if let Some(cur) = &current
-        && same_json(cur, &pushed_op.change())
-    {
-        return Ok(Some(Ack {
-            id: pushed_op.id.clone(),
-            op_ids: pushed.op_ids(),
-            version: remote_version,
-        }));
-    }
-    // A push batch may hold only the first of a record's queued ops, and more may have been
-    // queued since: resolve against the record's whole queue, so the newest local write decides.
-    let queued: Vec<_> = inner
-        .local
-        .pending_ops(scope, usize::MAX)
-        .await?
-        .into_iter()
-        .filter(|o| o.id == pushed_op.id)
-        .collect();
-    let mut group = coalesce(queued).pop().unwrap_or_else(|| pushed.clone());
-    if group.op.is_none() {
-        group.op = delete_if_own_write_landed(scope, &group, current.as_ref());
-    }
-    let local = group.op.as_ref().map(PendingOp::change);
-    // The remote holds one of our own earlier writes (pushed, then the ack was lost): not a
-    // conflict with anyone else, just rebase on it.
-    let own_earlier = current.as_ref().is_some_and(|cur| {
-        group
-            .constituents
-            .iter()
-            .any(|c| same_json(cur, &c.change()))
-    });
-    let resolution = match &local {
-        // The queued ops cancel out and the remote record is someone else's: keep theirs.
-        None => Resolution::TakeRemote,
-        Some(_) if own_earlier => Resolution::KeepLocal,
-        Some(local) => {
-            report.conflicts += 1;
-            inner.resolver.resolve(local, current.as_ref())
-        }
-    };
-    tracing::debug!(%scope, id = %pushed_op.id, ?remote_version, own_earlier, "push conflict");
-    let op = pushed_op;
-    let remote_exists = current.as_ref().is_some_and(|c| !c.is_delete());
-    let requeue = |change: Change<T>| {
-        let mut op = match change {
-            Change::Upsert(r) => {
-                let kind = if remote_exists {
-                    OpKind::Update
-                } else {
-                    OpKind::Create
-                };
-                PendingOp::upsert(scope.clone(), kind, r)
-            }
-            Change::Delete(t) => PendingOp::delete(scope.clone(), t.id, t.deleted_at),
-        };
-        op.attempts = group.op.as_ref().map_or(0, |o| o.attempts);
-        op
-    };
-    let settlement = match resolution {
-        Resolution::TakeRemote => Settlement {
-            id: op.id.clone(),
-            settled_ops: group.op_ids(),
-            remote_version,
-            local: Some(current.unwrap_or_else(|| {
-                Change::Delete(Tombstone {
-                    id: op.id.clone(),
-                    deleted_at: Timestamp::now(),
-                })
-            })),
-            requeue: None,
-        },
-        Resolution::KeepLocal => Settlement {
-            id: op.id.clone(),
-            settled_ops: group.op_ids(),
-            remote_version,
-            local: None,
-            requeue: local.map(requeue),
-        },
-        Resolution::Merged(merged) => Settlement {
-            id: op.id.clone(),
-            settled_ops: group.op_ids(),
-            remote_version,
-            local: Some(Change::Upsert(merged.clone())),
-            requeue: Some(requeue(Change::Upsert(merged))),
-        },
-    };
-    inner.local.settle_conflict(scope, settlement).await?;
-    Ok(None)
-}
-
 async fn pull<T: Record>(
     inner: &Inner<T>,
     scope: &SyncScope,
@@ -337,6 +257,10 @@ async fn pull<T: Record>(
         let skipped = inner.local.apply_remote(scope, &page, &point).await?;
         report.pulled += page.len();
         report.skipped += skipped.len();
+        report.quarantined += page.quarantined.len();
+        for q in &page.quarantined {
+            tracing::warn!(%scope, id = %q.id, reason = %q.reason, "remote row quarantined");
+        }
         cursor = next;
         if !page.has_more {
             return Ok(());

@@ -32,14 +32,14 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::delta::{Cursor, Delta};
+use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
-use crate::record::Record;
+use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
 use crate::remote::protocol::{
     self, ErrorBody, GetRequest, GetResponse, PullRequest, PullResponse, PushRequest, PushResponse,
-    TimeResponse, WireOp, WireOutcome,
+    TimeResponse, WireChange, WireOp, WireOutcome,
 };
 use crate::scope::SyncScope;
 
@@ -279,6 +279,26 @@ impl<T: Record> HttpRemoteStore<T> {
         Self::decode(resp).await
     }
 
+    /// [`call_with`](Self::call_with), returning the body of a successful answer undecoded.
+    async fn call_bytes_with<B: Serialize + ?Sized>(
+        inner: &Inner<T>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<bytes::Bytes> {
+        let mut req = inner
+            .client
+            .request(method, format!("{}{path}", inner.base));
+        if let Some(token) = &inner.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(transport_error)?;
+        Self::success_body(resp).await
+    }
+
     async fn push_chunk(
         &self,
         scope: &SyncScope,
@@ -298,30 +318,34 @@ impl<T: Record> HttpRemoteStore<T> {
                 })
                 .collect(),
         };
-        let resp: PushResponse<T> = self
-            .call(reqwest::Method::POST, protocol::PUSH, Some(&body))
-            .await?;
-        if resp.results.len() != chunk.len() {
+        let bytes = Self::call_bytes_with(
+            &self.inner,
+            reqwest::Method::POST,
+            protocol::PUSH,
+            Some(&body),
+        )
+        .await?;
+        let results = decode_push::<T>(&bytes)?;
+        if results.len() != chunk.len() {
             return Err(malformed(format!(
                 "{} results for {} ops",
-                resp.results.len(),
+                results.len(),
                 chunk.len()
             )));
         }
-        Ok(resp
-            .results
-            .into_iter()
-            .map(|r| match r {
-                WireOutcome::Applied { version } => PushOutcome::Applied { version },
-                WireOutcome::Conflict { current } => PushOutcome::Conflict {
-                    current: current.map(Into::into),
-                },
-                WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
-            })
-            .collect())
+        Ok(results)
     }
 
     async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R> {
+        let bytes = Self::success_body(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::MalformedResponse {
+            backend: BACKEND,
+            message: format!("{e}"),
+        })
+    }
+
+    /// The body of a 2xx answer, or the error the status and body mean.
+    async fn success_body(resp: reqwest::Response) -> Result<bytes::Bytes> {
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -330,35 +354,127 @@ impl<T: Record> HttpRemoteStore<T> {
             .and_then(parse_retry_after);
         let bytes = resp.bytes().await.map_err(transport_error)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| Error::MalformedResponse {
-                backend: BACKEND,
-                message: format!("{e}"),
-            });
+            return Ok(bytes);
         }
-        let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => format!("{}: {}", b.error.code, b.error.message),
-            Err(_) => format!("HTTP {status}"),
-        };
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
-                backend: BACKEND,
-                retry_after,
+        Err(status_error(status, retry_after, &bytes))
+    }
+}
+
+/// The error a non-success answer means. 401 is about credentials; 403 and 404 refuse the
+/// request itself (a scope without a grant, a missing endpoint), never one op; 408, 5xx and
+/// 429 are transient; any other 4xx rejects the request's content.
+fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Error {
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (Some(b.error.code), b.error.message),
+        Err(_) => (None, format!("HTTP {status}")),
+    };
+    let with_code = || match &code {
+        Some(c) => format!("{c}: {message}"),
+        None => message.clone(),
+    };
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
+            backend: BACKEND,
+            retry_after,
+        },
+        StatusCode::UNAUTHORIZED => Error::Unauthorized {
+            backend: BACKEND,
+            message: with_code(),
+        },
+        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Error::Refused {
+            backend: BACKEND,
+            status: Some(status.as_u16()),
+            code,
+            message,
+        },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Error::Unavailable {
+            backend: BACKEND,
+            message: with_code(),
+        },
+        s => Error::Rejected {
+            backend: BACKEND,
+            status: Some(s.as_u16()),
+            message: with_code(),
+        },
+    }
+}
+
+/// Decodes a pull answer. A row that does not decode as `T` is quarantined, not fatal: the
+/// whole page is first decoded as `T` (the fast path), and only when that fails row by row.
+fn decode_pull<T: Record>(bytes: &[u8]) -> Result<(PullResponse<T>, Vec<QuarantinedRow>)> {
+    if let Ok(resp) = serde_json::from_slice::<PullResponse<T>>(bytes) {
+        return Ok((resp, Vec::new()));
+    }
+    let raw: PullResponse<serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    let mut upserts = Vec::with_capacity(raw.upserts.len());
+    let mut quarantined = Vec::new();
+    for row in raw.upserts {
+        match T::deserialize(&row) {
+            Ok(r) => upserts.push(r),
+            Err(e) => quarantined.push(quarantine_row(&row, &e)),
+        }
+    }
+    Ok((
+        PullResponse {
+            upserts,
+            deletes: raw.deletes,
+            cursor: raw.cursor,
+            has_more: raw.has_more,
+            server_time: raw.server_time,
+        },
+        quarantined,
+    ))
+}
+
+fn quarantine_row(row: &serde_json::Value, e: &serde_json::Error) -> QuarantinedRow {
+    let id = row
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    QuarantinedRow::new(id, row.to_string(), format!("does not decode: {e}"))
+}
+
+/// Decodes a push answer. A conflict against a remote version that does not decode as `T` is
+/// a verdict on that one op: it becomes `Rejected` with the reason (the other ops stand).
+fn decode_push<T: Record>(bytes: &[u8]) -> Result<Vec<PushOutcome<T>>> {
+    let convert = |r: WireOutcome<T>| match r {
+        WireOutcome::Applied { version } => PushOutcome::Applied { version },
+        WireOutcome::Conflict { current } => PushOutcome::Conflict {
+            current: current.map(Into::into),
+        },
+        WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
+    };
+    if let Ok(resp) = serde_json::from_slice::<PushResponse<T>>(bytes) {
+        return Ok(resp.results.into_iter().map(convert).collect());
+    }
+    let raw: PushResponse<serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    Ok(raw
+        .results
+        .into_iter()
+        .map(|r| match r {
+            WireOutcome::Applied { version } => PushOutcome::Applied { version },
+            WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
+            WireOutcome::Conflict { current: None } => PushOutcome::Conflict { current: None },
+            WireOutcome::Conflict {
+                current: Some(WireChange::Delete { id, deleted_at }),
+            } => PushOutcome::Conflict {
+                current: Some(Change::Delete(Tombstone { id, deleted_at })),
             },
-            StatusCode::UNAUTHORIZED => Error::Unauthorized {
-                backend: BACKEND,
-                message,
-            },
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Error::Unavailable {
-                backend: BACKEND,
-                message,
-            },
-            s => Error::Rejected {
-                backend: BACKEND,
-                status: Some(s.as_u16()),
-                message,
+            WireOutcome::Conflict {
+                current: Some(WireChange::Upsert { record }),
+            } => match T::deserialize(&record) {
+                Ok(r) => PushOutcome::Conflict {
+                    current: Some(Change::Upsert(r)),
+                },
+                Err(e) => PushOutcome::Rejected {
+                    reason: format!("the remote's version of this record does not decode: {e}"),
+                },
             },
         })
-    }
+        .collect())
 }
 
 fn malformed(message: impl Into<String>) -> Error {
@@ -380,13 +496,16 @@ async fn pull_page<T: Record>(
         cursor: since.cloned(),
         limit,
     };
-    let resp: PullResponse<T> =
-        HttpRemoteStore::call_with(inner, reqwest::Method::POST, protocol::PULL, Some(&body))
+    let bytes =
+        HttpRemoteStore::call_bytes_with(inner, reqwest::Method::POST, protocol::PULL, Some(&body))
             .await?;
-    if resp.upserts.len() + resp.deletes.len() > limit {
+    let (resp, quarantined) = decode_pull::<T>(&bytes)?;
+    if resp.upserts.len() + resp.deletes.len() + quarantined.len() > limit {
         return Err(malformed("page is larger than the requested limit"));
     }
-    if resp.cursor.is_none() && (!resp.upserts.is_empty() || !resp.deletes.is_empty()) {
+    if resp.cursor.is_none()
+        && (!resp.upserts.is_empty() || !resp.deletes.is_empty() || !quarantined.is_empty())
+    {
         return Err(malformed("non-empty page without a cursor"));
     }
     Ok(Delta {
@@ -395,6 +514,7 @@ async fn pull_page<T: Record>(
         server_time: resp.server_time,
         cursor: resp.cursor.or_else(|| since.cloned()),
         has_more: resp.has_more,
+        quarantined,
     })
 }
 

@@ -123,7 +123,7 @@ use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
-use crate::delta::{Cursor, Delta};
+use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
@@ -873,8 +873,8 @@ impl<T: Record> PostgresRemoteStore<T> {
         err
     }
 
-    fn decode(&self, id: &str, data: Value) -> Result<T> {
-        serde_json::from_value(data).map_err(|e| Error::MalformedResponse {
+    fn decode(&self, id: &str, data: &Value) -> Result<T> {
+        T::deserialize(data).map_err(|e| Error::MalformedResponse {
             backend: BACKEND,
             message: format!("record {id:?} does not decode: {e}"),
         })
@@ -882,7 +882,7 @@ impl<T: Record> PostgresRemoteStore<T> {
 
     fn current_change(&self, id: &str, cur: &Current) -> Result<Change<T>> {
         Ok(match &cur.data {
-            Some(d) => Change::Upsert(self.decode(id, d.clone())?),
+            Some(d) => Change::Upsert(self.decode(id, d)?),
             None => Change::Delete(Tombstone {
                 id: id.to_owned(),
                 deleted_at: cur.version,
@@ -942,7 +942,8 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             .query_opt(&stmt, &[&scope.canonical(), &id])
             .await
             .map_err(|e| self.fail(&broken, &e))?;
-        row.map(|r| self.decode(id, r.get(0))).transpose()
+        row.map(|r| self.decode(id, &r.get::<_, Value>(0)))
+            .transpose()
     }
 
     async fn fetch_since(
@@ -976,12 +977,24 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             let id: String = row.get(1);
             let version: String = row.get(2);
             let data: Option<Value> = row.get(3);
+            // One bad row never blocks the scope: it is handed over raw.
             match data {
-                Some(d) => delta.upserts.push(self.decode(&id, d)?),
-                None => {
-                    let deleted_at = parse_version(&id, &version)?;
-                    delta.deletes.push(Tombstone { id, deleted_at });
-                }
+                Some(d) => match self.decode(&id, &d) {
+                    Ok(r) => delta.upserts.push(r),
+                    Err(e) => delta.quarantined.push(QuarantinedRow::new(
+                        id,
+                        d.to_string(),
+                        e.to_string(),
+                    )),
+                },
+                None => match parse_version(&id, &version) {
+                    Ok(deleted_at) => delta.deletes.push(Tombstone { id, deleted_at }),
+                    Err(e) => {
+                        delta
+                            .quarantined
+                            .push(QuarantinedRow::new(id, version, e.to_string()))
+                    }
+                },
             }
             delta.cursor = Some(Cursor::new(seq.to_string()));
         }
@@ -1089,7 +1102,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                     Ok(c) => outcomes.push(PushOutcome::Conflict { current: Some(c) }),
                     Err(err) => outcomes.push(PushOutcome::Rejected {
                         reason: format!(
-                            "conflict, and the remote's current version is unreadable: {err}"
+                            "the remote's version of this record does not decode: {err}"
                         ),
                     }),
                 }

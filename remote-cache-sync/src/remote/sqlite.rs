@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::delta::{Cursor, Delta};
+use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{OpKind, PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
@@ -246,6 +246,7 @@ impl<T: Record> SqliteRemoteStore<T> {
             let mut page = FeedPage {
                 upserts: Vec::new(),
                 deletes: Vec::new(),
+                quarantined: Vec::new(),
                 server_time: Timestamp::now(),
                 cursor: since,
                 has_more: false,
@@ -285,7 +286,15 @@ impl<T: Record> SqliteRemoteStore<T> {
                         .map_err(sql_err)?
                         .as_str()
                         .map_err(|e| sql_err(e.into()))?;
-                    page.upserts.push(decode(body)?);
+                    match decode(body) {
+                        Ok(u) => page.upserts.push(u),
+                        // One bad row never blocks the scope: it is handed over raw.
+                        Err(e) => page.quarantined.push(QuarantinedRow::new(
+                            text(r, 1)?,
+                            body,
+                            format!("does not decode: {e}"),
+                        )),
+                    }
                 }
                 page.cursor = Some(Cursor::new(seq.to_string()));
             }
@@ -339,6 +348,7 @@ impl<T: Record> SqliteRemoteStore<T> {
 struct FeedPage<U> {
     upserts: Vec<U>,
     deletes: Vec<Tombstone>,
+    quarantined: Vec<QuarantinedRow>,
     server_time: Timestamp,
     cursor: Option<Cursor>,
     has_more: bool,
@@ -450,6 +460,7 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
             server_time: page.server_time,
             cursor: page.cursor,
             has_more: page.has_more,
+            quarantined: page.quarantined,
         })
     }
 
@@ -522,11 +533,16 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                         None => None,
                     };
                     if !base_matches(op.kind, op.base_version, cur) {
-                        let current = match &current {
-                            Some(row) => Some(row.change::<T>(&op.id)?),
-                            None => None,
-                        };
-                        outcomes.push(PushOutcome::Conflict { current });
+                        // A stored version that does not decode is a verdict on this op only.
+                        outcomes.push(match current.as_ref().map(|row| row.change::<T>(&op.id)) {
+                            None => PushOutcome::Conflict { current: None },
+                            Some(Ok(c)) => PushOutcome::Conflict { current: Some(c) },
+                            Some(Err(e)) => PushOutcome::Rejected {
+                                reason: format!(
+                                    "the remote's version of this record does not decode: {e}"
+                                ),
+                            },
+                        });
                         continue;
                     }
                     let change = op.change();

@@ -83,6 +83,7 @@ fn page(
         server_time: ts(1_000_000),
     };
     let delta = Delta {
+        quarantined: Vec::new(),
         upserts,
         deletes,
         server_time: point.server_time,
@@ -1087,7 +1088,8 @@ pub async fn reject_park_unpark_discard<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 2,
-            parked: 2
+            parked: 2,
+            quarantined: 0,
         },
         "queue_status counts parked ops"
     );
@@ -1447,7 +1449,8 @@ pub async fn apply_remote<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 1,
-            parked: 1
+            parked: 1,
+            quarantined: 0,
         }
     );
 
@@ -1595,7 +1598,8 @@ pub async fn queue_status<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 3,
-            parked: 0
+            parked: 0,
+            quarantined: 0,
         }
     );
     store
@@ -1606,7 +1610,8 @@ pub async fn queue_status<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 2,
-            parked: 1
+            parked: 1,
+            quarantined: 0,
         }
     );
     store
@@ -1624,7 +1629,8 @@ pub async fn queue_status<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&scope).await.unwrap(),
         QueueStatus {
             pending: 1,
-            parked: 1
+            parked: 1,
+            quarantined: 0,
         }
     );
 }
@@ -1836,14 +1842,16 @@ pub async fn scope_isolation<S: LocalStore<TestRecord>>(store: &S) {
         store.queue_status(&a).await.unwrap(),
         QueueStatus {
             pending: 0,
-            parked: 1
+            parked: 1,
+            quarantined: 0,
         }
     );
     assert_eq!(
         store.queue_status(&b).await.unwrap(),
         QueueStatus {
             pending: 1,
-            parked: 0
+            parked: 0,
+            quarantined: 0,
         }
     );
     assert_eq!(

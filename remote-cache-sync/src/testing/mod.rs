@@ -45,6 +45,12 @@ impl Record for TestRecord {
     fn deleted_at(&self) -> Option<Timestamp> {
         self.deleted_at
     }
+    fn with_updated_at(&self, at: Timestamp) -> crate::Result<Self> {
+        Ok(TestRecord {
+            updated_at: at,
+            ..self.clone()
+        })
+    }
 }
 
 impl TestRecord {

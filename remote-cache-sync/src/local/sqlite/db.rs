@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::{corrupt, is_unique_violation, map_err, ts_from_sql, ts_to_sql};
 use super::query::Compiled;
-use crate::delta::{Cursor, SyncPoint};
+use super::scope_state;
+use crate::delta::{Cursor, QuarantinedRow, SyncPoint};
 use crate::error::{Error, Result};
 use crate::op::{OpId, OpKind, PendingOp};
 use crate::record::{Record, Tombstone};
@@ -441,9 +442,15 @@ pub(crate) fn apply_remote(
     conn: &mut Connection,
     scope: &str,
     rows: &Encoded,
+    quarantined: &[QuarantinedRow],
     point: &EncodedPoint,
 ) -> Result<Vec<String>> {
     let tx = immediate(conn)?;
+    // Quarantine bookkeeping costs nothing on the common path: one indexed probe per page.
+    if scope_state::has_quarantine(&tx, scope)? {
+        scope_state::release(&tx, scope, rows.iter().map(|(id, ..)| id))?;
+    }
+    scope_state::quarantine(&tx, scope, quarantined)?;
     let mut skipped: Vec<String> = Vec::new();
     {
         let mut write = tx.prepare_cached(WRITE_REMOTE).map_err(map_err)?;
@@ -713,7 +720,9 @@ pub(crate) fn scopes(conn: &Connection) -> Result<Vec<SyncScope>> {
              ) \
              SELECT scope FROM s WHERE scope IS NOT NULL \
              UNION SELECT scope FROM sync_points \
-             UNION SELECT scope FROM pending_ops",
+             UNION SELECT scope FROM pending_ops \
+             UNION SELECT scope FROM quarantine \
+             UNION SELECT scope FROM scope_pause",
         )
         .map_err(map_err)?;
     let keys: Vec<String> = stmt

@@ -60,12 +60,12 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::Connection;
 
-use crate::delta::{Delta, SyncPoint};
+use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 #[allow(unused_imports)] // linked from the docs above
 use crate::error::StorageErrorKind;
 use crate::error::{Error, Result};
 use crate::local::memory::{check_ids, check_op};
-use crate::local::{Ack, LocalStore, QueueStatus, Settlement};
+use crate::local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 use crate::op::{OpId, PendingOp};
 use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
@@ -75,6 +75,7 @@ mod db;
 mod error;
 mod query;
 mod schema;
+mod scope_state;
 
 use db::{EncodedOp, EncodedRows, EncodedSettlement};
 use error::ts_to_sql;
@@ -321,6 +322,12 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
         self.read(move |c| db::get(c, &scope, &id)).await
     }
 
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>> {
+        let (scope, id) = (scope.canonical(), id.to_owned());
+        self.read(move |c| scope_state::version(c, &scope, &id))
+            .await
+    }
+
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
         let scope = scope.canonical();
         let compiled = query::compile(&scope, spec, &self.inner.indexed)?;
@@ -396,7 +403,8 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
         let rows = rows.finish()?;
         let point = db::encode_point(point)?;
         let scope = scope.canonical();
-        self.run(move |c| db::apply_remote(c, &scope, &rows, &point))
+        let quarantined = page.quarantined.clone();
+        self.run(move |c| db::apply_remote(c, &scope, &rows, &quarantined, &point))
             .await
     }
 
@@ -499,11 +507,38 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
         let scope = scope.canonical();
-        let (pending, parked) = self.read(move |c| db::queue_status(c, &scope)).await?;
+        let (pending, parked, quarantined) = self
+            .read(move |c| {
+                let (pending, parked) = db::queue_status(c, &scope)?;
+                Ok((pending, parked, scope_state::quarantine_count(c, &scope)?))
+            })
+            .await?;
+        let count = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(QueueStatus {
-            pending: usize::try_from(pending).unwrap_or(usize::MAX),
-            parked: usize::try_from(parked).unwrap_or(usize::MAX),
+            pending: count(pending),
+            parked: count(parked),
+            quarantined: count(quarantined),
         })
+    }
+
+    async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>> {
+        let scope = scope.canonical();
+        self.read(move |c| scope_state::quarantined(c, &scope))
+            .await
+    }
+
+    async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
+        let scope = scope.canonical();
+        self.read(move |c| scope_state::pause(c, &scope)).await
+    }
+
+    async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
+        let scope = scope.canonical();
+        let pause = pause
+            .map(|p| Ok::<_, Error>((p.reason.clone(), ts_to_sql(p.since)?)))
+            .transpose()?;
+        self.run(move |c| scope_state::set_pause(c, &scope, pause.as_ref()))
+            .await
     }
 
     async fn scopes(&self) -> Result<Vec<SyncScope>> {

@@ -54,6 +54,22 @@ const MIGRATIONS: &[&str] = &[
         parked     INTEGER NOT NULL DEFAULT 0
     );
     ",
+    // 2: remote rows that do not decode, and paused scopes.
+    "
+    CREATE TABLE quarantine (
+        scope  TEXT NOT NULL,
+        id     TEXT NOT NULL,
+        raw    TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (scope, id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE scope_pause (
+        scope  TEXT    NOT NULL PRIMARY KEY,
+        reason TEXT    NOT NULL,
+        since  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

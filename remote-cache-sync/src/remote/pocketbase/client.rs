@@ -62,13 +62,20 @@ impl Reply {
     }
 }
 
-/// The mapping every call uses: 401/403 → Unauthorized, 429 → RateLimited, 5xx → Unavailable,
-/// other 4xx → Rejected.
+/// The mapping every call uses: 401 → Unauthorized, 403 → Refused, 404 → NotFound (both refuse
+/// the request, not an op), 429 → RateLimited, 5xx → Unavailable, other 4xx → Rejected.
 pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> Error {
     match status.as_u16() {
-        401 | 403 => Error::Unauthorized {
+        401 => Error::Unauthorized {
             backend: BACKEND,
             message: format!("{status}: {message}"),
+        },
+        // A rule or a disabled feature refuses the request itself, never one op in it.
+        403 => Error::Refused {
+            backend: BACKEND,
+            status: Some(403),
+            code: None,
+            message,
         },
         429 => Error::RateLimited {
             backend: BACKEND,
@@ -206,7 +213,9 @@ impl Client {
             (Some(t), _) if !t.expired(now) && t.claims.refreshable => match self.refresh(&t).await
             {
                 Ok(n) => n,
-                Err(e) if e.is_auth() && can_login => self.login().await?,
+                Err(e) if (e.is_auth() || matches!(e, Error::Refused { .. })) && can_login => {
+                    self.login().await?
+                }
                 Err(e) => return Err(e),
             },
             // Valid but not refreshable (e.g. impersonation): use it until it expires.
@@ -386,7 +395,15 @@ mod tests {
         let h = HeaderMap::new();
         let m = || "m".to_owned();
         assert!(status_error(StatusCode::UNAUTHORIZED, &h, m()).is_auth());
-        assert!(status_error(StatusCode::FORBIDDEN, &h, m()).is_auth());
+        assert!(matches!(
+            status_error(StatusCode::FORBIDDEN, &h, m()),
+            Error::Refused {
+                status: Some(403),
+                ..
+            }
+        ));
+        assert!(status_error(StatusCode::FORBIDDEN, &h, m()).pauses_scope());
+        assert!(status_error(StatusCode::NOT_FOUND, &h, m()).pauses_scope());
         assert!(matches!(
             status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()),
             Error::RateLimited { .. }

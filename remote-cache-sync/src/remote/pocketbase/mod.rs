@@ -29,8 +29,11 @@
 //! # Failures
 //! A batch is all-or-nothing and names only its first failing sub-request: that op becomes
 //! `Rejected` (400/403/404) or `Conflict` (its CAS failed) and the batch is retried without it,
-//! so one poison op never blocks the others. Statuses: 400 → rejected, 401/403 → unauthorized,
-//! 429 → rate limited, 5xx and network → unavailable. An empty list is only trusted once the
+//! so one poison op never blocks the others: a sub-request's status is a verdict on its op.
+//! Statuses of a whole request: 400 → rejected, 401 → unauthorized, 403 (a rule, the batch API
+//! disabled) → refused and 404 → not found, both pausing the scope without charging any op;
+//! 429 → rate limited, 5xx and network → unavailable. A row that does not decode is
+//! quarantined ([`Delta::quarantined`]); an op whose record's row does not decode is rejected. An empty list is only trusted once the
 //! token is known valid: tokens are refreshed before their `exp`, and an expired token that
 //! cannot be renewed fails with [`Error::Unauthorized`] before any list is sent.
 
@@ -45,7 +48,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::delta::{Cursor, Delta};
+use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result};
 use crate::json_record::JsonRecord;
 use crate::op::{OpKind, PendingOp, PushOutcome};
@@ -165,6 +168,8 @@ struct Current {
     raw: Map<String, Value>,
     version: Timestamp,
     deleted: bool,
+    /// Why the row's version cannot be read (a row another app wrote), if it cannot.
+    unreadable: Option<String>,
 }
 
 /// One write waiting for a batch.
@@ -298,13 +303,19 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 else {
                     continue;
                 };
-                let (version, deleted) = row_version(&raw)?;
+                // A row another app wrote with a bad version is still current: ops on it get
+                // a verdict of their own below, the rest of the push goes on.
+                let (version, deleted, unreadable) = match row_version(&raw) {
+                    Ok((v, d)) => (v, d, None),
+                    Err(e) => (Timestamp::UNIX_EPOCH, false, Some(e.to_string())),
+                };
                 out.insert(
                     id,
                     Current {
                         raw,
                         version,
                         deleted,
+                        unreadable,
                     },
                 );
             }
@@ -393,9 +404,10 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 }) = failed.filter(|f| f.index < chunk.len())
                 else {
                     if reply.status == StatusCode::FORBIDDEN && reply.message().contains("Batch") {
-                        return Err(Error::Rejected {
+                        return Err(Error::Refused {
                             backend: BACKEND,
                             status: Some(403),
+                            code: Some("batch_disabled".into()),
                             message: "the batch API is disabled on this server: enable it (PATCH /api/settings \
                                       {\"batch\":{\"enabled\":true,…}}, see docs/backends/pocketbase.md)"
                                 .into(),
@@ -427,9 +439,12 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                             .unwrap_or_default()
                             .to_owned();
                         match self.current_rows(scope, &[id.as_str()]).await?.remove(&id) {
-                            Some(cur) if in_scope(&cur.raw, scope) => PushOutcome::Conflict {
-                                current: Some(self.decode_change(cur.raw)?),
-                            },
+                            Some(cur) if in_scope(&cur.raw, scope) => {
+                                match self.decode_change(cur.raw) {
+                                    Ok(c) => PushOutcome::Conflict { current: Some(c) },
+                                    Err(e) => unreadable_current(&e.to_string()),
+                                }
+                            }
                             _ => PushOutcome::Rejected {
                                 reason: format!(
                                     "record {id} was not found or is not writable: {reason}"
@@ -522,9 +537,18 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     });
                 }
                 if !state.was_seen(&updated, &id) {
-                    match decode_row::<T>(raw)? {
-                        Change::Upsert(r) => delta.upserts.push(r),
-                        Change::Delete(t) => delta.deletes.push(t),
+                    let key = text_field(&raw, RECORD_ID_FIELD).unwrap_or(&id).to_owned();
+                    let text = Value::Object(raw.clone()).to_string();
+                    match decode_row::<T>(raw) {
+                        Ok(Change::Upsert(r)) => delta.upserts.push(r),
+                        Ok(Change::Delete(t)) => delta.deletes.push(t),
+                        // One bad row never blocks the scope: handed over raw, retried when
+                        // it changes (a new `updated` brings it back into the keyset).
+                        Err(e) => {
+                            delta
+                                .quarantined
+                                .push(QuarantinedRow::new(key, text, e.to_string()))
+                        }
                     }
                     state.mark_seen(&updated, &id, &risk_low);
                 }
@@ -545,6 +569,14 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     /// Turns a PocketBase row into a change of `T`.
     fn decode_change(&self, raw: Map<String, Value>) -> Result<Change<T>> {
         decode_row(raw)
+    }
+}
+
+/// The verdict on an op whose record's remote row does not decode: that op is rejected (every
+/// adapter answers so), the other ops of the push stand.
+fn unreadable_current<T>(reason: &str) -> PushOutcome<T> {
+    PushOutcome::Rejected {
+        reason: format!("the remote's version of this record does not decode: {reason}"),
     }
 }
 
@@ -868,6 +900,10 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                 });
                 continue;
             }
+            if let Some(reason) = cur.and_then(|c| c.unreadable.as_ref()) {
+                outcomes[index] = Some(unreadable_current(reason));
+                continue;
+            }
             let change = op.change();
             let (version, deleting) = (change.version(), change.is_delete());
             let state = cur.map(|c| (c.version, c.deleted));
@@ -875,8 +911,9 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             let replay = state == Some((version, deleting));
             if !replay && !base_matches(op.kind, op.base_version, state) {
                 let cur = current.get(&op.id).expect("a mismatch needs a current row");
-                outcomes[index] = Some(PushOutcome::Conflict {
-                    current: Some(decode_row(cur.raw.clone())?),
+                outcomes[index] = Some(match decode_row(cur.raw.clone()) {
+                    Ok(c) => PushOutcome::Conflict { current: Some(c) },
+                    Err(e) => unreadable_current(&e.to_string()),
                 });
                 continue;
             }
@@ -916,6 +953,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                     raw,
                     version,
                     deleted: deleting,
+                    unreadable: None,
                 },
             );
             writes.push(Write {
