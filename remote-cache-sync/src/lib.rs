@@ -35,13 +35,15 @@ pub mod testing;
 pub use conflict::{
     ClientWins, ConflictResolver, FnResolver, LastWriteWins, Resolution, ServerWins,
 };
-pub use delta::{Cursor, Delta, SyncPoint};
+pub use delta::{Cursor, Delta, QuarantinedRow, SyncPoint};
 pub use error::{Error, Result, StorageErrorKind};
 pub use json_record::JsonRecord;
 pub use local::memory::InMemoryLocalStore;
-pub use local::{Ack, LocalStore, QueueStatus, Settlement};
+pub use local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 pub use op::{OpId, OpKind, PendingOp, PushOutcome};
-pub use orchestrator::{Orchestrator, OrchestratorConfig, SyncReport};
+pub use orchestrator::{
+    ConflictOutcome, Orchestrator, OrchestratorConfig, ResolvedConflict, SyncReport,
+};
 pub use policy::CachePolicy;
 pub use query::{Direction, Filter, FilterOp, OrderBy, QuerySpec};
 pub use record::{Change, Record, Tombstone};

@@ -279,7 +279,12 @@ pub(super) async fn discard<T: Record>(
         by_id.entry(op.id).or_default().push(op.op_id);
     }
     for (id, ops) in by_id {
-        let remote = inner.remote.get_by_id(scope, &id).await?;
+        let remote = match inner.remote.get_by_id(scope, &id).await {
+            // The remote row does not decode (it is quarantined when pulled): nothing of it
+            // can be shown, so the discarded write's row is hidden.
+            Err(Error::MalformedResponse { .. } | Error::Codec(_)) => None,
+            other => other?,
+        };
         let local = match remote {
             Some(r) => Change::Upsert(r),
             None => Change::Delete(Tombstone {
