@@ -439,6 +439,7 @@ fn check_http_error(status: u16, e: &Error) -> Result<(), TestCaseError> {
         200..=299 => matches!(e, Error::MalformedResponse { .. }),
         429 => matches!(e, Error::RateLimited { .. }),
         401 => matches!(e, Error::Unauthorized { .. }),
+        403 | 404 => matches!(e, Error::Refused { status: Some(x), .. } if *x == status),
         408 | 500..=599 => matches!(e, Error::Unavailable { .. }),
         s => matches!(e, Error::Rejected { status: Some(x), .. } if *x == s),
     };
@@ -1167,6 +1168,7 @@ mod pocketbase {
                 | Error::Unavailable { .. }
                 | Error::RateLimited { .. }
                 | Error::Unauthorized { .. }
+                | Error::Refused { .. }
                 | Error::NotFound { .. }
                 | Error::Codec(_)
                 | Error::InvalidInput(_)

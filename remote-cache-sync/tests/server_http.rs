@@ -266,7 +266,8 @@ async fn auth_is_enforced_per_scope() {
     let (s, v) = raw(&url, "/v1/push", Some("alice-token"), push).await;
     assert_eq!((s, error_code(&v)), (403, "forbidden"));
 
-    // Through the adapter: 401 → Unauthorized, 403 → Rejected; alice's own scope works.
+    // Through the adapter: 401 → Unauthorized, 403 → Refused (the request, not an op); alice's
+    // own scope works.
     let wrong = HttpRemoteStore::<TestRecord>::builder(&url)
         .token("wrong")
         .build()
@@ -284,7 +285,7 @@ async fn auth_is_enforced_per_scope() {
     assert!(
         matches!(
             err,
-            Error::Rejected {
+            Error::Refused {
                 status: Some(403),
                 ..
             }
@@ -298,7 +299,7 @@ async fn auth_is_enforced_per_scope() {
     assert!(
         matches!(
             err,
-            Error::Rejected {
+            Error::Refused {
                 status: Some(403),
                 ..
             }

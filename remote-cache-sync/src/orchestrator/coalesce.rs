@@ -6,8 +6,8 @@ use crate::record::Record;
 /// The queued ops of one record, folded.
 #[derive(Debug, Clone)]
 pub(crate) struct Coalesced<T> {
-    /// What to push; `None` when the ops cancel out (a create followed by a delete).
-    pub op: Option<PendingOp<T>>,
+    /// What to push.
+    pub op: PendingOp<T>,
     /// Every queued op folded in; all leave the queue together.
     pub constituents: Vec<PendingOp<T>>,
 }
@@ -30,8 +30,6 @@ impl<T> Coalesced<T> {
 
 /// Net effect of a run of ops on one record, as far as the remote is concerned.
 enum Net {
-    /// Created locally and deleted again: the remote never needs to know.
-    Nothing,
     Create,
     Update,
     Delete,
@@ -42,15 +40,18 @@ fn step(net: Option<Net>, kind: OpKind) -> Net {
         (None, OpKind::Create) => Net::Create,
         (None, OpKind::Update) => Net::Update,
         (None, OpKind::Delete) => Net::Delete,
-        (Some(Net::Create | Net::Nothing), OpKind::Create | OpKind::Update) => Net::Create,
-        (Some(Net::Create | Net::Nothing), OpKind::Delete) => Net::Nothing,
+        (Some(Net::Create), OpKind::Create | OpKind::Update) => Net::Create,
+        // Created and deleted again: still a delete. Another device may have created the same
+        // id meanwhile (or our create may have landed with its answer lost): the tombstone is
+        // a write like any other, and the newest write must win.
+        (Some(Net::Create), OpKind::Delete) => Net::Delete,
         (Some(Net::Update | Net::Delete), OpKind::Create | OpKind::Update) => Net::Update,
         (Some(Net::Update | Net::Delete), OpKind::Delete) => Net::Delete,
     }
 }
 
 /// Groups ops by record (in order of first appearance) and folds each group:
-/// create+update → create with the latest payload; create+delete → nothing;
+/// create+update → create with the latest payload; create+delete → delete;
 /// update+delete → delete; delete+create → update. The pushed op takes the last op's id as its
 /// idempotency key, its payload and time, and the first op's base version.
 pub(crate) fn coalesce<T: Record>(ops: Vec<PendingOp<T>>) -> Vec<Coalesced<T>> {
@@ -73,12 +74,11 @@ pub(crate) fn coalesce<T: Record>(ops: Vec<PendingOp<T>>) -> Vec<Coalesced<T>> {
             let first = &constituents[0];
             let last = constituents.last().expect("non-empty group");
             let kind = match net.expect("non-empty group") {
-                Net::Nothing => None,
-                Net::Create => Some(OpKind::Create),
-                Net::Update => Some(OpKind::Update),
-                Net::Delete => Some(OpKind::Delete),
+                Net::Create => OpKind::Create,
+                Net::Update => OpKind::Update,
+                Net::Delete => OpKind::Delete,
             };
-            let op = kind.map(|kind| PendingOp {
+            let op = PendingOp {
                 op_id: last.op_id.clone(),
                 scope: last.scope.clone(),
                 kind,
@@ -92,7 +92,7 @@ pub(crate) fn coalesce<T: Record>(ops: Vec<PendingOp<T>>) -> Vec<Coalesced<T>> {
                 base_version: first.base_version,
                 attempts: constituents.iter().map(|o| o.attempts).max().unwrap_or(0),
                 last_error: last.last_error.clone(),
-            });
+            };
             Coalesced { op, constituents }
         })
         .collect()
@@ -119,12 +119,12 @@ mod tests {
             .collect()
     }
 
-    fn folded(kinds: &[OpKind]) -> Option<(OpKind, Option<String>)> {
+    fn folded(kinds: &[OpKind]) -> (OpKind, Option<String>) {
         let mut c = coalesce(ops(kinds));
         assert_eq!(c.len(), 1);
         let c = c.remove(0);
         assert_eq!(c.constituents.len(), kinds.len());
-        c.op.map(|o| (o.kind, o.payload.map(|p| p.title)))
+        (c.op.kind, c.op.payload.map(|p| p.title))
     }
 
     #[test]
@@ -132,16 +132,16 @@ mod tests {
         use OpKind::*;
         assert_eq!(
             folded(&[Create, Update, Update]),
-            Some((Create, Some("v2".into())))
+            (Create, Some("v2".into()))
         );
-        assert_eq!(folded(&[Create, Update, Delete]), None);
-        assert_eq!(folded(&[Update, Delete]), Some((Delete, None)));
-        assert_eq!(folded(&[Delete, Create]), Some((Update, Some("v1".into()))));
+        assert_eq!(folded(&[Create, Update, Delete]), (Delete, None));
+        assert_eq!(folded(&[Update, Delete]), (Delete, None));
+        assert_eq!(folded(&[Delete, Create]), (Update, Some("v1".into())));
         assert_eq!(
             folded(&[Create, Delete, Create]),
-            Some((Create, Some("v2".into())))
+            (Update, Some("v2".into()))
         );
-        assert_eq!(folded(&[Update, Update]), Some((Update, Some("v1".into()))));
+        assert_eq!(folded(&[Update, Update]), (Update, Some("v1".into())));
     }
 
     #[test]
@@ -151,7 +151,7 @@ mod tests {
         v[1].base_version = Some(ts(-5));
         let last_id = v[1].op_id.clone();
         let c = coalesce(v).remove(0);
-        let op = c.op.unwrap();
+        let op = c.op;
         assert_eq!(op.op_id, last_id);
         assert_eq!(op.base_version, Some(ts(-5)));
     }

@@ -4,7 +4,8 @@
 //!
 //! Vocabulary:
 //! - a record's *group* is its queued ops folded by [`coalesce`](super::coalesce) into the one
-//!   op that is pushed (`None` when they cancel out, e.g. create then delete);
+//!   op that is pushed (a create then a delete is a delete: a tombstone is a write like any
+//!   other, so it can win against another device's create of the same id);
 //! - *ours* is a remote version equal to one of the group's own writes (an earlier push landed
 //!   and only its answer was lost); *theirs* is any other remote version.
 //!
@@ -12,10 +13,8 @@
 //! 1. The remote holds exactly our net write: acknowledge (a replay whose answer was lost).
 //! 2. The remote holds one of our earlier writes: rebase the net write on it (no conflict: nobody
 //!    else wrote in between).
-//! 3. The ops cancel out and the remote never saw the record: acknowledge, nothing to send.
-//! 4. Anything else is a conflict between the net local intent (a delete when the ops cancel
-//!    out) and the remote's version: the resolver decides, and it is counted. No path drops a
-//!    local write without the resolver.
+//! 3. Anything else is a conflict between the net local write and the remote's version: the
+//!    resolver decides, and it is counted. No path drops a local write without the resolver.
 //!
 //! A write kept or merged by the resolver is pushed again on top of the remote's version. Its
 //! version must move past that version, or two different contents would share one version and a
@@ -103,7 +102,7 @@ pub(crate) fn on_outcome<T: Record>(
             version: Some(version),
         }),
         PushOutcome::Rejected { reason } => {
-            let attempts = group.op.as_ref().map_or(0, |o| o.attempts);
+            let attempts = group.op.attempts;
             Action::Reject {
                 id: group.id().to_owned(),
                 op_ids: group.op_ids(),
@@ -115,10 +114,9 @@ pub(crate) fn on_outcome<T: Record>(
     }
 }
 
-/// Decides a record whose queued ops could not simply be pushed: the compare-and-set failed, or
-/// the ops cancel out. `group` is the record's whole queue, coalesced; `current` the remote's
-/// version (`None`: absent); `now` stamps a local tombstone when the remote has no record and
-/// the resolver takes the remote side.
+/// Decides a record whose push failed the compare-and-set. `group` is the record's whole queue,
+/// coalesced; `current` the remote's version (`None`: absent); `now` stamps a local tombstone
+/// when the remote has no record and the resolver takes the remote side.
 pub(crate) fn settle<T: Record>(
     group: &Coalesced<T>,
     current: Option<&Change<T>>,
@@ -126,51 +124,33 @@ pub(crate) fn settle<T: Record>(
     now: Timestamp,
 ) -> Decision<T> {
     let id = group.id().to_owned();
-    let remote_version = current.map(Change::version);
-    let ack = |version| Decision {
-        action: Action::Ack(Ack {
-            id: id.clone(),
-            op_ids: group.op_ids(),
-            version,
-        }),
-        conflict: None,
-    };
-    // The net local intent. Ops that cancel out still mean "this record must not exist".
-    let intent = match &group.op {
-        Some(op) => op.change(),
-        None => Change::Delete(Tombstone {
-            id: id.clone(),
-            deleted_at: group.last().updated_at,
-        }),
-    };
-    let own = current.is_some_and(|cur| {
-        group
-            .constituents
-            .iter()
-            .any(|c| same_content(cur, &c.change()))
-    });
+    let intent = group.op.change();
     let Some(cur) = current else {
-        if group.op.is_none() {
-            // Rule 3: created and deleted before the remote ever saw it.
-            return ack(None);
-        }
+        // Only a remote that answers "conflict" for a record it does not have gets here.
         return conflict(group, intent, None, resolver, now);
     };
-    if group.op.is_some() && same_content(cur, &intent) {
+    if same_content(cur, &intent) {
         // Rule 1.
-        return ack(remote_version);
+        return Decision {
+            action: Action::Ack(Ack {
+                id,
+                op_ids: group.op_ids(),
+                version: Some(cur.version()),
+            }),
+            conflict: None,
+        };
     }
+    let own = group
+        .constituents
+        .iter()
+        .any(|c| same_content(cur, &c.change()));
     if own {
-        if group.op.is_none() && cur.is_delete() {
-            // Rule 1 for cancelled ops: our delete landed.
-            return ack(remote_version);
-        }
         // Rule 2: rebase on our own earlier write.
         return Decision {
             action: Action::Settle(Settlement {
-                id: id.clone(),
+                id,
                 settled_ops: group.op_ids(),
-                remote_version,
+                remote_version: Some(cur.version()),
                 local: None,
                 requeue: Some(requeue(group, intent, Some(cur))),
             }),
@@ -180,7 +160,7 @@ pub(crate) fn settle<T: Record>(
     conflict(group, intent, Some(cur), resolver, now)
 }
 
-/// Rule 4: asks the resolver and turns its answer into a settlement.
+/// Rule 3: asks the resolver and turns its answer into a settlement.
 fn conflict<T: Record>(
     group: &Coalesced<T>,
     local: Change<T>,

@@ -64,24 +64,8 @@ async fn push<T: Record>(
             break;
         }
         let mut acks = Vec::new();
-        let mut to_push = Vec::new();
-        for group in coalesce(ops) {
-            if group.op.is_some() {
-                to_push.push(group);
-                continue;
-            }
-            // The ops cancel out. Whether anything must still be sent depends on what the
-            // remote holds (an earlier push of the create may have landed, and others may have
-            // built on it): one read per cancelled pair.
-            let current = inner
-                .remote
-                .get_by_id(scope, group.id())
-                .await?
-                .map(Change::Upsert);
-            let d = decide::settle(&group, current.as_ref(), &*inner.resolver, Timestamp::now());
-            execute(inner, scope, d, report, &mut acks, &mut held).await?;
-        }
-        let ops: Vec<PendingOp<T>> = to_push.iter().filter_map(|g| g.op.clone()).collect();
+        let to_push = coalesce(ops);
+        let ops: Vec<PendingOp<T>> = to_push.iter().map(|g| g.op.clone()).collect();
         let outcomes = push_isolating(inner, scope, &ops).await?;
         for (group, outcome) in to_push.iter().zip(outcomes) {
             let action = decide::on_outcome(group, outcome, inner.config.max_rejections);

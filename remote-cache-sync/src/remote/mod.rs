@@ -117,10 +117,10 @@ async fn push_unconditionally<T: Record, R: RemoteStore<T> + ?Sized>(
 /// current state of the record: `None` when absent, else `(version, is_tombstone)`.
 ///
 /// An op applies when the record is absent, or when the op was made on top of exactly the
-/// remote's current version: `base_version == Some(current version)`, or `base_version == None`
-/// (the writer never saw a remote version) and the record is a tombstone. Every kind follows the
-/// same rule, so a blind write never overwrites a version its writer has not seen: it conflicts
-/// and the client's resolver decides.
+/// remote's current version (`base_version == Some(current version)`), tombstones included.
+/// Every kind follows the same rule, so a blind write never replaces a version its writer has
+/// not seen, not even a deletion: it conflicts and the client's resolver decides (a create over
+/// a newer, unseen delete must not resurrect the record silently).
 pub fn base_matches(
     kind: OpKind,
     base_version: Option<Timestamp>,
@@ -129,7 +129,7 @@ pub fn base_matches(
     let _ = kind; // Same rule for creates, updates and deletes.
     match (base_version, current) {
         (_, None) => true,
-        (None, Some((_, is_tombstone))) => is_tombstone,
+        (None, Some(_)) => false,
         (Some(base), Some((version, _))) => base == version,
     }
 }

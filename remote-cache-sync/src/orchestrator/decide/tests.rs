@@ -110,14 +110,9 @@ fn states() -> Vec<RemoteState> {
     ]
 }
 
-/// The net local intent: the pushed op's change, or a delete when the ops cancel out.
+/// The net local intent: the pushed op's change.
 fn intent(g: &Coalesced<TestRecord>) -> Change<TestRecord> {
-    g.op.as_ref().map(PendingOp::change).unwrap_or_else(|| {
-        Change::Delete(Tombstone {
-            id: "x".into(),
-            deleted_at: g.last().updated_at,
-        })
-    })
+    g.op.change()
 }
 
 #[test]
@@ -205,23 +200,8 @@ fn check_row(
         }
         return;
     }
-    assert_eq!(
-        d.conflict.is_some(),
-        state == RemoteState::Absent && g.op.is_some(),
-        "{ctx}"
-    );
+    assert_eq!(d.conflict.is_some(), state == RemoteState::Absent, "{ctx}");
     match state {
-        RemoteState::Absent if g.op.is_none() => {
-            assert_eq!(
-                d.action,
-                Action::Ack(Ack {
-                    id: "x".into(),
-                    op_ids: g.op_ids(),
-                    version: None
-                }),
-                "{ctx}: cancelled ops the remote never saw are dropped"
-            );
-        }
         RemoteState::Absent => {
             // Only reachable through a remote that answers Conflict for an absent record.
             let Action::Settle(s) = &d.action else {
@@ -254,8 +234,8 @@ fn check_row(
     }
 }
 
-/// Issue 8, case 1: A's create landed (answer lost), B edited it, A deleted it. The ops cancel
-/// out, but the newest write is A's delete: last-write-wins must push it, and count it.
+/// Issue 8, case 1: A's create landed (answer lost), B edited it, A deleted it. A's queue folds
+/// into a delete, the newest write: last-write-wins must push it, and count it.
 #[test]
 fn newer_delete_after_lost_create_ack_wins_under_lww() {
     let g = group(&[Create, Delete]); // create at 10, delete at 20
@@ -310,7 +290,7 @@ fn outcomes_map_to_actions() {
     );
     let reject = |attempts, max| {
         let mut g = group(&[Update]);
-        g.op.as_mut().unwrap().attempts = attempts;
+        g.op.attempts = attempts;
         match on_outcome(
             &g,
             PushOutcome::Rejected {
