@@ -127,7 +127,7 @@ use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
-use crate::remote::{RemoteStore, base_matches};
+use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
 
 const BACKEND: &str = "postgres";
@@ -1071,7 +1071,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             if applied.contains(op.op_id.as_str()) {
                 // The version this op wrote back then, not whatever superseded it since.
                 outcomes.push(PushOutcome::Applied {
-                    version: op.updated_at,
+                    version: applied_version(op),
                 });
                 continue;
             }
@@ -1109,7 +1109,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             applied.insert(op.op_id.0.clone());
             new_applied.push(op.op_id.as_str());
             outcomes.push(PushOutcome::Applied {
-                version: op.updated_at,
+                version: applied_version(op),
             });
         }
 
