@@ -779,6 +779,131 @@ async fn schema_from_a_newer_build_is_refused() {
         .unwrap();
 }
 
+/// Rows another writer left malformed in the table give typed errors, never a panic: a NULL
+/// where a value belongs, or a column retyped by hand. Pulls and reads of such a row fail with
+/// `MalformedResponse` naming the record; a push rejects the ops on that record and applies
+/// the others.
+#[tokio::test]
+async fn malformed_rows_give_typed_errors_not_panics() {
+    let Some(url) = pg_url("malformed_rows_give_typed_errors_not_panics") else {
+        return;
+    };
+    let prefix = format!("rcs_t_{}_", &uuid_ish()[..12]);
+    let connect = || {
+        PostgresRemoteStore::<TestRecord>::connect(
+            &url,
+            PostgresOptions::default().table_prefix(prefix.clone()),
+        )
+    };
+    let s = connect().await.unwrap();
+    let scope = unique_scope("records");
+    let ok = TestRecord::new("ok", "fine", ts(1));
+    assert_applied(&s.push(&scope, &[create(&scope, ok.clone())]).await.unwrap());
+    let malformed = |e: &Error, id: &str| matches!(e, Error::MalformedResponse { backend: "postgres", message } if message.contains(id));
+
+    // Another writer relaxes the schema and leaves a tombstone without a version.
+    let observer = raw(&url).await;
+    observer
+        .batch_execute(&format!(
+            "ALTER TABLE {prefix}records ALTER COLUMN version DROP NOT NULL, \
+                                         ALTER COLUMN deleted DROP NOT NULL"
+        ))
+        .await
+        .unwrap();
+    let insert = format!(
+        "INSERT INTO {prefix}records (scope, id, seq, version, updated_at, deleted, data) \
+         VALUES ($1, $2, nextval('{prefix}seq'), $3, now(), $4, $5)"
+    );
+    let bad_body = serde_json::json!({"id": "nulldel", "title": "t", "updated_at": ts(2)});
+    observer
+        .execute(
+            &insert,
+            &[
+                &scope.canonical(),
+                &"nullver",
+                &None::<String>,
+                &Some(true),
+                &None::<serde_json::Value>,
+            ],
+        )
+        .await
+        .unwrap();
+    // ... and a row without a `deleted` flag.
+    observer
+        .execute(
+            &insert,
+            &[
+                &scope.canonical(),
+                &"nulldel",
+                &Some(ts(2).to_string()),
+                &None::<bool>,
+                &Some(bad_body),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let page = s.fetch_since(&scope, None, 1).await.unwrap();
+    assert_eq!(
+        page.upserts,
+        std::slice::from_ref(&ok),
+        "rows before the bad one pull"
+    );
+    let err = s
+        .fetch_since(&scope, page.cursor.as_ref(), 10)
+        .await
+        .unwrap_err();
+    assert!(malformed(&err, "nullver"), "{err:?}");
+
+    let ops = [
+        create(&scope, TestRecord::new("nullver", "over it", ts(3))),
+        create(&scope, TestRecord::new("nulldel", "over it", ts(3))),
+        create(&scope, TestRecord::new("fresh", "new", ts(3))),
+    ];
+    let out = s.push(&scope, &ops).await.unwrap();
+    for (i, id) in [(0, "nullver"), (1, "nulldel")] {
+        assert!(
+            matches!(&out[i], PushOutcome::Rejected { reason } if reason.contains(id) && reason.contains("unreadable")),
+            "an op on malformed row {id} must be rejected with the reason, got {:?}",
+            out[i]
+        );
+    }
+    assert_applied(&out[2..]);
+    assert_eq!(s.get_by_id(&scope, "ok").await.unwrap(), Some(ok.clone()));
+
+    // A column of the wrong type (retyped by hand): reads of any row fail, typed.
+    observer
+        .batch_execute(&format!(
+            "ALTER TABLE {prefix}records ALTER COLUMN data TYPE text USING data::text"
+        ))
+        .await
+        .unwrap();
+    // A fresh store, so no statement prepared for the old column type is reused.
+    let s = connect().await.unwrap();
+    let err = s.get_by_id(&scope, "ok").await.unwrap_err();
+    assert!(malformed(&err, "ok"), "{err:?}");
+    let err = s.fetch_since(&scope, None, 10).await.unwrap_err();
+    assert!(malformed(&err, "ok"), "{err:?}");
+    let out = s
+        .push(
+            &scope,
+            &[create(&scope, TestRecord::new("ok", "again", ts(4)))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], PushOutcome::Rejected { reason } if reason.contains("unreadable")),
+        "{out:?}"
+    );
+
+    observer
+        .batch_execute(&format!(
+            "DROP TABLE {prefix}records, {prefix}applied_ops, {prefix}meta; DROP SEQUENCE {prefix}seq"
+        ))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn connection_refused_is_unavailable() {
     // Needs no server: nothing listens on port 1.

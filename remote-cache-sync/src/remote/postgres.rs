@@ -93,6 +93,10 @@
 //! [`Error::Unavailable`] (retryable); `28xxx` to [`Error::Unauthorized`]; data and integrity
 //! errors to [`Error::Rejected`]. Messages never contain the connection string's password: it is
 //! scrubbed from every message, and connection strings are shown with the password masked.
+//! Rows are read with `try_get`: a row another writer left malformed (a NULL where a value
+//! belongs, a column retyped by hand, a bad version or payload) makes reads of it fail with
+//! [`Error::MalformedResponse`] naming the record, never a panic; a push answers ops on such a
+//! record with [`PushOutcome::Rejected`] and applies its other ops.
 //! Ops with data PostgreSQL cannot store (a NUL character in a string, an id that differs from the
 //! payload's, a timestamp before 4713 BC) are answered with [`PushOutcome::Rejected`] without
 //! failing the rest of the push.
@@ -120,8 +124,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{NoTls, Row};
 
 use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result, StorageErrorKind};
@@ -641,6 +646,23 @@ fn contains_nul(v: &Value) -> bool {
     }
 }
 
+/// Column `col` of a row read from the tables. Other writers can put anything there (a NULL, a
+/// column retyped by hand): that is [`Error::MalformedResponse`], never a panic.
+fn column<'a, V: FromSql<'a>>(row: &'a Row, col: &str) -> Result<V> {
+    row.try_get(col).map_err(|e| Error::MalformedResponse {
+        backend: BACKEND,
+        message: format!("column {col:?}: {e}"),
+    })
+}
+
+/// Like [`column`], naming the record in the error.
+fn record_column<'a, V: FromSql<'a>>(row: &'a Row, col: &str, id: &str) -> Result<V> {
+    row.try_get(col).map_err(|e| Error::MalformedResponse {
+        backend: BACKEND,
+        message: format!("record {id:?}: column {col:?}: {e}"),
+    })
+}
+
 fn parse_version(id: &str, s: &str) -> Result<Timestamp> {
     s.parse().map_err(|e| Error::MalformedResponse {
         backend: BACKEND,
@@ -786,7 +808,10 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .map_err(e)?;
             }
             Some(row) => {
-                let v: String = row.get(0);
+                let v: String = row.try_get(0).map_err(|err| Error::Storage {
+                    kind: StorageErrorKind::Corrupt,
+                    message: format!("{meta}.schema_version: {err}"),
+                })?;
                 let v: i32 = v.parse().map_err(|_| Error::Storage {
                     kind: StorageErrorKind::Corrupt,
                     message: format!("{meta}.schema_version is {v:?}"),
@@ -880,6 +905,31 @@ impl<T: Record> PostgresRemoteStore<T> {
         })
     }
 
+    /// Decodes one change-feed row (columns `id`, `version`, `data`): the record, or a tombstone
+    /// when `data` is NULL. Anything malformed is a typed error naming the record.
+    fn decode_row(&self, row: &Row) -> Result<Change<T>> {
+        let id: String = column(row, "id")?;
+        let data: Option<Value> = record_column(row, "data", &id)?;
+        Ok(match data {
+            Some(d) => Change::Upsert(self.decode(&id, d)?),
+            None => {
+                let version: String = record_column(row, "version", &id)?;
+                let deleted_at = parse_version(&id, &version)?;
+                Change::Delete(Tombstone { id, deleted_at })
+            }
+        })
+    }
+
+    /// Decodes one row of record `id` locked by a push (columns `version`, `deleted`, `data`).
+    fn current_row(row: &Row, id: &str) -> Result<Current> {
+        let version: String = record_column(row, "version", id)?;
+        Ok(Current {
+            version: parse_version(id, &version)?,
+            deleted: record_column(row, "deleted", id)?,
+            data: record_column(row, "data", id)?,
+        })
+    }
+
     fn current_change(&self, id: &str, cur: &Current) -> Result<Change<T>> {
         Ok(match &cur.data {
             Some(d) => Change::Upsert(self.decode(id, d.clone())?),
@@ -942,7 +992,8 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             .query_opt(&stmt, &[&scope.canonical(), &id])
             .await
             .map_err(|e| self.fail(&broken, &e))?;
-        row.map(|r| self.decode(id, r.get(0))).transpose()
+        row.map(|r| self.decode(id, record_column(&r, "data", id)?))
+            .transpose()
     }
 
     async fn fetch_since(
@@ -972,16 +1023,10 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         let mut delta = Delta::empty(server_time, since.cloned());
         delta.has_more = rows.len() > limit;
         for row in rows.into_iter().take(limit) {
-            let seq: i64 = row.get(0);
-            let id: String = row.get(1);
-            let version: String = row.get(2);
-            let data: Option<Value> = row.get(3);
-            match data {
-                Some(d) => delta.upserts.push(self.decode(&id, d)?),
-                None => {
-                    let deleted_at = parse_version(&id, &version)?;
-                    delta.deletes.push(Tombstone { id, deleted_at });
-                }
+            let seq: i64 = column(&row, "seq")?;
+            match self.decode_row(&row)? {
+                Change::Upsert(r) => delta.upserts.push(r),
+                Change::Delete(t) => delta.deletes.push(t),
             }
             delta.cursor = Some(Cursor::new(seq.to_string()));
         }
@@ -1048,17 +1093,25 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             tx.query(&current_stmt, &current_params),
         )
         .map_err(e)?;
-        let mut applied: HashSet<String> = applied_rows.iter().map(|r| r.get(0)).collect();
+        let mut applied: HashSet<String> = applied_rows
+            .iter()
+            .map(|r| column(r, "op_id"))
+            .collect::<Result<_>>()?;
         let mut current: HashMap<String, Current> = HashMap::with_capacity(current_rows.len());
-        for row in current_rows {
-            let id: String = row.get(0);
-            let version: String = row.get(1);
-            let cur = Current {
-                version: parse_version(&id, &version)?,
-                deleted: row.get(2),
-                data: row.get(3),
-            };
-            current.insert(id, cur);
+        // Rows another writer left malformed: ops on them cannot be checked, so they are
+        // rejected (with the reason) and the other ops of the push go on.
+        let mut unreadable: HashMap<String, Error> = HashMap::new();
+        for row in &current_rows {
+            let id: String = column(row, "id")?;
+            match Self::current_row(row, &id) {
+                Ok(cur) => {
+                    current.insert(id, cur);
+                }
+                Err(err) => {
+                    tracing::warn!(id = %id, error = %err, "postgres row is malformed");
+                    unreadable.insert(id, err);
+                }
+            }
         }
 
         let mut outcomes = Vec::with_capacity(ops.len());
@@ -1077,6 +1130,12 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             }
             if let Some(reason) = invalid {
                 outcomes.push(PushOutcome::Rejected { reason });
+                continue;
+            }
+            if let Some(err) = unreadable.get(&op.id) {
+                outcomes.push(PushOutcome::Rejected {
+                    reason: format!("the remote's current version is unreadable: {err}"),
+                });
                 continue;
             }
             if !base_matches(
