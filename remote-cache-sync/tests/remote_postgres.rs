@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use remote_cache_sync::remote::postgres::{PostgresOptions, PostgresRemoteStore};
-use remote_cache_sync::testing::{TestRecord, remote, ts, unique_scope};
+use remote_cache_sync::testing::{TestRecord, remote, require_env, ts, unique_scope};
 use remote_cache_sync::{
     Cursor, Error, JsonRecord, OpId, OpKind, PendingOp, PushOutcome, RemoteStore, SyncScope,
 };
@@ -21,24 +21,11 @@ use tokio_postgres::NoTls;
 /// Table prefix for these tests (kept apart from other users of the test database).
 const PREFIX: &str = "rcs_t_";
 
-/// `RCS_TEST_PG_URL`, or `None` (and a printed line) when the test should skip. With
-/// `RCS_TEST_REQUIRE_SERVERS=1` (set by `scripts/test.sh`) a missing server fails the test instead.
-fn env_or_skip(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{test}: {var} is not set but RCS_TEST_REQUIRE_SERVERS=1"
-            );
-            println!("skipped {test}: {var} is not set (run scripts/start-postgres.sh)");
-            None
-        }
-    }
-}
-
-fn pg_url(test: &str) -> Option<String> {
-    env_or_skip("RCS_TEST_PG_URL", test)
+/// `RCS_TEST_PG_URL`, or `None` when the test should skip (a missing server fails the test
+/// instead under `RCS_TEST_REQUIRE_SERVERS=1`, set by `scripts/test.sh`).
+#[track_caller]
+fn pg_url() -> Option<String> {
+    require_env("RCS_TEST_PG_URL")
 }
 
 async fn store(url: &str) -> PostgresRemoteStore<TestRecord> {
@@ -176,7 +163,7 @@ async fn seq_of(observer: &tokio_postgres::Client, scope: &SyncScope, id: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_remote_passes_the_conformance_suite() {
-    let Some(url) = pg_url("postgres_remote_passes_the_conformance_suite") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -189,7 +176,7 @@ async fn postgres_remote_passes_the_conformance_suite() {
 /// would move the cursor past A's seq, and A's row would never be pulled. Pulls run at every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_order_commits_are_never_missed() {
-    let Some(url) = pg_url("out_of_order_commits_are_never_missed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     // Its own application name, to watch only its own backends (tests run in parallel).
@@ -295,7 +282,7 @@ async fn out_of_order_commits_are_never_missed() {
 /// is what makes the test above meaningful.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_bypassing_the_scope_lock_would_be_missed() {
-    let Some(url) = pg_url("a_writer_bypassing_the_scope_lock_would_be_missed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -351,7 +338,7 @@ async fn a_writer_bypassing_the_scope_lock_would_be_missed() {
 /// pulled through the cursor chain holds every row, at its final version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_and_a_puller_never_lose_a_row() {
-    let Some(url) = pg_url("concurrent_writers_and_a_puller_never_lose_a_row") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = Arc::new(store(&url).await);
@@ -476,7 +463,7 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
 
 #[tokio::test]
 async fn scopes_with_hostile_keys_stay_isolated() {
-    let Some(url) = pg_url("scopes_with_hostile_keys_stay_isolated") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -509,7 +496,7 @@ fn uuid_ish() -> String {
 
 #[tokio::test]
 async fn replaying_the_same_op_ids_changes_nothing() {
-    let Some(url) = pg_url("replaying_the_same_op_ids_changes_nothing") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -572,7 +559,7 @@ async fn replaying_the_same_op_ids_changes_nothing() {
 
 #[tokio::test]
 async fn deleting_a_missing_record_writes_a_tombstone() {
-    let Some(url) = pg_url("deleting_a_missing_record_writes_a_tombstone") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -594,7 +581,7 @@ async fn deleting_a_missing_record_writes_a_tombstone() {
 
 #[tokio::test]
 async fn nanosecond_versions_and_payload_tombstones_round_trip() {
-    let Some(url) = pg_url("nanosecond_versions_and_payload_tombstones_round_trip") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -635,7 +622,7 @@ async fn nanosecond_versions_and_payload_tombstones_round_trip() {
 
 #[tokio::test]
 async fn unstorable_data_is_rejected_per_op() {
-    let Some(url) = pg_url("unstorable_data_is_rejected_per_op") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -673,8 +660,7 @@ async fn unstorable_data_is_rejected_per_op() {
 
 #[tokio::test]
 async fn table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe() {
-    let Some(url) = pg_url("table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe")
-    else {
+    let Some(url) = pg_url() else {
         return;
     };
     let suffix = &uuid_ish()[..12];
@@ -742,7 +728,7 @@ async fn table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe() {
 
 #[tokio::test]
 async fn schema_from_a_newer_build_is_refused() {
-    let Some(url) = pg_url("schema_from_a_newer_build_is_refused") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let prefix = format!("rcs_t_{}_", &uuid_ish()[..12]);
@@ -785,7 +771,7 @@ async fn schema_from_a_newer_build_is_refused() {
 /// the others.
 #[tokio::test]
 async fn malformed_rows_give_typed_errors_not_panics() {
-    let Some(url) = pg_url("malformed_rows_give_typed_errors_not_panics") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let prefix = format!("rcs_t_{}_", &uuid_ish()[..12]);
@@ -925,7 +911,7 @@ async fn connection_refused_is_unavailable() {
 
 #[tokio::test]
 async fn bad_password_is_unauthorized_and_never_echoed() {
-    let Some(url) = pg_url("bad_password_is_unauthorized_and_never_echoed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let secret = "Wr0ng-but-Secret-pa55word";
@@ -962,7 +948,7 @@ async fn bad_password_is_unauthorized_and_never_echoed() {
 
 #[tokio::test]
 async fn a_killed_backend_is_unavailable_then_recovers() {
-    let Some(url) = pg_url("a_killed_backend_is_unavailable_then_recovers") else {
+    let Some(url) = pg_url() else {
         return;
     };
     // Its own application name, so only its connection is terminated (tests run in parallel).
@@ -1021,13 +1007,10 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
 
 #[tokio::test]
 async fn sslmode_require_verifies_the_server_certificate() {
-    let Some(url) = pg_url("sslmode_require_verifies_the_server_certificate") else {
+    let Some(url) = pg_url() else {
         return;
     };
-    let Some(ca) = env_or_skip(
-        "RCS_TEST_PG_CA",
-        "sslmode_require_verifies_the_server_certificate",
-    ) else {
+    let Some(ca) = require_env("RCS_TEST_PG_CA") else {
         return;
     };
     let tls_url = format!("{url}?sslmode=require&application_name=rcs-tls-test");
@@ -1100,7 +1083,7 @@ async fn sslmode_require_verifies_the_server_certificate() {
 /// once, and the rates are printed (`cargo test -- --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_push_and_pull_sees_every_row_once() {
-    let Some(url) = pg_url("bulk_push_and_pull_sees_every_row_once") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -1149,7 +1132,7 @@ async fn bulk_push_and_pull_sees_every_row_once() {
 /// nothing; the same push succeeds once the lock is free.
 #[tokio::test]
 async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
-    let Some(url) = pg_url("a_push_waiting_too_long_for_its_scope_lock_is_unavailable") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = PostgresRemoteStore::<TestRecord>::connect(
@@ -1202,7 +1185,7 @@ async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
 /// previous ones left; the record is written once and pulled once.
 #[tokio::test]
 async fn ops_on_one_record_in_one_push_apply_in_order() {
-    let Some(url) = pg_url("ops_on_one_record_in_one_push_apply_in_order") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
