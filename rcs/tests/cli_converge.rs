@@ -313,17 +313,7 @@ fn serve_refuses_to_start_without_tokens() {
 /// on each converges. Needs `RCS_TEST_PG_URL` (scripts/start-postgres.sh).
 #[test]
 fn two_clients_converge_through_two_servers_sharing_postgres() {
-    let Some(pg) = std::env::var("RCS_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "RCS_TEST_PG_URL is not set but RCS_TEST_REQUIRE_SERVERS=1"
-        );
-        println!(
-            "skipped two_clients_converge_through_two_servers_sharing_postgres: RCS_TEST_PG_URL is not set"
-        );
+    let Some(pg) = remote_cache_sync::testing::require_env("RCS_TEST_PG_URL") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

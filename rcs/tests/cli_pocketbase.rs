@@ -3,6 +3,8 @@
 
 use std::process::{Command, Output};
 
+use remote_cache_sync::testing::require_env;
+
 const RCS: &str = env!("CARGO_BIN_EXE_rcs");
 
 struct Pb {
@@ -12,22 +14,12 @@ struct Pb {
 }
 
 fn pocketbase() -> Option<Pb> {
-    let var = |k: &str| std::env::var(k).ok();
-    match (
-        var("RCS_TEST_POCKETBASE_URL"),
-        var("RCS_TEST_POCKETBASE_EMAIL"),
-        var("RCS_TEST_POCKETBASE_PASSWORD"),
-    ) {
-        (Some(url), Some(email), Some(password)) => Some(Pb {
-            url,
-            email,
-            password,
-        }),
-        _ if var("RCS_TEST_REQUIRE_SERVERS").is_some() => {
-            panic!("RCS_TEST_REQUIRE_SERVERS is set but RCS_TEST_POCKETBASE_* are not")
-        }
-        _ => None,
-    }
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    Some(Pb {
+        url: require_env("RCS_TEST_POCKETBASE_URL")?,
+        email: var("RCS_TEST_POCKETBASE_EMAIL"),
+        password: var("RCS_TEST_POCKETBASE_PASSWORD"),
+    })
 }
 
 fn rcs(pb: &Pb, cache: &std::path::Path, owner: &str, args: &[&str]) -> Output {
@@ -61,7 +53,6 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn two_rcs_processes_converge_through_pocketbase() {
     let Some(pb) = pocketbase() else {
-        println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

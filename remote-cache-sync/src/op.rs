@@ -115,7 +115,9 @@ impl<T: Record> PendingOp<T> {
 pub enum PushOutcome<T> {
     /// Applied (or already applied earlier: pushes are idempotent by op id).
     Applied {
-        /// The version this op wrote (the op's `updated_at` unless the remote stamps its own).
+        /// The version this op wrote (the record's `updated_at`, or its `deleted_at` for a
+        /// payload tombstone, unless the remote stamps its own; see
+        /// [`applied_version`](crate::remote::applied_version)).
         /// For a replayed op, the version it wrote back then — never a later version that
         /// superseded it, which the client has not seen and must not build on.
         version: Timestamp,

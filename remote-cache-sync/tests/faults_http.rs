@@ -504,12 +504,7 @@ async fn clients_converge_through_random_http_faults_to_pocketbase() {
     use remote_cache_sync::remote::pocketbase::{
         Credentials, PocketBaseConfig, PocketBaseRemoteStore,
     };
-    let Ok(url) = std::env::var("RCS_TEST_POCKETBASE_URL") else {
-        assert!(
-            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "RCS_TEST_POCKETBASE_URL is not set but RCS_TEST_REQUIRE_SERVERS=1"
-        );
-        println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
+    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_POCKETBASE_URL") else {
         return;
     };
     let email = std::env::var("RCS_TEST_POCKETBASE_EMAIL").expect("RCS_TEST_POCKETBASE_EMAIL");

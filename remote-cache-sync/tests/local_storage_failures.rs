@@ -95,56 +95,148 @@ async fn assert_intact(path: &Path, c: &Committed) {
 // ---------------------------------------------------------------------------------------------
 // Read-only file
 
-/// Makes `paths` unwritable, also for root (`chattr +i`); undone on drop. `None` when this
-/// machine cannot (no permission bits for root and no `chattr`).
-struct ReadOnly(Vec<PathBuf>, bool);
+/// How [`ReadOnly`] made the paths unwritable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Method {
+    /// `chattr +i`: the immutable attribute, which binds root too. Needs a file system that
+    /// supports it (ext4, xfs, btrfs; tmpfs and overlayfs since Linux 6.0).
+    Immutable,
+    /// A read-only bind mount of each path over itself (`mount --bind P P`, then
+    /// `mount -o remount,bind,ro P`): the kernel answers EROFS to everyone, root included, on
+    /// any file system. Needs CAP_SYS_ADMIN (root outside a user namespace, or a privileged
+    /// container).
+    BindMount,
+    /// Permission bits (`chmod a-w`): enough for a non-root user, ignored by root.
+    Mode,
+}
+
+/// Makes `paths` unwritable and undoes it on drop. Only returned once the paths are checked to
+/// really refuse writes (an existing file cannot be opened for writing, nothing can be created
+/// in a folder), so the tests never pass without having tested anything.
+///
+/// As root (how CI runs) the immutable attribute is tried first, then a read-only bind mount;
+/// as another user, permission bits. `RCS_TEST_READ_ONLY_METHOD=immutable|mount|mode` forces
+/// one method (to exercise each on one machine). When no method works, the test skips, or
+/// fails under `RCS_TEST_REQUIRE_SERVERS=1`.
+struct ReadOnly {
+    /// Paths made read-only, in order (undone in reverse).
+    done: Vec<PathBuf>,
+    method: Method,
+}
 
 impl ReadOnly {
     fn apply(paths: &[&Path]) -> Option<ReadOnly> {
-        let root = unsafe_is_root();
-        let guard = ReadOnly(paths.iter().map(|p| p.to_path_buf()).collect(), root);
-        for p in paths {
-            if root {
-                let ok = Command::new("chattr")
-                    .arg("+i")
-                    .arg(p)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    return None;
+        let methods = match std::env::var("RCS_TEST_READ_ONLY_METHOD").as_deref() {
+            Ok("immutable") => vec![Method::Immutable],
+            Ok("mount") => vec![Method::BindMount],
+            Ok("mode") => vec![Method::Mode],
+            Ok(other) => {
+                panic!("RCS_TEST_READ_ONLY_METHOD={other:?}: use immutable, mount or mode")
+            }
+            Err(_) if is_root() => vec![Method::Immutable, Method::BindMount],
+            Err(_) => vec![Method::Mode],
+        };
+        for method in methods {
+            let mut guard = ReadOnly {
+                done: Vec::new(),
+                method,
+            };
+            let all = paths.iter().all(|p| {
+                let ok = guard.protect(p);
+                if ok {
+                    guard.done.push(p.to_path_buf());
                 }
-            } else {
+                ok
+            });
+            if all && paths.iter().all(|p| refuses_writes(p)) {
+                println!("read-only by {method:?}");
+                return Some(guard);
+            }
+            println!("read-only by {method:?} does not work here");
+            // Dropping the guard undoes what was done.
+        }
+        None
+    }
+
+    fn protect(&self, p: &Path) -> bool {
+        match self.method {
+            Method::Immutable => run("chattr", &["+i".as_ref(), p.as_os_str()]),
+            Method::BindMount => {
+                if !run("mount", &["--bind".as_ref(), p.as_os_str(), p.as_os_str()]) {
+                    return false;
+                }
+                let ro = run(
+                    "mount",
+                    &["-o".as_ref(), "remount,bind,ro".as_ref(), p.as_os_str()],
+                );
+                if !ro {
+                    unmount(p);
+                }
+                ro
+            }
+            Method::Mode => {
                 let mut perm = std::fs::metadata(p).unwrap().permissions();
                 perm.set_readonly(true);
-                std::fs::set_permissions(p, perm).unwrap();
+                std::fs::set_permissions(p, perm).is_ok()
             }
         }
-        // Really unwritable?
-        let file = paths.iter().find(|p| p.is_file())?;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(file)
-            .is_err()
-            .then_some(guard)
     }
 }
 
 impl Drop for ReadOnly {
     fn drop(&mut self) {
-        for p in &self.0 {
-            if self.1 {
-                let _ = Command::new("chattr").arg("-i").arg(p).status();
-            } else if let Ok(m) = std::fs::metadata(p) {
-                let mut perm = m.permissions();
-                #[allow(clippy::permissions_set_readonly_false)]
-                perm.set_readonly(false);
-                let _ = std::fs::set_permissions(p, perm);
+        for p in self.done.iter().rev() {
+            match self.method {
+                Method::Immutable => {
+                    run("chattr", &["-i".as_ref(), p.as_os_str()]);
+                }
+                Method::BindMount => unmount(p),
+                Method::Mode => {
+                    if let Ok(m) = std::fs::metadata(p) {
+                        let mut perm = m.permissions();
+                        #[allow(clippy::permissions_set_readonly_false)]
+                        perm.set_readonly(false);
+                        let _ = std::fs::set_permissions(p, perm);
+                    }
+                }
             }
         }
     }
 }
 
-fn unsafe_is_root() -> bool {
+/// Whether writing to `p` fails: opening it for writing (a file), creating a file in it (a
+/// folder).
+fn refuses_writes(p: &Path) -> bool {
+    if p.is_dir() {
+        let probe = p.join(".rcs-write-probe");
+        let created = std::fs::File::create(&probe).is_ok();
+        if created {
+            let _ = std::fs::remove_file(&probe);
+        }
+        !created
+    } else {
+        std::fs::OpenOptions::new().append(true).open(p).is_err()
+    }
+}
+
+fn unmount(p: &Path) {
+    // Lazily when busy (a file the test still holds open): detached now, gone once closed.
+    if !run("umount", &[p.as_os_str()]) {
+        run("umount", &["-l".as_ref(), p.as_os_str()]);
+    }
+}
+
+/// Runs a command quietly; whether it succeeded.
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
     // No libc dependency: ask the OS through `id -u`.
     Command::new("id")
         .arg("-u")
@@ -168,7 +260,9 @@ async fn read_only_case(dir_too: bool) {
         vec![path.as_path()]
     };
     let Some(guard) = ReadOnly::apply(&targets) else {
-        println!("skipped: cannot make a file read-only on this machine");
+        remote_cache_sync::testing::skip_unless_required(
+            "no way to make a file read-only on this machine (see ReadOnly)",
+        );
         return;
     };
     match Store::open(&path).await {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use remote_cache_sync::remote::pocketbase::{
     Credentials, PocketBaseConfig, PocketBaseRemoteStore, RealtimeEvent, pocketbase_id,
 };
-use remote_cache_sync::testing::{TestRecord, remote as suite, ts, unique_scope};
+use remote_cache_sync::testing::{TestRecord, remote as suite, require_env, ts, unique_scope};
 use remote_cache_sync::{
     CachePolicy, Cursor, Error, InMemoryLocalStore, LocalStore, OpKind, Orchestrator,
     OrchestratorConfig, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
@@ -24,14 +24,7 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    let Ok(url) = std::env::var("RCS_TEST_POCKETBASE_URL") else {
-        assert!(
-            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "RCS_TEST_REQUIRE_SERVERS is set but RCS_TEST_POCKETBASE_URL is not"
-        );
-        println!("skipped: RCS_TEST_POCKETBASE_URL is not set (run scripts/start-pocketbase.sh)");
-        return None;
-    };
+    let url = require_env("RCS_TEST_POCKETBASE_URL")?;
     Some(Env {
         url,
         email: std::env::var("RCS_TEST_POCKETBASE_EMAIL").expect("RCS_TEST_POCKETBASE_EMAIL"),
@@ -648,12 +641,7 @@ async fn a_pull_during_a_1000_record_batch_loses_nothing() {
 #[tokio::test]
 async fn a_row_committed_late_with_an_earlier_stamp_is_still_pulled() {
     let Some(e) = env() else { return };
-    let Ok(dir) = std::env::var("RCS_TEST_POCKETBASE_DIR") else {
-        assert!(
-            std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "RCS_TEST_REQUIRE_SERVERS is set but RCS_TEST_POCKETBASE_DIR is not"
-        );
-        println!("skipped: RCS_TEST_POCKETBASE_DIR is not set");
+    let Some(dir) = require_env("RCS_TEST_POCKETBASE_DIR") else {
         return;
     };
     let s = scope();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use remote_cache_sync::remote::postgres::{PostgresOptions, PostgresRemoteStore};
-use remote_cache_sync::testing::{TestRecord, remote, ts, unique_scope};
+use remote_cache_sync::testing::{TestRecord, remote, require_env, ts, unique_scope};
 use remote_cache_sync::{
     Cursor, Error, JsonRecord, OpId, OpKind, PendingOp, PushOutcome, RemoteStore, SyncScope,
 };
@@ -21,24 +21,11 @@ use tokio_postgres::NoTls;
 /// Table prefix for these tests (kept apart from other users of the test database).
 const PREFIX: &str = "rcs_t_";
 
-/// `RCS_TEST_PG_URL`, or `None` (and a printed line) when the test should skip. With
-/// `RCS_TEST_REQUIRE_SERVERS=1` (set by `scripts/test.sh`) a missing server fails the test instead.
-fn env_or_skip(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{test}: {var} is not set but RCS_TEST_REQUIRE_SERVERS=1"
-            );
-            println!("skipped {test}: {var} is not set (run scripts/start-postgres.sh)");
-            None
-        }
-    }
-}
-
-fn pg_url(test: &str) -> Option<String> {
-    env_or_skip("RCS_TEST_PG_URL", test)
+/// `RCS_TEST_PG_URL`, or `None` when the test should skip (a missing server fails the test
+/// instead under `RCS_TEST_REQUIRE_SERVERS=1`, set by `scripts/test.sh`).
+#[track_caller]
+fn pg_url() -> Option<String> {
+    require_env("RCS_TEST_PG_URL")
 }
 
 async fn store(url: &str) -> PostgresRemoteStore<TestRecord> {
@@ -176,7 +163,7 @@ async fn seq_of(observer: &tokio_postgres::Client, scope: &SyncScope, id: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_remote_passes_the_conformance_suite() {
-    let Some(url) = pg_url("postgres_remote_passes_the_conformance_suite") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -189,7 +176,7 @@ async fn postgres_remote_passes_the_conformance_suite() {
 /// would move the cursor past A's seq, and A's row would never be pulled. Pulls run at every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_order_commits_are_never_missed() {
-    let Some(url) = pg_url("out_of_order_commits_are_never_missed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     // Its own application name, to watch only its own backends (tests run in parallel).
@@ -295,7 +282,7 @@ async fn out_of_order_commits_are_never_missed() {
 /// is what makes the test above meaningful.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_bypassing_the_scope_lock_would_be_missed() {
-    let Some(url) = pg_url("a_writer_bypassing_the_scope_lock_would_be_missed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -351,7 +338,7 @@ async fn a_writer_bypassing_the_scope_lock_would_be_missed() {
 /// pulled through the cursor chain holds every row, at its final version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_and_a_puller_never_lose_a_row() {
-    let Some(url) = pg_url("concurrent_writers_and_a_puller_never_lose_a_row") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = Arc::new(store(&url).await);
@@ -476,7 +463,7 @@ async fn concurrent_writers_and_a_puller_never_lose_a_row() {
 
 #[tokio::test]
 async fn scopes_with_hostile_keys_stay_isolated() {
-    let Some(url) = pg_url("scopes_with_hostile_keys_stay_isolated") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -509,7 +496,7 @@ fn uuid_ish() -> String {
 
 #[tokio::test]
 async fn replaying_the_same_op_ids_changes_nothing() {
-    let Some(url) = pg_url("replaying_the_same_op_ids_changes_nothing") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -572,7 +559,7 @@ async fn replaying_the_same_op_ids_changes_nothing() {
 
 #[tokio::test]
 async fn deleting_a_missing_record_writes_a_tombstone() {
-    let Some(url) = pg_url("deleting_a_missing_record_writes_a_tombstone") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -587,14 +574,25 @@ async fn deleting_a_missing_record_writes_a_tombstone() {
     assert_eq!(page.deletes.len(), 1);
     assert_eq!(page.deletes[0].id, "never-existed");
     assert_eq!(page.deletes[0].deleted_at, ts(5_000));
-    // A create on top of the tombstone applies (base_matches), an update with a stale base does not.
+    // A blind create does not replace the unseen tombstone (base_matches); one made on top of
+    // it applies.
     let r = TestRecord::new("never-existed", "back", ts(6_000));
-    assert_applied(&store.push(&scope, &[create(&scope, r)]).await.unwrap());
+    let out = store
+        .push(&scope, &[create(&scope, r.clone())])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], PushOutcome::Conflict { current: Some(_) }),
+        "{out:?}"
+    );
+    let mut on_top = create(&scope, r);
+    on_top.base_version = Some(ts(5_000));
+    assert_applied(&store.push(&scope, &[on_top]).await.unwrap());
 }
 
 #[tokio::test]
 async fn nanosecond_versions_and_payload_tombstones_round_trip() {
-    let Some(url) = pg_url("nanosecond_versions_and_payload_tombstones_round_trip") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -635,7 +633,7 @@ async fn nanosecond_versions_and_payload_tombstones_round_trip() {
 
 #[tokio::test]
 async fn unstorable_data_is_rejected_per_op() {
-    let Some(url) = pg_url("unstorable_data_is_rejected_per_op") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -673,8 +671,7 @@ async fn unstorable_data_is_rejected_per_op() {
 
 #[tokio::test]
 async fn table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe() {
-    let Some(url) = pg_url("table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe")
-    else {
+    let Some(url) = pg_url() else {
         return;
     };
     let suffix = &uuid_ish()[..12];
@@ -742,7 +739,7 @@ async fn table_prefixes_keep_apps_apart_and_migrations_are_concurrent_safe() {
 
 #[tokio::test]
 async fn schema_from_a_newer_build_is_refused() {
-    let Some(url) = pg_url("schema_from_a_newer_build_is_refused") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let prefix = format!("rcs_t_{}_", &uuid_ish()[..12]);
@@ -779,6 +776,141 @@ async fn schema_from_a_newer_build_is_refused() {
         .unwrap();
 }
 
+/// Rows another writer left malformed in the table give typed errors, never a panic: a NULL
+/// where a value belongs, or a column retyped by hand. Pulls and reads of such a row fail with
+/// `MalformedResponse` naming the record; a push rejects the ops on that record and applies
+/// the others.
+#[tokio::test]
+async fn malformed_rows_give_typed_errors_not_panics() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let prefix = format!("rcs_t_{}_", &uuid_ish()[..12]);
+    let connect = || {
+        PostgresRemoteStore::<TestRecord>::connect(
+            &url,
+            PostgresOptions::default().table_prefix(prefix.clone()),
+        )
+    };
+    let s = connect().await.unwrap();
+    let scope = unique_scope("records");
+    let ok = TestRecord::new("ok", "fine", ts(1));
+    assert_applied(&s.push(&scope, &[create(&scope, ok.clone())]).await.unwrap());
+    let malformed = |e: &Error, id: &str| matches!(e, Error::MalformedResponse { backend: "postgres", message } if message.contains(id));
+
+    // Another writer relaxes the schema and leaves a tombstone without a version.
+    let observer = raw(&url).await;
+    observer
+        .batch_execute(&format!(
+            "ALTER TABLE {prefix}records ALTER COLUMN version DROP NOT NULL, \
+                                         ALTER COLUMN deleted DROP NOT NULL"
+        ))
+        .await
+        .unwrap();
+    let insert = format!(
+        "INSERT INTO {prefix}records (scope, id, seq, version, updated_at, deleted, data) \
+         VALUES ($1, $2, nextval('{prefix}seq'), $3, now(), $4, $5)"
+    );
+    let bad_body = serde_json::json!({"id": "nulldel", "title": "t", "updated_at": ts(2)});
+    observer
+        .execute(
+            &insert,
+            &[
+                &scope.canonical(),
+                &"nullver",
+                &None::<String>,
+                &Some(true),
+                &None::<serde_json::Value>,
+            ],
+        )
+        .await
+        .unwrap();
+    // ... and a row without a `deleted` flag.
+    observer
+        .execute(
+            &insert,
+            &[
+                &scope.canonical(),
+                &"nulldel",
+                &Some(ts(2).to_string()),
+                &None::<bool>,
+                &Some(bad_body),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let page = s.fetch_since(&scope, None, 1).await.unwrap();
+    assert_eq!(
+        page.upserts,
+        std::slice::from_ref(&ok),
+        "rows before the bad one pull"
+    );
+    // Malformed rows never block the scope: they are quarantined with a typed reason.
+    let rest = s
+        .fetch_since(&scope, page.cursor.as_ref(), 10)
+        .await
+        .unwrap();
+    let quarantined: Vec<_> = rest.quarantined.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(quarantined, ["nullver"], "{rest:?}");
+    assert!(rest.quarantined[0].reason.contains("nullver"));
+    // A pull does not read `deleted` (the payload decides), so that row still arrives.
+    assert_eq!(rest.upserts.len(), 1);
+    assert!(rest.deletes.is_empty() && !rest.has_more);
+    assert_ne!(rest.cursor, page.cursor, "the cursor moves past them");
+
+    let ops = [
+        create(&scope, TestRecord::new("nullver", "over it", ts(3))),
+        create(&scope, TestRecord::new("nulldel", "over it", ts(3))),
+        create(&scope, TestRecord::new("fresh", "new", ts(3))),
+    ];
+    let out = s.push(&scope, &ops).await.unwrap();
+    for (i, id) in [(0, "nullver"), (1, "nulldel")] {
+        assert!(
+            matches!(&out[i], PushOutcome::Rejected { reason } if reason.contains(id) && reason.contains("does not decode")),
+            "an op on malformed row {id} must be rejected with the reason, got {:?}",
+            out[i]
+        );
+    }
+    assert_applied(&out[2..]);
+    assert_eq!(s.get_by_id(&scope, "ok").await.unwrap(), Some(ok.clone()));
+
+    // A column of the wrong type (retyped by hand): reads of any row fail, typed.
+    observer
+        .batch_execute(&format!(
+            "ALTER TABLE {prefix}records ALTER COLUMN data TYPE text USING data::text"
+        ))
+        .await
+        .unwrap();
+    // A fresh store, so no statement prepared for the old column type is reused.
+    let s = connect().await.unwrap();
+    let err = s.get_by_id(&scope, "ok").await.unwrap_err();
+    assert!(malformed(&err, "ok"), "{err:?}");
+    let page = s.fetch_since(&scope, None, 10).await.unwrap();
+    assert!(
+        page.upserts.is_empty() && page.quarantined.iter().any(|q| q.id == "ok"),
+        "{page:?}"
+    );
+    let out = s
+        .push(
+            &scope,
+            &[create(&scope, TestRecord::new("ok", "again", ts(4)))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], PushOutcome::Rejected { reason } if reason.contains("does not decode")),
+        "{out:?}"
+    );
+
+    observer
+        .batch_execute(&format!(
+            "DROP TABLE {prefix}records, {prefix}applied_ops, {prefix}meta; DROP SEQUENCE {prefix}seq"
+        ))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn connection_refused_is_unavailable() {
     // Needs no server: nothing listens on port 1.
@@ -800,7 +932,7 @@ async fn connection_refused_is_unavailable() {
 
 #[tokio::test]
 async fn bad_password_is_unauthorized_and_never_echoed() {
-    let Some(url) = pg_url("bad_password_is_unauthorized_and_never_echoed") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let secret = "Wr0ng-but-Secret-pa55word";
@@ -837,7 +969,7 @@ async fn bad_password_is_unauthorized_and_never_echoed() {
 
 #[tokio::test]
 async fn a_killed_backend_is_unavailable_then_recovers() {
-    let Some(url) = pg_url("a_killed_backend_is_unavailable_then_recovers") else {
+    let Some(url) = pg_url() else {
         return;
     };
     // Its own application name, so only its connection is terminated (tests run in parallel).
@@ -896,13 +1028,10 @@ async fn a_killed_backend_is_unavailable_then_recovers() {
 
 #[tokio::test]
 async fn sslmode_require_verifies_the_server_certificate() {
-    let Some(url) = pg_url("sslmode_require_verifies_the_server_certificate") else {
+    let Some(url) = pg_url() else {
         return;
     };
-    let Some(ca) = env_or_skip(
-        "RCS_TEST_PG_CA",
-        "sslmode_require_verifies_the_server_certificate",
-    ) else {
+    let Some(ca) = require_env("RCS_TEST_PG_CA") else {
         return;
     };
     let tls_url = format!("{url}?sslmode=require&application_name=rcs-tls-test");
@@ -975,7 +1104,7 @@ async fn sslmode_require_verifies_the_server_certificate() {
 /// once, and the rates are printed (`cargo test -- --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_push_and_pull_sees_every_row_once() {
-    let Some(url) = pg_url("bulk_push_and_pull_sees_every_row_once") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -1024,7 +1153,7 @@ async fn bulk_push_and_pull_sees_every_row_once() {
 /// nothing; the same push succeeds once the lock is free.
 #[tokio::test]
 async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
-    let Some(url) = pg_url("a_push_waiting_too_long_for_its_scope_lock_is_unavailable") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = PostgresRemoteStore::<TestRecord>::connect(
@@ -1077,7 +1206,7 @@ async fn a_push_waiting_too_long_for_its_scope_lock_is_unavailable() {
 /// previous ones left; the record is written once and pulled once.
 #[tokio::test]
 async fn ops_on_one_record_in_one_push_apply_in_order() {
-    let Some(url) = pg_url("ops_on_one_record_in_one_push_apply_in_order") else {
+    let Some(url) = pg_url() else {
         return;
     };
     let store = store(&url).await;
@@ -1131,10 +1260,9 @@ async fn ops_on_one_record_in_one_push_apply_in_order() {
     assert_eq!(page.upserts, vec![v2.clone()]);
     // Delete then re-create in one push: the final state is the re-created record.
     let v5 = TestRecord::new("a", "v5", ts(5_000));
-    let out = store
-        .push(&scope, &[del, create(&scope, v5.clone())])
-        .await
-        .unwrap();
+    let mut recreate = create(&scope, v5.clone());
+    recreate.base_version = Some(ts(4_000));
+    let out = store.push(&scope, &[del, recreate]).await.unwrap();
     assert_applied(&out);
     let page = store
         .fetch_since(&scope, page.cursor.as_ref(), 10)

@@ -126,18 +126,8 @@ async fn http_remote_over_sqlite_passes_the_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_remote_over_postgres_passes_the_conformance_suite() {
     use remote_cache_sync::remote::postgres::{PostgresOptions, PostgresRemoteStore};
-    let url = match std::env::var("RCS_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("RCS_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "RCS_TEST_PG_URL is not set but RCS_TEST_REQUIRE_SERVERS=1"
-            );
-            println!(
-                "skipped http_remote_over_postgres: RCS_TEST_PG_URL is not set (run scripts/start-postgres.sh)"
-            );
-            return;
-        }
+    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_PG_URL") else {
+        return;
     };
     let storage = PostgresRemoteStore::<JsonRecord>::connect(
         &url,

@@ -2,7 +2,7 @@
 //!
 //! It behaves like a real server: every write gets the next value of a monotonic sequence, the
 //! change feed is ordered by that sequence (the cursor), deletes are tombstones, pushes are
-//! idempotent by op id and checked with [`base_matches`]. It can also be told to fail, for fault
+//! idempotent by (scope, op id) and checked with [`base_matches`]. It can also be told to fail, for fault
 //! tests.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,7 +15,7 @@ use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record};
-use crate::remote::{RemoteStore, base_matches};
+use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
 
 #[derive(Debug)]
@@ -43,7 +43,8 @@ impl<T> Default for ScopeData<T> {
 #[derive(Debug)]
 struct State<T> {
     scopes: HashMap<SyncScope, ScopeData<T>>,
-    applied_ops: HashSet<String>,
+    /// Applied op ids, per scope: the same op id pushed in another scope is another op.
+    applied_ops: HashSet<(SyncScope, String)>,
     seq: u64,
     offline: bool,
     rejected_ids: HashSet<String>,
@@ -103,7 +104,7 @@ impl<T: Record> InMemoryRemoteStore<T> {
         out
     }
 
-    /// How many ops were applied (distinct op ids), for idempotency checks.
+    /// How many ops were applied (distinct (scope, op id) pairs), for idempotency checks.
     pub fn applied_op_count(&self) -> usize {
         self.lock().applied_ops.len()
     }
@@ -198,10 +199,13 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
             }
             let data = state.scopes.entry(scope.clone()).or_default();
             let current = data.rows.get(&op.id).map(|r| &r.change);
-            if state.applied_ops.contains(op.op_id.as_str()) {
+            if state
+                .applied_ops
+                .contains(&(scope.clone(), op.op_id.0.clone()))
+            {
                 // The version this op wrote back then, not whatever superseded it since.
                 outcomes.push(PushOutcome::Applied {
-                    version: op.updated_at,
+                    version: applied_version(op),
                 });
                 continue;
             }
@@ -225,9 +229,11 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
                 data.feed.remove(&old.seq);
             }
             data.feed.insert(seq, op.id.clone());
-            state.applied_ops.insert(op.op_id.0.clone());
+            state
+                .applied_ops
+                .insert((scope.clone(), op.op_id.0.clone()));
             outcomes.push(PushOutcome::Applied {
-                version: op.updated_at,
+                version: applied_version(op),
             });
         }
         Ok(outcomes)

@@ -49,9 +49,10 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
     ) -> Result<Delta<T>>;
 
     /// Pushes ops; returns one outcome per op, in order. Each op is checked with [`base_matches`]
-    /// against the remote's current version; idempotent by `op_id` (an op applied before answers
-    /// [`PushOutcome::Applied`] again and changes nothing). An `Err` means nothing can be said
-    /// about any op (transport failure): the caller keeps them queued.
+    /// against the remote's current version; idempotent by `(scope, op_id)` (an op applied before
+    /// in this scope answers [`PushOutcome::Applied`] again and changes nothing; the same op id in
+    /// another scope is another op). `Applied` carries [`applied_version`]. An `Err` means nothing
+    /// can be said about any op (transport failure): the caller keeps them queued.
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>>;
 
     /// The remote's clock.
@@ -131,6 +132,20 @@ pub fn base_matches(
         (_, None) => true,
         (None, Some(_)) => false,
         (Some(base), Some((version, _))) => base == version,
+    }
+}
+
+/// The version a remote stores when it applies `op`, and so what it answers in
+/// [`PushOutcome::Applied`]: [`Change::version`](crate::record::Change::version) of the op's
+/// change, i.e. the payload's `deleted_at` for a payload tombstone, its `updated_at` otherwise,
+/// and the tombstone time for a delete. The writer bases its next op on this version, so
+/// answering anything else makes that op conflict with the writer's own write.
+pub fn applied_version<T: Record>(op: &PendingOp<T>) -> Timestamp {
+    match (&op.payload, op.kind) {
+        (Some(p), OpKind::Create | OpKind::Update) => {
+            p.deleted_at().unwrap_or_else(|| p.updated_at())
+        }
+        _ => op.updated_at,
     }
 }
 

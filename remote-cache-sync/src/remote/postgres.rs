@@ -93,6 +93,10 @@
 //! [`Error::Unavailable`] (retryable); `28xxx` to [`Error::Unauthorized`]; data and integrity
 //! errors to [`Error::Rejected`]. Messages never contain the connection string's password: it is
 //! scrubbed from every message, and connection strings are shown with the password masked.
+//! Rows are read with `try_get`: a row another writer left malformed (a NULL where a value
+//! belongs, a column retyped by hand, a bad version or payload) makes reads of it fail with
+//! [`Error::MalformedResponse`] naming the record, never a panic; a push answers ops on such a
+//! record with [`PushOutcome::Rejected`] and applies its other ops.
 //! Ops with data PostgreSQL cannot store (a NUL character in a string, an id that differs from the
 //! payload's, a timestamp before 4713 BC) are answered with [`PushOutcome::Rejected`] without
 //! failing the rest of the push.
@@ -120,14 +124,15 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{NoTls, Row};
 
 use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
-use crate::remote::{RemoteStore, base_matches};
+use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
 
 const BACKEND: &str = "postgres";
@@ -641,6 +646,23 @@ fn contains_nul(v: &Value) -> bool {
     }
 }
 
+/// Column `col` of a row read from the tables. Other writers can put anything there (a NULL, a
+/// column retyped by hand): that is [`Error::MalformedResponse`], never a panic.
+fn column<'a, V: FromSql<'a>>(row: &'a Row, col: &str) -> Result<V> {
+    row.try_get(col).map_err(|e| Error::MalformedResponse {
+        backend: BACKEND,
+        message: format!("column {col:?}: {e}"),
+    })
+}
+
+/// Like [`column`], naming the record in the error.
+fn record_column<'a, V: FromSql<'a>>(row: &'a Row, col: &str, id: &str) -> Result<V> {
+    row.try_get(col).map_err(|e| Error::MalformedResponse {
+        backend: BACKEND,
+        message: format!("record {id:?}: column {col:?}: {e}"),
+    })
+}
+
 fn parse_version(id: &str, s: &str) -> Result<Timestamp> {
     s.parse().map_err(|e| Error::MalformedResponse {
         backend: BACKEND,
@@ -786,7 +808,10 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .map_err(e)?;
             }
             Some(row) => {
-                let v: String = row.get(0);
+                let v: String = row.try_get(0).map_err(|err| Error::Storage {
+                    kind: StorageErrorKind::Corrupt,
+                    message: format!("{meta}.schema_version: {err}"),
+                })?;
                 let v: i32 = v.parse().map_err(|_| Error::Storage {
                     kind: StorageErrorKind::Corrupt,
                     message: format!("{meta}.schema_version is {v:?}"),
@@ -880,6 +905,31 @@ impl<T: Record> PostgresRemoteStore<T> {
         })
     }
 
+    /// Decodes one change-feed row (columns `id`, `version`, `data`): the record, or a tombstone
+    /// when `data` is NULL. Anything malformed is a typed error naming the record.
+    fn decode_row(&self, row: &Row) -> Result<Change<T>> {
+        let id: String = column(row, "id")?;
+        let data: Option<Value> = record_column(row, "data", &id)?;
+        Ok(match data {
+            Some(d) => Change::Upsert(self.decode(&id, &d)?),
+            None => {
+                let version: String = record_column(row, "version", &id)?;
+                let deleted_at = parse_version(&id, &version)?;
+                Change::Delete(Tombstone { id, deleted_at })
+            }
+        })
+    }
+
+    /// Decodes one row of record `id` locked by a push (columns `version`, `deleted`, `data`).
+    fn current_row(row: &Row, id: &str) -> Result<Current> {
+        let version: String = record_column(row, "version", id)?;
+        Ok(Current {
+            version: parse_version(id, &version)?,
+            deleted: record_column(row, "deleted", id)?,
+            data: record_column(row, "data", id)?,
+        })
+    }
+
     fn current_change(&self, id: &str, cur: &Current) -> Result<Change<T>> {
         Ok(match &cur.data {
             Some(d) => Change::Upsert(self.decode(id, d)?),
@@ -942,8 +992,11 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             .query_opt(&stmt, &[&scope.canonical(), &id])
             .await
             .map_err(|e| self.fail(&broken, &e))?;
-        row.map(|r| self.decode(id, &r.get::<_, Value>(0)))
-            .transpose()
+        row.map(|r| {
+            let data: Value = record_column(&r, "data", id)?;
+            self.decode(id, &data)
+        })
+        .transpose()
     }
 
     async fn fetch_since(
@@ -973,28 +1026,21 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
         let mut delta = Delta::empty(server_time, since.cloned());
         delta.has_more = rows.len() > limit;
         for row in rows.into_iter().take(limit) {
-            let seq: i64 = row.get(0);
-            let id: String = row.get(1);
-            let version: String = row.get(2);
-            let data: Option<Value> = row.get(3);
-            // One bad row never blocks the scope: it is handed over raw.
-            match data {
-                Some(d) => match self.decode(&id, &d) {
-                    Ok(r) => delta.upserts.push(r),
-                    Err(e) => delta.quarantined.push(QuarantinedRow::new(
-                        id,
-                        d.to_string(),
-                        e.to_string(),
-                    )),
-                },
-                None => match parse_version(&id, &version) {
-                    Ok(deleted_at) => delta.deletes.push(Tombstone { id, deleted_at }),
-                    Err(e) => {
-                        delta
-                            .quarantined
-                            .push(QuarantinedRow::new(id, version, e.to_string()))
-                    }
-                },
+            let seq: i64 = column(&row, "seq")?;
+            match self.decode_row(&row) {
+                Ok(Change::Upsert(r)) => delta.upserts.push(r),
+                Ok(Change::Delete(t)) => delta.deletes.push(t),
+                // One bad row never blocks the scope: it is handed over raw.
+                Err(e) => {
+                    let id = row.try_get::<_, String>("id").unwrap_or_default();
+                    let raw = match row.try_get::<_, Option<Value>>("data") {
+                        Ok(Some(d)) => d.to_string(),
+                        _ => row.try_get::<_, String>("version").unwrap_or_default(),
+                    };
+                    delta
+                        .quarantined
+                        .push(QuarantinedRow::new(id, raw, e.to_string()));
+                }
             }
             delta.cursor = Some(Cursor::new(seq.to_string()));
         }
@@ -1061,17 +1107,25 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             tx.query(&current_stmt, &current_params),
         )
         .map_err(e)?;
-        let mut applied: HashSet<String> = applied_rows.iter().map(|r| r.get(0)).collect();
+        let mut applied: HashSet<String> = applied_rows
+            .iter()
+            .map(|r| column(r, "op_id"))
+            .collect::<Result<_>>()?;
         let mut current: HashMap<String, Current> = HashMap::with_capacity(current_rows.len());
-        for row in current_rows {
-            let id: String = row.get(0);
-            let version: String = row.get(1);
-            let cur = Current {
-                version: parse_version(&id, &version)?,
-                deleted: row.get(2),
-                data: row.get(3),
-            };
-            current.insert(id, cur);
+        // Rows another writer left malformed: ops on them cannot be checked, so they are
+        // rejected (with the reason) and the other ops of the push go on.
+        let mut unreadable: HashMap<String, Error> = HashMap::new();
+        for row in &current_rows {
+            let id: String = column(row, "id")?;
+            match Self::current_row(row, &id) {
+                Ok(cur) => {
+                    current.insert(id, cur);
+                }
+                Err(err) => {
+                    tracing::warn!(id = %id, error = %err, "postgres row is malformed");
+                    unreadable.insert(id, err);
+                }
+            }
         }
 
         let mut outcomes = Vec::with_capacity(ops.len());
@@ -1084,12 +1138,18 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             if applied.contains(op.op_id.as_str()) {
                 // The version this op wrote back then, not whatever superseded it since.
                 outcomes.push(PushOutcome::Applied {
-                    version: op.updated_at,
+                    version: applied_version(op),
                 });
                 continue;
             }
             if let Some(reason) = invalid {
                 outcomes.push(PushOutcome::Rejected { reason });
+                continue;
+            }
+            if let Some(err) = unreadable.get(&op.id) {
+                outcomes.push(PushOutcome::Rejected {
+                    reason: format!("the remote's version of this record does not decode: {err}"),
+                });
                 continue;
             }
             if !base_matches(
@@ -1122,7 +1182,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             applied.insert(op.op_id.0.clone());
             new_applied.push(op.op_id.as_str());
             outcomes.push(PushOutcome::Applied {
-                version: op.updated_at,
+                version: applied_version(op),
             });
         }
 

@@ -10,7 +10,17 @@
 //!
 //! A record updated again moves to the end of the feed (its row takes the new sequence), so the
 //! feed holds each record once, at its latest version. Deletes are tombstones. Applied op ids are
-//! remembered, so replaying a push changes nothing.
+//! remembered per scope, so replaying a push changes nothing, and an op id reused in another scope
+//! is another op there (applied on its own merits, never answered from a different scope's memory).
+//!
+//! # Schema versions
+//! - 1: applied op ids were remembered globally (`rcs_remote_applied_ops(op_id)`).
+//! - 2: they are remembered per scope (`rcs_remote_applied_ops(scope_id, op_id)`). Opening a
+//!   version 1 database migrates it in place: its ids, whose scope is unknown, move to
+//!   `rcs_remote_applied_ops_v1`, and a replay found only there counts as applied only when the
+//!   record in the pushing scope holds exactly what the op wrote (same version, same
+//!   deleted/live state); otherwise it is decided like a new op (as after
+//!   [`prune_applied_ops`](SqliteRemoteStore::prune_applied_ops), which empties both tables).
 //!
 //! All SQLite work runs on tokio's blocking pool: one writer connection, and for file
 //! databases a separate reader connection (WAL lets it read while the writer writes).
@@ -27,12 +37,12 @@ use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{OpKind, PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
-use crate::remote::{RemoteStore, base_matches};
+use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rcs_remote_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO rcs_remote_meta (key, value) VALUES ('schema_version', 1), ('seq', 0);
+INSERT OR IGNORE INTO rcs_remote_meta (key, value) VALUES ('seq', 0);
 CREATE TABLE IF NOT EXISTS rcs_remote_scopes (
     scope_id INTEGER PRIMARY KEY,
     canonical TEXT NOT NULL UNIQUE
@@ -48,13 +58,25 @@ CREATE TABLE IF NOT EXISTS rcs_remote_records (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rcs_remote_records_id ON rcs_remote_records (scope_id, id);
 CREATE INDEX IF NOT EXISTS rcs_remote_records_feed ON rcs_remote_records (scope_id, seq);
+";
+
+/// The applied-op tables of schema version 2 (see the module docs).
+const APPLIED_OPS_V2: &str = "
 CREATE TABLE IF NOT EXISTS rcs_remote_applied_ops (
+    scope_id INTEGER NOT NULL,
+    op_id TEXT NOT NULL,
+    applied_at INTEGER NOT NULL,  -- unix milliseconds
+    PRIMARY KEY (scope_id, op_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rcs_remote_applied_ops_at ON rcs_remote_applied_ops (applied_at);
+-- Ids applied under schema version 1, scope unknown (empty in databases created at version 2).
+CREATE TABLE IF NOT EXISTS rcs_remote_applied_ops_v1 (
     op_id TEXT PRIMARY KEY,
-    applied_at INTEGER NOT NULL  -- unix milliseconds
+    applied_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A [`RemoteStore`] in a SQLite database with a monotonic, gap-free sequence cursor.
 ///
@@ -125,18 +147,44 @@ fn init_schema(conn: &mut Connection, file: bool) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_err)?;
     tx.execute_batch(SCHEMA).map_err(sql_err)?;
-    let version: i64 = tx
+    let version: Option<i64> = tx
         .query_row(
             "SELECT value FROM rcs_remote_meta WHERE key = 'schema_version'",
             [],
             |r| r.get(0),
         )
+        .optional()
         .map_err(sql_err)?;
-    if version > SCHEMA_VERSION {
-        return Err(Error::Storage {
-            kind: StorageErrorKind::SchemaTooNew,
-            message: format!("remote schema version {version} is newer than {SCHEMA_VERSION}"),
-        });
+    match version {
+        // A new database.
+        None => tx.execute_batch(APPLIED_OPS_V2).map_err(sql_err)?,
+        // Version 1 kept op ids without their scope: set them aside (see the module docs).
+        Some(1) => tx
+            .execute_batch(
+                "ALTER TABLE rcs_remote_applied_ops RENAME TO rcs_remote_applied_ops_v1;",
+            )
+            .and_then(|()| tx.execute_batch(APPLIED_OPS_V2))
+            .map_err(sql_err)?,
+        Some(SCHEMA_VERSION) => {}
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(Error::Storage {
+                kind: StorageErrorKind::SchemaTooNew,
+                message: format!("remote schema version {v} is newer than {SCHEMA_VERSION}"),
+            });
+        }
+        Some(v) => {
+            return Err(Error::Storage {
+                kind: StorageErrorKind::Corrupt,
+                message: format!("unknown remote schema version {v}"),
+            });
+        }
+    }
+    if version != Some(SCHEMA_VERSION) {
+        tx.execute(
+            "INSERT OR REPLACE INTO rcs_remote_meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )
+        .map_err(sql_err)?;
     }
     tx.commit().map_err(sql_err)
 }
@@ -309,12 +357,17 @@ impl<T: Record> SqliteRemoteStore<T> {
     pub async fn prune_applied_ops(&self, before: Timestamp) -> Result<u64> {
         let cutoff = before.as_millisecond();
         self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM rcs_remote_applied_ops WHERE applied_at < ?1",
-                    [cutoff],
-                )
-                .map_err(sql_err)?;
+            let tx = conn.transaction().map_err(sql_err)?;
+            let mut n = 0;
+            for table in ["rcs_remote_applied_ops", "rcs_remote_applied_ops_v1"] {
+                n += tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE applied_at < ?1"),
+                        [cutoff],
+                    )
+                    .map_err(sql_err)?;
+            }
+            tx.commit().map_err(sql_err)?;
             Ok(n as u64)
         })
         .await
@@ -501,11 +554,17 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
             let mut outcomes = Vec::with_capacity(prepared.len());
             {
                 let mut seen = tx
-                    .prepare_cached("SELECT 1 FROM rcs_remote_applied_ops WHERE op_id = ?1")
+                    .prepare_cached(
+                        "SELECT 1 FROM rcs_remote_applied_ops WHERE scope_id = ?1 AND op_id = ?2",
+                    )
+                    .map_err(sql_err)?;
+                let mut seen_v1 = tx
+                    .prepare_cached("SELECT 1 FROM rcs_remote_applied_ops_v1 WHERE op_id = ?1")
                     .map_err(sql_err)?;
                 let mut mark = tx
                     .prepare_cached(
-                        "INSERT INTO rcs_remote_applied_ops (op_id, applied_at) VALUES (?1, ?2)",
+                        "INSERT INTO rcs_remote_applied_ops (scope_id, op_id, applied_at)
+                         VALUES (?1, ?2, ?3)",
                     )
                     .map_err(sql_err)?;
                 let mut upsert = tx
@@ -519,9 +578,20 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                     .map_err(sql_err)?;
                 for (op, body) in &prepared {
                     let current = read_row(&tx, sid, &op.id)?;
-                    if seen.exists([op.op_id.as_str()]).map_err(sql_err)? {
+                    let version = applied_version(op);
+                    if seen.exists(params![sid, op.op_id.as_str()]).map_err(sql_err)? {
                         // The version this op wrote back then, not whatever superseded it since.
-                        outcomes.push(PushOutcome::Applied { version: op.updated_at });
+                        outcomes.push(PushOutcome::Applied { version });
+                        continue;
+                    }
+                    // An id remembered by schema version 1 (scope unknown) counts only where
+                    // the record still holds exactly what the op wrote.
+                    if let Some(row) = &current
+                        && parse_version(&row.version)? == version
+                        && row.deleted == op.change().is_delete()
+                        && seen_v1.exists([op.op_id.as_str()]).map_err(sql_err)?
+                    {
+                        outcomes.push(PushOutcome::Applied { version });
                         continue;
                     }
                     if let Some(reason) = validate_op(op) {
@@ -547,7 +617,6 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                     }
                     let change = op.change();
                     let kind = i64::from(matches!(change, Change::Delete(_)));
-                    let version = change.version();
                     seq += 1;
                     upsert
                         .execute(params![
@@ -560,9 +629,9 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                             body
                         ])
                         .map_err(sql_err)?;
-                    mark.execute(params![op.op_id.as_str(), now_ms])
+                    mark.execute(params![sid, op.op_id.as_str(), now_ms])
                         .map_err(sql_err)?;
-                    outcomes.push(PushOutcome::Applied { version: op.updated_at });
+                    outcomes.push(PushOutcome::Applied { version });
                 }
             }
             if seq != start_seq {
@@ -632,6 +701,140 @@ mod tests {
         // Forgotten: the replayed create is checked again and conflicts with the live record.
         let out = remote.push(&scope, &[op]).await.unwrap();
         assert!(matches!(out[0], PushOutcome::Conflict { .. }), "{out:?}");
+    }
+
+    /// The schema of version 1, as that build created it.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE rcs_remote_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO rcs_remote_meta (key, value) VALUES ('schema_version', 1), ('seq', 0);
+        CREATE TABLE rcs_remote_scopes (
+            scope_id INTEGER PRIMARY KEY,
+            canonical TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE rcs_remote_records (
+            seq INTEGER PRIMARY KEY,
+            scope_id INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            deleted INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX rcs_remote_records_id ON rcs_remote_records (scope_id, id);
+        CREATE INDEX rcs_remote_records_feed ON rcs_remote_records (scope_id, seq);
+        CREATE TABLE rcs_remote_applied_ops (
+            op_id TEXT PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+    ";
+
+    #[tokio::test]
+    async fn migrates_a_version_1_database_to_per_scope_op_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        let (alice, bob) = (unique_scope("r"), unique_scope("r"));
+        let v1 = TestRecord::new("a", "by alice", ts(1));
+        let op = PendingOp::upsert(alice.clone(), OpKind::Create, v1.clone());
+        let old_at = (Timestamp::now() - jiff::SignedDuration::from_secs(60)).as_millisecond();
+        {
+            // What version 1 left after applying `op` in alice's scope.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO rcs_remote_scopes (scope_id, canonical) VALUES (1, ?1)",
+                [alice.canonical()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO rcs_remote_records VALUES (1, 1, 'a', 0, 0, ?1, ?2)",
+                params![
+                    v1.updated_at.to_string(),
+                    serde_json::to_string(&v1).unwrap()
+                ],
+            )
+            .unwrap();
+            conn.execute("UPDATE rcs_remote_meta SET value = 1 WHERE key = 'seq'", [])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO rcs_remote_applied_ops VALUES (?1, ?2)",
+                params![op.op_id.as_str(), old_at],
+            )
+            .unwrap();
+        }
+        let remote = SqliteRemoteStore::<TestRecord>::open(&path).await.unwrap();
+        let version: i64 = remote
+            .read(|c| {
+                c.query_row(
+                    "SELECT value FROM rcs_remote_meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+
+        // The replay in its own scope is still recognised: applied, nothing written.
+        let out = remote
+            .push(&alice, std::slice::from_ref(&op))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            [PushOutcome::Applied {
+                version: v1.updated_at
+            }]
+        );
+        assert_eq!(remote.last_seq().await.unwrap(), 1);
+
+        // The same op id in another scope is another op: applied there, for real.
+        let mut theirs = PendingOp::upsert(
+            bob.clone(),
+            OpKind::Create,
+            TestRecord::new("b", "by bob", ts(2)),
+        );
+        theirs.op_id = op.op_id.clone();
+        let out = remote
+            .push(&bob, std::slice::from_ref(&theirs))
+            .await
+            .unwrap();
+        assert_eq!(out, [PushOutcome::Applied { version: ts(2) }]);
+        assert_eq!(
+            remote.get_by_id(&bob, "b").await.unwrap().map(|r| r.title),
+            Some("by bob".to_owned())
+        );
+        // A legacy id does not vouch for a scope whose record differs from what the op wrote:
+        // the op is decided on its merits (here: a create on a live record conflicts).
+        let carol = unique_scope("r");
+        let carols = TestRecord::new("a", "carol's a", ts(3));
+        let fresh = PendingOp::upsert(carol.clone(), OpKind::Create, carols.clone());
+        remote.push(&carol, &[fresh]).await.unwrap();
+        let mut again = op.clone();
+        again.scope = carol.clone();
+        let out = remote
+            .push(&carol, std::slice::from_ref(&again))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            [PushOutcome::Conflict {
+                current: Some(Change::Upsert(carols))
+            }]
+        );
+        assert_eq!(
+            remote.get_by_id(&alice, "a").await.unwrap(),
+            Some(v1),
+            "alice's record is untouched"
+        );
+
+        // Pruning covers the legacy ids too.
+        let future = Timestamp::now() + jiff::SignedDuration::from_secs(60);
+        assert_eq!(remote.prune_applied_ops(future).await.unwrap(), 3);
+        drop(remote);
+        // Reopening a migrated database changes nothing.
+        let remote = SqliteRemoteStore::<TestRecord>::open(&path).await.unwrap();
+        assert_eq!(remote.last_seq().await.unwrap(), 3);
     }
 
     #[tokio::test]

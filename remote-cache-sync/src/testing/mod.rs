@@ -72,6 +72,53 @@ impl TestRecord {
     }
 }
 
+/// Set to `1` (as `scripts/test.sh` and CI do) to make tests whose prerequisites are missing
+/// fail instead of skipping: see [`require_env`] and [`skip_unless_required`].
+pub const REQUIRE_SERVERS_VAR: &str = "RCS_TEST_REQUIRE_SERVERS";
+
+/// Whether missing test prerequisites must fail the test (`RCS_TEST_REQUIRE_SERVERS=1`).
+pub fn servers_required() -> bool {
+    std::env::var(REQUIRE_SERVERS_VAR).as_deref() == Ok("1")
+}
+
+/// For a test that cannot run here (`reason` says why): prints a "skipped" line to stderr and
+/// returns, so the test can return early; panics instead when [`servers_required`].
+#[track_caller]
+pub fn skip_unless_required(reason: impl std::fmt::Display) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test");
+    assert!(
+        !servers_required(),
+        "{test}: {reason}, and {REQUIRE_SERVERS_VAR}=1 forbids skipping"
+    );
+    eprintln!("skipped {test}: {reason}");
+}
+
+/// The value of the environment variable `var` (e.g. `RCS_TEST_PG_URL`) for a test that needs
+/// an external server. When it is unset or empty: `None`, after [`skip_unless_required`] (a
+/// "skipped" line, or a panic when `RCS_TEST_REQUIRE_SERVERS=1`).
+///
+/// ```no_run
+/// # fn test() {
+/// let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_PG_URL") else {
+///     return;
+/// };
+/// # }
+/// ```
+#[track_caller]
+pub fn require_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            skip_unless_required(format_args!(
+                "{var} is not set (scripts/start-postgres.sh and scripts/start-pocketbase.sh \
+                 print the test servers' variables)"
+            ));
+            None
+        }
+    }
+}
+
 /// A timestamp `ms` milliseconds after a fixed epoch (2026-01-01), for deterministic tests.
 pub fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(1_767_225_600_000 + ms).expect("in range")

@@ -34,6 +34,8 @@ pub async fn run_all<R: RemoteStore<TestRecord> + ?Sized>(
     base_version_conflicts(remote, &new_scope()).await;
     deletes_are_tombstones(remote, &new_scope()).await;
     pushes_are_idempotent(remote, &new_scope()).await;
+    idempotency_is_per_scope(remote, &new_scope(), &new_scope()).await;
+    payload_tombstones_answer_their_version(remote, &new_scope()).await;
     paging_sees_every_change(remote, &new_scope()).await;
     later_changes_follow_cursor(remote, &new_scope()).await;
     scopes_are_isolated(remote, &new_scope(), &new_scope()).await;
@@ -281,6 +283,144 @@ pub async fn pushes_are_idempotent<R: RemoteStore<TestRecord> + ?Sized>(
         Some(v2),
         "a replayed op must not revert a later write"
     );
+}
+
+/// Op ids are remembered per scope: an op whose id was already applied in another scope is a
+/// different op, applied (and visible) in its own scope, and the other scope is untouched.
+/// Answering it `applied` from the other scope's memory would report a write that never landed
+/// (and tell a tenant which op ids another tenant used).
+pub async fn idempotency_is_per_scope<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    a: &SyncScope,
+    b: &SyncScope,
+) {
+    assert_ne!(a, b, "new_scope must return distinct scopes");
+    let ra = TestRecord::new(id(1), "in a", ts(1_000)).with_n(1);
+    let op_a = create(a, ra.clone());
+    push_ok(remote, a, std::slice::from_ref(&op_a)).await;
+
+    let rb = TestRecord::new(id(1), "in b", ts(2_000)).with_n(2);
+    let mut op_b = create(b, rb.clone());
+    op_b.op_id = op_a.op_id.clone();
+    let out = remote
+        .push(b, std::slice::from_ref(&op_b))
+        .await
+        .expect("push failed");
+    assert_eq!(
+        out,
+        [PushOutcome::Applied {
+            version: rb.updated_at
+        }],
+        "an op id applied in another scope must not decide an op in this one"
+    );
+    assert_eq!(
+        remote.get_by_id(b, &rb.id).await.unwrap(),
+        Some(rb.clone()),
+        "the op reported applied in scope b must be visible there"
+    );
+    let (state_b, _) = pull_all(remote, b, None, 100).await;
+    assert_eq!(
+        state_b.get(&rb.id),
+        Some(&Some(rb.clone())),
+        "the op applied in scope b must be pulled there"
+    );
+    assert_eq!(
+        remote.get_by_id(a, &ra.id).await.unwrap(),
+        Some(ra.clone()),
+        "an op in scope b changed scope a"
+    );
+
+    // Each scope still recognises its own replay.
+    for (scope, op, record) in [(a, &op_a, &ra), (b, &op_b, &rb)] {
+        let replay = remote.push(scope, std::slice::from_ref(op)).await.unwrap();
+        match &replay[0] {
+            PushOutcome::Applied { version } => assert_eq!(
+                *version, record.updated_at,
+                "a replay reports the version its op wrote"
+            ),
+            PushOutcome::Conflict {
+                current: Some(Change::Upsert(cur)),
+            } => assert_eq!(
+                cur, record,
+                "a replay may conflict (no op-id memory), but only with its own scope's record"
+            ),
+            other => panic!("a replayed op must not be rejected, got {other:?}"),
+        }
+    }
+    assert_eq!(remote.get_by_id(a, &ra.id).await.unwrap(), Some(ra));
+    assert_eq!(remote.get_by_id(b, &rb.id).await.unwrap(), Some(rb));
+}
+
+/// An upsert whose payload is a tombstone (`deleted_at` set) is answered
+/// `Applied { version: deleted_at }`, the version the remote stores for it (see
+/// [`Change::version`]), so the writer's next op, based on that version, applies instead of
+/// conflicting with the writer's own delete.
+pub async fn payload_tombstones_answer_their_version<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
+    let tombstoned = |r: TestRecord, at: Timestamp| TestRecord {
+        deleted_at: Some(at),
+        ..r
+    };
+    let v1 = TestRecord::new(id(1), "v1", ts(1_000));
+    push_ok(remote, scope, &[create(scope, v1.clone())]).await;
+    let (_, cursor) = pull_all(remote, scope, None, 100).await;
+
+    // Soft delete: `updated_at` and `deleted_at` differ on purpose, so the answer tells them apart.
+    let gone = tombstoned(TestRecord::new(id(1), "v1", ts(2_000)), ts(2_500));
+    let op = update(scope, gone.clone(), Some(v1.updated_at));
+    let out = remote.push(scope, std::slice::from_ref(&op)).await.unwrap();
+    assert_eq!(
+        out,
+        [PushOutcome::Applied { version: ts(2_500) }],
+        "a payload tombstone must be answered with its deleted_at, the version stored"
+    );
+    assert_eq!(
+        remote.get_by_id(scope, &v1.id).await.unwrap(),
+        None,
+        "a payload tombstone hides the record"
+    );
+    let (state, _) = pull_all(remote, scope, cursor, 100).await;
+    assert_eq!(
+        state.get(&v1.id),
+        Some(&None),
+        "a payload tombstone is pulled as a deletion"
+    );
+
+    // A replay answers the same version.
+    let replay = remote.push(scope, std::slice::from_ref(&op)).await.unwrap();
+    match &replay[0] {
+        PushOutcome::Applied { version } => assert_eq!(*version, ts(2_500)),
+        PushOutcome::Conflict { current: Some(cur) } => assert_eq!(
+            (cur.version(), cur.is_delete()),
+            (ts(2_500), true),
+            "a replay may conflict (no op-id memory), but only with the tombstone it wrote"
+        ),
+        other => panic!("a replayed op must not be rejected, got {other:?}"),
+    }
+
+    // The writer's next op, based on the answered version, applies.
+    let back = TestRecord::new(id(1), "restored", ts(3_000));
+    let out = remote
+        .push(scope, &[update(scope, back.clone(), Some(ts(2_500)))])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        [PushOutcome::Applied { version: ts(3_000) }],
+        "an op based on the answered version must apply"
+    );
+    assert_eq!(remote.get_by_id(scope, &back.id).await.unwrap(), Some(back));
+
+    // Created already deleted: the answer is the deleted_at too.
+    let born_dead = tombstoned(TestRecord::new(id(2), "x", ts(4_000)), ts(4_001));
+    let out = remote
+        .push(scope, &[create(scope, born_dead.clone())])
+        .await
+        .unwrap();
+    assert_eq!(out, [PushOutcome::Applied { version: ts(4_001) }]);
+    assert_eq!(remote.get_by_id(scope, &born_dead.id).await.unwrap(), None);
 }
 
 /// Paging with a small limit sees every record.
