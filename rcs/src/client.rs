@@ -14,8 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::{
-    CachePolicy, Cursor, Delta, Direction, Filter, JsonRecord, LocalStore, OpKind, Orchestrator,
-    PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
+    CachePolicy, ConflictOutcome, Cursor, Delta, Direction, Filter, JsonRecord, LocalStore, OpId,
+    OpKind, Orchestrator, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
 };
 use serde_json::Value;
 
@@ -107,10 +107,37 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Show pending and parked ops and the last sync.
+    /// Show the queue (pending, parked, quarantined), a pause and its reason, and the last sync.
     Status {
         #[command(flatten)]
         conn: Conn,
+    },
+    /// List queued ops (pending and parked) and quarantined remote rows, with their reasons.
+    Ops {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Put parked ops back in the queue (after fixing what the remote objected to).
+    Retry {
+        #[command(flatten)]
+        conn: Conn,
+        /// Op ids to retry (see `rcs ops`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        op_ids: Vec<String>,
+        /// Retry every parked op of the scope.
+        #[arg(long)]
+        all: bool,
+        /// Sync right after.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Drop queued ops without pushing them; their records are restored from the remote.
+    Discard {
+        #[command(flatten)]
+        conn: Conn,
+        /// Op ids to discard (see `rcs ops`).
+        #[arg(required = true)]
+        op_ids: Vec<String>,
     },
 }
 
@@ -189,11 +216,27 @@ impl Client {
         }
         let result = self.orch.synchronize(&self.scope).await;
         self.progress.finish_and_clear();
-        let report = result.context("sync failed")?;
+        let report = match result {
+            Ok(r) => r,
+            Err(e) if e.pauses_scope() => {
+                bail!("sync paused: {e} (queued writes are kept; `rcs sync` again once fixed)")
+            }
+            Err(e) => return Err(e).context("sync failed"),
+        };
         println!("pushed: {}", report.pushed);
         println!("pulled: {}", report.pulled);
         println!("conflicts: {}", report.conflicts);
+        for c in &report.resolved {
+            let outcome = match c.outcome {
+                ConflictOutcome::KeptLocal => "kept_local",
+                ConflictOutcome::TookRemote => "took_remote",
+                _ => "merged",
+            };
+            println!("conflict: {} {outcome}", c.id);
+        }
         println!("parked: {}", report.parked);
+        println!("rejected: {}", report.rejected);
+        println!("quarantined: {}", report.quarantined);
         Ok(())
     }
 }
@@ -281,6 +324,22 @@ fn record_from(id: &str, json: &str) -> anyhow::Result<JsonRecord> {
         Value::String(Timestamp::now().to_string()),
     );
     Ok(JsonRecord::from_value(Value::Object(map))?)
+}
+
+/// `OP_ID KIND ID attempts=N error=…`, one line.
+fn describe_op(op: &PendingOp<JsonRecord>) -> String {
+    let kind = match op.kind {
+        OpKind::Create => "create",
+        OpKind::Update => "update",
+        OpKind::Delete => "delete",
+    };
+    format!(
+        "{} {kind} {} attempts={} error={}",
+        op.op_id,
+        op.id,
+        op.attempts,
+        op.last_error.as_deref().unwrap_or("-")
+    )
 }
 
 fn print_record(r: &JsonRecord) -> anyhow::Result<()> {
@@ -378,19 +437,13 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             println!("scope: {}", c.scope);
             println!("pending: {}", status.pending);
             println!("parked: {}", status.parked);
+            println!("quarantined: {}", status.quarantined);
+            match c.orch.pause(&c.scope).await? {
+                Some(p) => println!("paused: since {} ({})", p.since, p.reason),
+                None => println!("paused: no"),
+            }
             for op in c.orch.parked_ops(&c.scope).await? {
-                let kind = match op.kind {
-                    OpKind::Create => "create",
-                    OpKind::Update => "update",
-                    OpKind::Delete => "delete",
-                };
-                println!(
-                    "parked_op: {} {kind} {} attempts={} error={}",
-                    op.op_id,
-                    op.id,
-                    op.attempts,
-                    op.last_error.as_deref().unwrap_or("-")
-                );
+                println!("parked_op: {}", describe_op(&op));
             }
             match c.local.sync_point(&c.scope).await? {
                 Some(p) => {
@@ -399,6 +452,76 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 }
                 None => println!("last_sync: never"),
             }
+        }
+        Command::Ops { conn } => {
+            let c = Client::open(&conn).await?;
+            for op in c.local.pending_ops(&c.scope, usize::MAX).await? {
+                println!("pending {}", describe_op(&op));
+            }
+            for op in c.orch.parked_ops(&c.scope).await? {
+                println!("parked {}", describe_op(&op));
+            }
+            for q in c.orch.quarantined(&c.scope).await? {
+                println!("quarantined {} reason={}", q.id, q.reason);
+            }
+        }
+        Command::Retry {
+            conn,
+            op_ids,
+            all,
+            sync,
+        } => {
+            let c = Client::open(&conn).await?;
+            let parked: Vec<OpId> = c
+                .orch
+                .parked_ops(&c.scope)
+                .await?
+                .into_iter()
+                .map(|o| o.op_id)
+                .collect();
+            let chosen = if all {
+                parked
+            } else {
+                let wanted: Vec<OpId> = op_ids.into_iter().map(OpId).collect();
+                if let Some(missing) = wanted.iter().find(|w| !parked.contains(w)) {
+                    bail!(
+                        "no parked op {missing} in scope {} (see `rcs ops`)",
+                        c.scope
+                    );
+                }
+                wanted
+            };
+            c.orch.retry_parked(&c.scope, &chosen).await?;
+            println!("retried: {}", chosen.len());
+            if sync {
+                c.sync(false).await?;
+            }
+        }
+        Command::Discard { conn, op_ids } => {
+            let c = Client::open(&conn).await?;
+            let mut queued: Vec<OpId> = c
+                .local
+                .pending_ops(&c.scope, usize::MAX)
+                .await?
+                .into_iter()
+                .map(|o| o.op_id)
+                .collect();
+            queued.extend(
+                c.orch
+                    .parked_ops(&c.scope)
+                    .await?
+                    .into_iter()
+                    .map(|o| o.op_id),
+            );
+            let wanted: Vec<OpId> = op_ids.into_iter().map(OpId).collect();
+            if let Some(missing) = wanted.iter().find(|w| !queued.contains(w)) {
+                bail!(
+                    "no queued op {missing} in scope {} (see `rcs ops`)",
+                    c.scope
+                );
+            }
+            c.orch.discard_ops(&c.scope, &wanted).await?;
+            println!("discarded: {}", wanted.len());
         }
     }
     Ok(())

@@ -25,10 +25,15 @@ impl ServeProcess {
     }
 
     fn start_with(dir: &Path, db: &str, log_name: &str) -> Self {
+        Self::start_granting(dir, db, log_name, "records,team=*")
+    }
+
+    /// A server whose token may use the scopes matching `pattern`.
+    fn start_granting(dir: &Path, db: &str, log_name: &str, pattern: &str) -> Self {
         let log = dir.join(log_name);
         let mut child = Command::new(RCS)
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-            .env("RCS_SERVE_TOKENS", format!("{TOKEN}:records,team=*"))
+            .env("RCS_SERVE_TOKENS", format!("{TOKEN}:{pattern}"))
             .env("RCS_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -335,4 +340,125 @@ fn two_clients_converge_through_two_servers_sharing_postgres() {
     assert_eq!(a.list(), b.list());
     s1.stop();
     s2.stop();
+}
+
+/// Issue 8, case 2, as a user meets it: a token without the grant for the scope gets 403. The
+/// scope pauses with a visible reason and nothing is parked; once the grant is fixed, the first
+/// `rcs sync` pushes every queued write.
+#[test]
+fn a_refused_scope_pauses_and_resumes_when_the_grant_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.sqlite");
+    let db = db.to_str().unwrap();
+    let server = ServeProcess::start_granting(dir.path(), db, "serve1.log", "records,team=other");
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    for i in 0..3 {
+        a.run(&["put", &format!("w{i}"), r#"{"title":"queued"}"#]);
+    }
+    for _ in 0..2 {
+        let out = a.try_run(&["sync", "--quiet"]);
+        assert!(!out.status.success(), "a refused sync must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("paused") && err.contains("403"), "{err}");
+    }
+    let status = a.run(&["status"]);
+    assert_eq!(value_of(&status, "pending"), "3");
+    assert_eq!(value_of(&status, "parked"), "0");
+    assert!(
+        value_of(&status, "paused").contains("forbidden"),
+        "{status}"
+    );
+    let ops = a.run(&["ops"]);
+    assert_eq!(
+        ops.lines().filter(|l| l.starts_with("pending ")).count(),
+        3,
+        "{ops}"
+    );
+    assert!(ops.lines().all(|l| l.contains("attempts=0")), "{ops}");
+    server.stop();
+
+    let server = ServeProcess::start_granting(dir.path(), db, "serve2.log", "records,team=*");
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    assert_eq!(value_of(&a.run(&["sync", "--quiet"]), "pushed"), "3");
+    let status = a.run(&["status"]);
+    assert_eq!(value_of(&status, "paused"), "no");
+    assert_eq!(value_of(&status, "pending"), "0");
+    let b = Client::new(&server.url, dir.path().join("b.sqlite"));
+    b.run(&["sync", "--quiet"]);
+    assert_eq!(b.titles().len(), 3, "3 of 3 writes arrived");
+    server.stop();
+}
+
+/// A verdict on one op parks it; `rcs ops` shows why, `rcs retry` requeues it and `rcs discard`
+/// gives it up (the record is restored from the server).
+#[test]
+fn parked_ops_can_be_listed_retried_and_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.sqlite");
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(RCS)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(["--max-body-bytes", "4096"])
+        .env("RCS_SERVE_TOKENS", format!("{TOKEN}:records,team=*"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = ServeProcess {
+        url: line.trim().strip_prefix("listening: ").unwrap().to_owned(),
+        child,
+        log,
+    };
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    a.run(&["put", "small", r#"{"title":"fits"}"#]);
+    let big = format!(r#"{{"title":"{}"}}"#, "x".repeat(8000));
+    a.run(&["put", "big", &big]);
+    let out = a.run(&["sync", "--quiet"]);
+    assert_eq!(
+        (value_of(&out, "pushed"), value_of(&out, "parked")),
+        ("1", "1"),
+        "{out}"
+    );
+    let ops = a.run(&["ops"]);
+    let parked = ops
+        .lines()
+        .find_map(|l| l.strip_prefix("parked "))
+        .unwrap_or_else(|| panic!("no parked op: {ops}"));
+    let op_id = parked.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        parked.contains(" big ") && parked.contains("attempts=1"),
+        "{parked}"
+    );
+
+    assert!(!a.try_run(&["retry", "not-an-op"]).status.success());
+    assert_eq!(value_of(&a.run(&["retry", &op_id]), "retried"), "1");
+    assert_eq!(value_of(&a.run(&["status"]), "pending"), "1");
+    assert_eq!(
+        value_of(&a.run(&["sync", "--quiet"]), "parked"),
+        "1",
+        "still too large"
+    );
+    assert_eq!(value_of(&a.run(&["retry", "--all"]), "retried"), "1");
+    assert_eq!(value_of(&a.run(&["discard", &op_id]), "discarded"), "1");
+    let status = a.run(&["status"]);
+    assert_eq!(
+        (value_of(&status, "pending"), value_of(&status, "parked")),
+        ("0", "0")
+    );
+    assert_eq!(
+        a.titles(),
+        vec![("small".to_owned(), "fits".to_owned())],
+        "the record was given up"
+    );
+    server.stop();
 }

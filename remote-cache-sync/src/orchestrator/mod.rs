@@ -369,8 +369,15 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Drops parked ops and restores their records from the remote (removing them locally when
-    /// the remote has none).
+    /// the remote has none). See [`discard_ops`](Self::discard_ops).
     pub async fn discard_parked(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+        sync::discard(&self.inner, scope, op_ids).await
+    }
+
+    /// Drops queued ops, pending or parked, without pushing them: the app gives up on these
+    /// writes. Their records are restored from the remote (removed locally when the remote has
+    /// none, or when its row does not decode). Needs the remote; unknown op ids are ignored.
+    pub async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
         sync::discard(&self.inner, scope, op_ids).await
     }
 

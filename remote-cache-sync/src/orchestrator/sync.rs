@@ -257,9 +257,10 @@ pub(super) async fn discard<T: Record>(
     scope: &SyncScope,
     op_ids: &[OpId],
 ) -> Result<()> {
-    let parked = inner.local.parked_ops(scope).await?;
+    let mut queued = inner.local.parked_ops(scope).await?;
+    queued.extend(inner.local.pending_ops(scope, usize::MAX).await?);
     let mut by_id: std::collections::BTreeMap<String, Vec<OpId>> = Default::default();
-    for op in parked.into_iter().filter(|o| op_ids.contains(&o.op_id)) {
+    for op in queued.into_iter().filter(|o| op_ids.contains(&o.op_id)) {
         by_id.entry(op.id).or_default().push(op.op_id);
     }
     for (id, ops) in by_id {
