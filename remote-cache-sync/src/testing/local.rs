@@ -28,6 +28,11 @@ use crate::record::{Change, Tombstone};
 use crate::scope::SyncScope;
 use crate::testing::{TestRecord, ts, unique_scope};
 
+mod scope_state;
+pub use scope_state::{
+    pause_round_trips, quarantine_is_kept_and_released, versions_include_tombstones,
+};
+
 /// Runs every check, each on a fresh store from `make`.
 pub async fn run_all<S: LocalStore<TestRecord>>(make: impl AsyncFn() -> S) {
     get_and_basic_query(&make().await).await;
@@ -51,6 +56,9 @@ pub async fn run_all<S: LocalStore<TestRecord>>(make: impl AsyncFn() -> S) {
     scopes(&make().await).await;
     scope_isolation(&make().await).await;
     values_round_trip(&make().await).await;
+    pause_round_trips(&make().await).await;
+    quarantine_is_kept_and_released(&make().await).await;
+    versions_include_tombstones(&make().await).await;
 }
 
 fn rec(id: &str, title: &str, n: i64, ms: i64) -> TestRecord {
