@@ -24,6 +24,12 @@ pub trait ConflictResolver<T: Record>: Send + Sync {
     fn resolve(&self, local: &Change<T>, remote: Option<&Change<T>>) -> Resolution<T>;
 }
 
+impl<T: Record, R: ConflictResolver<T> + ?Sized> ConflictResolver<T> for Arc<R> {
+    fn resolve(&self, local: &Change<T>, remote: Option<&Change<T>>) -> Resolution<T> {
+        (**self).resolve(local, remote)
+    }
+}
+
 /// Last write wins by version timestamp (`updated_at`, or `deleted_at` for deletions).
 /// The remote wins ties, because the remote is the source of truth. The default.
 #[derive(Debug)]

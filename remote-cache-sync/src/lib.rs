@@ -42,7 +42,8 @@ pub use local::memory::InMemoryLocalStore;
 pub use local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 pub use op::{OpId, OpKind, PendingOp, PushOutcome};
 pub use orchestrator::{
-    ConflictOutcome, Orchestrator, OrchestratorConfig, ResolvedConflict, SyncReport,
+    ConflictOutcome, Orchestrator, OrchestratorBuilder, OrchestratorConfig, ResolvedConflict,
+    SyncReport,
 };
 pub use policy::CachePolicy;
 pub use query::{Direction, Filter, FilterOp, OrderBy, QuerySpec};

@@ -224,9 +224,12 @@ async fn run(
                     ),
                     Kind::Create | Kind::Update => {
                         let r = TestRecord::new(id, title.clone(), at);
+                        // An edit of a record the client cannot see is a create, as in an app
+                        // (`enqueue_update` needs a live cached record).
+                        let cached = d.get(&scope, id, CachePolicy::OfflineOnly).await.unwrap();
                         let result = match kind {
-                            Kind::Create => d.enqueue_create(&scope, r).await,
-                            _ => d.enqueue_update(&scope, r).await,
+                            Kind::Update if cached.is_some() => d.enqueue_update(&scope, r).await,
+                            _ => d.enqueue_create(&scope, r).await,
                         };
                         ((id.to_owned(), at, Some(title)), result)
                     }

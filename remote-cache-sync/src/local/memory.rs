@@ -230,13 +230,13 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .map(|(r, _)| r.clone()))
     }
 
-    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>> {
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>> {
         let state = self.lock();
         Ok(state
             .scopes
             .get(scope)
             .and_then(|sd| sd.rows.get(id))
-            .map(|r| r.version))
+            .map(|r| (r.version, r.deleted)))
     }
 
     async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {

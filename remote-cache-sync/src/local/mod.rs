@@ -92,9 +92,9 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// A live record (tombstones read as `None`).
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>>;
 
-    /// The record's local version (`updated_at`, or `deleted_at` for a tombstone), live or not;
-    /// `None` when the store has no row for it.
-    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>>;
+    /// The record's local version (`updated_at`, or `deleted_at` for a tombstone) and whether
+    /// it is a tombstone; `None` when the store has no row for it.
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>>;
 
     /// Live records matching `spec` (validated first; [`Error::InvalidQuery`](crate::Error) when
     /// invalid), ordered as documented in [`query`](crate::query).
@@ -189,3 +189,88 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
 
 /// A shared, type-erased local store.
 pub type DynLocalStore<T> = dyn LocalStore<T>;
+
+/// A shared store is a store: `Arc<S>` (and `Arc<dyn LocalStore<T>>`) forwards every method.
+#[async_trait]
+impl<T: Record, S: LocalStore<T> + ?Sized> LocalStore<T> for std::sync::Arc<S> {
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        (**self).get_by_id(scope, id).await
+    }
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>> {
+        (**self).version(scope, id).await
+    }
+    async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
+        (**self).query(scope, spec).await
+    }
+    async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>> {
+        (**self).query_since(scope, since).await
+    }
+    async fn upsert_many(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
+        (**self).upsert_many(scope, items).await
+    }
+    async fn delete_many(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
+        (**self).delete_many(scope, tombstones).await
+    }
+    fn supports_soft_delete(&self) -> bool {
+        (**self).supports_soft_delete()
+    }
+    async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>> {
+        (**self).sync_point(scope).await
+    }
+    async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
+        (**self).save_sync_point(scope, point).await
+    }
+    async fn apply_remote(
+        &self,
+        scope: &SyncScope,
+        page: &Delta<T>,
+        point: &SyncPoint,
+    ) -> Result<Vec<String>> {
+        (**self).apply_remote(scope, page, point).await
+    }
+    async fn enqueue(&self, op: PendingOp<T>) -> Result<()> {
+        (**self).enqueue(op).await
+    }
+    async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>> {
+        (**self).pending_ops(scope, limit).await
+    }
+    async fn ack_ops(&self, scope: &SyncScope, acks: &[Ack]) -> Result<()> {
+        (**self).ack_ops(scope, acks).await
+    }
+    async fn reject_ops(
+        &self,
+        scope: &SyncScope,
+        op_ids: &[OpId],
+        error: &str,
+        park: bool,
+    ) -> Result<()> {
+        (**self).reject_ops(scope, op_ids, error, park).await
+    }
+    async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>> {
+        (**self).parked_ops(scope).await
+    }
+    async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+        (**self).unpark_ops(scope, op_ids).await
+    }
+    async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
+        (**self).discard_ops(scope, op_ids).await
+    }
+    async fn settle_conflict(&self, scope: &SyncScope, settlement: Settlement<T>) -> Result<()> {
+        (**self).settle_conflict(scope, settlement).await
+    }
+    async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
+        (**self).queue_status(scope).await
+    }
+    async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>> {
+        (**self).quarantined(scope).await
+    }
+    async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
+        (**self).pause(scope).await
+    }
+    async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
+        (**self).set_pause(scope, pause).await
+    }
+    async fn scopes(&self) -> Result<Vec<SyncScope>> {
+        (**self).scopes().await
+    }
+}

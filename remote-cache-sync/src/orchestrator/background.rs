@@ -111,13 +111,18 @@ pub(super) fn start<T: Record>(
         handle.online.clone(),
         handle.paused.clone(),
     );
-    tokio::spawn(async move {
+    let orch = orch.task_handle();
+    let tasks = orch.inner.tasks.clone();
+    tasks.spawn(async move {
         let backoff = orch.inner.config.backoff;
         let mut failures = 0u32;
         let mut delay = Duration::ZERO;
         loop {
+            // Cancellation first: nothing is polled once the loop or the orchestrator stops.
             tokio::select! {
+                biased;
                 _ = cancel.cancelled() => return,
+                _ = orch.inner.cancel.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
                 _ = wake.notified() => {}
             }
@@ -126,7 +131,17 @@ pub(super) fn start<T: Record>(
                 continue;
             }
             for scope in &scopes {
-                match orch.synchronize(scope).await {
+                let sync = async {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => None,
+                        r = orch.synchronize(scope) => Some(r),
+                    }
+                };
+                let Some(result) = orch.unless_cancelled(sync).await.flatten() else {
+                    return;
+                };
+                match result {
                     Ok(_) => failures = 0,
                     Err(e) if e.is_auth() => {
                         tracing::warn!(%scope, "credentials refused; background sync paused");
@@ -141,6 +156,8 @@ pub(super) fn start<T: Record>(
                         tracing::debug!(%scope, error = %e, ?delay, "background sync failed");
                         break;
                     }
+                    // A refusal of the scope (403, 404) is kept as its pause reason; the other
+                    // scopes go on, and this one is tried again next interval.
                     Err(e) => tracing::warn!(%scope, error = %e, "background sync failed"),
                 }
             }

@@ -1,23 +1,4 @@
-//! [`Orchestrator`]: read paths, offline writes, and `synchronize` (push, pull, merge).
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> remote_cache_sync::Result<()> {
-//! use std::sync::Arc;
-//! use remote_cache_sync::{CachePolicy, InMemoryLocalStore, InMemoryRemoteStore, Orchestrator, QuerySpec, SyncScope};
-//! use remote_cache_sync::testing::TestRecord;
-//!
-//! let remote = Arc::new(InMemoryRemoteStore::<TestRecord>::new());
-//! let device = Orchestrator::new(Arc::new(InMemoryLocalStore::new()), remote.clone());
-//! let scope = SyncScope::new("records", [("userId", "u1")])?;
-//!
-//! device.enqueue_create(&scope, TestRecord::new("r1", "offline write", jiff::Timestamp::now())).await?;
-//! let report = device.synchronize(&scope).await?;
-//! assert_eq!(report.pushed, 1);
-//! assert_eq!(remote.snapshot(&scope).len(), 1);
-//! let rows = device.read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new()).await?;
-//! assert_eq!(rows[0].title, "offline write");
-//! # Ok(()) }
-//! ```
+//! [`Orchestrator`]: read paths, offline writes, and `synchronize` (push, pull, decide).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,13 +6,14 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::conflict::{ConflictResolver, LastWriteWins};
+use crate::conflict::ConflictResolver;
 use crate::delta::QuarantinedRow;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::local::{LocalStore, QueueStatus, ScopePause};
-use crate::op::{OpId, OpKind, PendingOp};
+use crate::op::{OpId, PendingOp};
 use crate::policy::CachePolicy;
 use crate::query::QuerySpec;
 use crate::record::Record;
@@ -39,120 +21,18 @@ use crate::remote::RemoteStore;
 use crate::scope::SyncScope;
 
 mod background;
+mod builder;
 mod coalesce;
+mod config;
 mod decide;
 mod sync;
+mod tasks;
+mod write;
 
 pub use background::{BackgroundSync, Backoff};
+pub use builder::OrchestratorBuilder;
+pub use config::{OrchestratorConfig, SyncReport};
 pub use decide::{ConflictOutcome, ResolvedConflict};
-
-/// Moves a new local write past the version the record already has (another device's clock may
-/// be ahead, a browser's clock coarse): versions are the compare-and-set token, so two different
-/// contents must never share one. Deletes are restamped freely; records through
-/// [`Record::with_updated_at`], and a record that cannot be restamped is refused.
-fn restamp_write<T: Record>(mut op: PendingOp<T>, current: Timestamp) -> Result<PendingOp<T>> {
-    let version = op.change().version();
-    if version > current {
-        return Ok(op);
-    }
-    let at = current + decide::RESTAMP_STEP;
-    let stale = || Error::StaleVersion {
-        id: op.id.clone(),
-        version,
-        current,
-    };
-    match op.payload.take() {
-        None => op.updated_at = at,
-        Some(record) => {
-            let record = record.with_updated_at(at).map_err(|_| stale())?;
-            if crate::record::Change::Upsert(record.clone()).version() <= current {
-                return Err(stale());
-            }
-            op.updated_at = record.updated_at();
-            op.payload = Some(record);
-        }
-    }
-    tracing::debug!(id = %op.id, %version, %current, "local write restamped past the record's version");
-    Ok(op)
-}
-
-/// Tunables for an [`Orchestrator`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct OrchestratorConfig {
-    /// Queued ops read and pushed per request.
-    pub push_batch_size: usize,
-    /// Changes requested per pull page.
-    pub pull_page_size: usize,
-    /// Rejections after which an op is parked (1: park at the first permanent rejection).
-    pub max_rejections: u32,
-    /// Start a background sync of the scope after every `enqueue_*`.
-    pub sync_after_write: bool,
-    /// Retry schedule for background syncs after transient failures.
-    pub backoff: Backoff,
-}
-
-impl Default for OrchestratorConfig {
-    fn default() -> Self {
-        OrchestratorConfig {
-            push_batch_size: 100,
-            pull_page_size: 500,
-            max_rejections: 1,
-            sync_after_write: true,
-            backoff: Backoff::default(),
-        }
-    }
-}
-
-impl OrchestratorConfig {
-    /// Sets `push_batch_size`.
-    pub fn push_batch_size(mut self, n: usize) -> Self {
-        self.push_batch_size = n.max(1);
-        self
-    }
-    /// Sets `pull_page_size`.
-    pub fn pull_page_size(mut self, n: usize) -> Self {
-        self.pull_page_size = n.max(1);
-        self
-    }
-    /// Sets `max_rejections`.
-    pub fn max_rejections(mut self, n: u32) -> Self {
-        self.max_rejections = n.max(1);
-        self
-    }
-    /// Sets `sync_after_write`.
-    pub fn sync_after_write(mut self, on: bool) -> Self {
-        self.sync_after_write = on;
-        self
-    }
-    /// Sets the retry schedule.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-}
-
-/// What one [`Orchestrator::synchronize`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Records whose queued ops the remote applied.
-    pub pushed: usize,
-    /// Changes received from the remote (re-deliveries included).
-    pub pulled: usize,
-    /// Conflicts settled by the resolver (details in [`resolved`](Self::resolved)).
-    pub conflicts: usize,
-    /// Every conflict the resolver settled: the record and what won, so an app can tell the
-    /// user which edit lost.
-    pub resolved: Vec<ResolvedConflict>,
-    /// Ops parked after permanent rejections.
-    pub parked: usize,
-    /// Ops rejected but still queued for another attempt.
-    pub rejected: usize,
-    /// Pulled changes not applied because the record has a queued local write.
-    pub skipped: usize,
-    /// Pulled rows that did not decode and were quarantined (see [`Orchestrator::quarantined`]).
-    pub quarantined: usize,
-}
 
 type SharedSync = Shared<BoxFuture<'static, Result<SyncReport>>>;
 
@@ -163,39 +43,119 @@ pub(crate) struct Inner<T: Record> {
     pub config: OrchestratorConfig,
     inflight: Mutex<HashMap<SyncScope, SharedSync>>,
     kicked: Mutex<HashSet<SyncScope>>,
+    /// Fires on [`Orchestrator::shutdown`] or when the app drops its last handle.
+    cancel: CancellationToken,
+    /// Every task this orchestrator started.
+    tasks: TaskTracker,
 }
 
-/// Keeps a local cache of a remote in sync. Cheap to clone; clones share state.
+/// Keeps a local cache of a remote in sync: reads by [`CachePolicy`], offline writes, and
+/// [`synchronize`](Self::synchronize) (push the queue, pull the changes, decide conflicts).
+///
+/// Cheap to clone; clones share everything. Build one with [`Orchestrator::new`] (last-write-wins,
+/// default settings) or [`Orchestrator::builder`].
+///
+/// ## What happens on a write
+/// `enqueue_create`/`enqueue_update`/`enqueue_delete` write the cache row and queue the op in one
+/// transaction, then start a sync of the scope in the background (a tokio task; see
+/// [`sync_in_background`](Self::sync_in_background)). The write is safe from that moment, network
+/// or not. Before a program exits, [`flush`](Self::flush) pushes what is queued;
+/// [`shutdown`](Self::shutdown) stops the tasks (dropping the last clone stops them too).
+///
+/// ## What `synchronize` guarantees
+/// Every queued write ends acknowledged by the remote, or decided by the
+/// [`ConflictResolver`] (counted in [`SyncReport::conflicts`], listed in
+/// [`SyncReport::resolved`]), or parked with the remote's reason when the remote refused that
+/// one write ([`parked_ops`](Self::parked_ops)). A refusal of the whole request (credentials,
+/// a scope without a grant, a missing endpoint) parks nothing: the scope pauses
+/// ([`pause`](Self::pause)) and the next successful sync resumes it. A remote row that does not
+/// decode is quarantined ([`quarantined`](Self::quarantined)), never blocks the scope.
+///
+/// ## Example
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> remote_cache_sync::Result<()> {
+/// use std::sync::Arc;
+/// use remote_cache_sync::{
+///     CachePolicy, InMemoryLocalStore, InMemoryRemoteStore, Orchestrator, QuerySpec, Record,
+///     SyncScope, Timestamp,
+/// };
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct Note {
+///     id: String,
+///     text: String,
+///     updated_at: Timestamp,
+/// }
+///
+/// impl Record for Note {
+///     fn id(&self) -> &str { &self.id }
+///     fn updated_at(&self) -> Timestamp { self.updated_at }
+/// }
+///
+/// let remote = Arc::new(InMemoryRemoteStore::<Note>::new());
+/// let device = Orchestrator::new(InMemoryLocalStore::new(), remote.clone());
+/// let scope = SyncScope::new("notes", [("user", "u1")])?;
+///
+/// let note = Note { id: "n1".into(), text: "offline".into(), updated_at: Timestamp::now() };
+/// device.enqueue_create(&scope, note).await?;
+/// let report = device.synchronize(&scope).await?;
+/// assert_eq!(report.pushed, 1);
+/// assert_eq!(remote.snapshot(&scope).len(), 1);
+/// let rows = device.read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new()).await?;
+/// assert_eq!(rows[0].text, "offline");
+/// device.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub struct Orchestrator<T: Record> {
     inner: Arc<Inner<T>>,
+    /// `None` in the orchestrator's own tasks, so they do not keep it alive.
+    guard: Option<Arc<tasks::HandleGuard>>,
 }
 
 impl<T: Record> Clone for Orchestrator<T> {
     fn clone(&self) -> Self {
         Orchestrator {
             inner: self.inner.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
 
 impl<T: Record> Orchestrator<T> {
-    /// An orchestrator with last-write-wins and the default config.
-    pub fn new(local: Arc<dyn LocalStore<T>>, remote: Arc<dyn RemoteStore<T>>) -> Self {
-        Self::with(
-            local,
-            remote,
-            Arc::new(LastWriteWins::new()),
-            OrchestratorConfig::default(),
-        )
+    /// An orchestrator with last-write-wins and the default settings. Takes the stores by value
+    /// or behind an `Arc` (any `LocalStore`/`RemoteStore`, `Arc`s of them included).
+    pub fn new(local: impl LocalStore<T>, remote: impl RemoteStore<T>) -> Self {
+        Self::builder(local, remote).build()
     }
 
-    /// An orchestrator with a resolver and config of your choice.
+    /// A builder to choose the resolver and settings (see [`OrchestratorBuilder`]).
+    pub fn builder(
+        local: impl LocalStore<T>,
+        remote: impl RemoteStore<T>,
+    ) -> OrchestratorBuilder<T> {
+        OrchestratorBuilder::new(Arc::new(local), Arc::new(remote))
+    }
+
+    /// An orchestrator with a resolver and settings of your choice
+    /// ([`builder`](Self::builder) reads better).
     pub fn with(
+        local: impl LocalStore<T>,
+        remote: impl RemoteStore<T>,
+        resolver: Arc<dyn ConflictResolver<T>>,
+        config: OrchestratorConfig,
+    ) -> Self {
+        Self::from_parts(Arc::new(local), Arc::new(remote), resolver, config)
+    }
+
+    pub(crate) fn from_parts(
         local: Arc<dyn LocalStore<T>>,
         remote: Arc<dyn RemoteStore<T>>,
         resolver: Arc<dyn ConflictResolver<T>>,
         config: OrchestratorConfig,
     ) -> Self {
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
         Orchestrator {
             inner: Arc::new(Inner {
                 local,
@@ -204,7 +164,18 @@ impl<T: Record> Orchestrator<T> {
                 config,
                 inflight: Mutex::new(HashMap::new()),
                 kicked: Mutex::new(HashSet::new()),
+                cancel: cancel.clone(),
+                tasks: tasks.clone(),
             }),
+            guard: Some(Arc::new(tasks::HandleGuard { cancel, tasks })),
+        }
+    }
+
+    /// A handle for the orchestrator's own tasks: it does not keep them running.
+    fn task_handle(&self) -> Self {
+        Orchestrator {
+            inner: self.inner.clone(),
+            guard: None,
         }
     }
 
@@ -254,59 +225,6 @@ impl<T: Record> Orchestrator<T> {
         }
     }
 
-    /// Creates a record offline: written to the cache and queued in one transaction, then synced
-    /// in the background (when enabled). Returns the op id.
-    ///
-    /// ## Versions
-    /// A record's version (`updated_at`, `deleted_at` for deletes) is what conflicts are detected
-    /// and decided on, so every write must move past the version the record already has in the
-    /// cache. A write that does not (an app that forgot to bump `updated_at`, a clock behind
-    /// another device's, a coarse browser clock) is restamped to one millisecond after that
-    /// version through [`Record::with_updated_at`]; if that fails it is refused with
-    /// [`Error::StaleVersion`] and nothing is written. Read the record back to see its version.
-    pub async fn enqueue_create(&self, scope: &SyncScope, record: T) -> Result<OpId> {
-        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Create, record))
-            .await
-    }
-
-    /// Updates a record offline (see [`enqueue_create`](Self::enqueue_create)).
-    pub async fn enqueue_update(&self, scope: &SyncScope, record: T) -> Result<OpId> {
-        self.enqueue(PendingOp::upsert(scope.clone(), OpKind::Update, record))
-            .await
-    }
-
-    /// Deletes a record offline, stamped now (see [`enqueue_create`](Self::enqueue_create)).
-    pub async fn enqueue_delete(&self, scope: &SyncScope, id: &str) -> Result<OpId> {
-        self.enqueue_delete_at(scope, id, Timestamp::now()).await
-    }
-
-    /// Deletes a record offline with the given deletion time (for apps that keep their own clock).
-    pub async fn enqueue_delete_at(
-        &self,
-        scope: &SyncScope,
-        id: &str,
-        deleted_at: Timestamp,
-    ) -> Result<OpId> {
-        self.enqueue(PendingOp::delete(scope.clone(), id, deleted_at))
-            .await
-    }
-
-    async fn enqueue(&self, mut op: PendingOp<T>) -> Result<OpId> {
-        if op.id.is_empty() {
-            return Err(Error::InvalidInput("record id must not be empty".into()));
-        }
-        if let Some(current) = self.inner.local.version(&op.scope, &op.id).await? {
-            op = restamp_write(op, current)?;
-        }
-        let op_id = op.op_id.clone();
-        let scope = op.scope.clone();
-        self.inner.local.enqueue(op).await?;
-        if self.inner.config.sync_after_write {
-            self.sync_in_background(&scope);
-        }
-        Ok(op_id)
-    }
-
     /// Pushes the scope's queue, then pulls until the remote has no more changes. One sync per
     /// scope runs at a time: concurrent callers share the running sync's result.
     pub async fn synchronize(&self, scope: &SyncScope) -> Result<SyncReport> {
@@ -340,14 +258,14 @@ impl<T: Record> Orchestrator<T> {
         fut.await
     }
 
-    /// Queue counters of a scope.
+    /// Queue counters of a scope: pending, parked and quarantined.
     pub async fn status(&self, scope: &SyncScope) -> Result<QueueStatus> {
         self.inner.local.queue_status(scope).await
     }
 
     /// Why the scope's sync is paused, if it is: the remote refused the request itself
-    /// ([`Error::pauses_scope`]). Queued ops stay pending meanwhile, their attempts untouched;
-    /// the next successful sync clears the pause.
+    /// ([`Error::pauses_scope`](crate::Error::pauses_scope)). Queued ops stay pending meanwhile,
+    /// their attempts untouched; the next successful sync clears the pause.
     pub async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
         self.inner.local.pause(scope).await
     }
@@ -358,12 +276,14 @@ impl<T: Record> Orchestrator<T> {
         self.inner.local.quarantined(scope).await
     }
 
-    /// Ops the remote rejected permanently, with their errors.
+    /// Ops the remote refused (a verdict on that one write), with their errors. What to do about
+    /// them: see [`replace_parked`](Self::replace_parked).
     pub async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>> {
         self.inner.local.parked_ops(scope).await
     }
 
-    /// Puts parked ops back in the queue (after fixing what the remote objected to).
+    /// Puts parked ops back in the queue as they are (after fixing what the remote objected to
+    /// on the remote's side). To change the record, use [`replace_parked`](Self::replace_parked).
     pub async fn retry_parked(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
         self.inner.local.unpark_ops(scope, op_ids).await
     }
@@ -379,65 +299,6 @@ impl<T: Record> Orchestrator<T> {
     /// none, or when its row does not decode). Needs the remote; unknown op ids are ignored.
     pub async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
         sync::discard(&self.inner, scope, op_ids).await
-    }
-
-    /// Runs a sync of `scope` on the current tokio runtime, retrying transient failures with
-    /// backoff while ops stay queued. At most one such task per scope; errors are logged.
-    pub fn sync_in_background(&self, scope: &SyncScope) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if !self
-            .inner
-            .kicked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scope.clone())
-        {
-            return;
-        }
-        let this = self.clone();
-        let scope = scope.clone();
-        handle.spawn(async move {
-            this.kick_loop(&scope).await;
-            this.inner
-                .kicked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&scope);
-        });
-    }
-
-    async fn kick_loop(&self, scope: &SyncScope) {
-        let backoff = &self.inner.config.backoff;
-        let mut failures = 0u32;
-        // Writes made while a sync was past its push phase are still queued afterwards; a few
-        // follow-up syncs pick them up (bounded, so a remote that keeps answering conflicts
-        // cannot keep this task busy).
-        let mut follow_ups = 3;
-        loop {
-            match self.synchronize(scope).await {
-                Ok(_) => {
-                    failures = 0;
-                    match self.inner.local.queue_status(scope).await {
-                        Ok(s) if s.pending > 0 && follow_ups > 0 => follow_ups -= 1,
-                        _ => return,
-                    }
-                }
-                Err(e) if e.is_retryable() && failures < backoff.max_retries => {
-                    // Capped like the periodic loop: a huge Retry-After must not park this task
-                    // (and with it every later write-triggered sync of the scope) for hours.
-                    let delay = backoff.delay(failures, e.retry_after()).min(backoff.max);
-                    failures += 1;
-                    tracing::debug!(%scope, error = %e, ?delay, "background sync failed, retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => {
-                    tracing::warn!(%scope, error = %e, "background sync failed");
-                    return;
-                }
-            }
-        }
     }
 
     /// Starts a periodic sync of `scopes` every `interval` (see [`BackgroundSync`]).

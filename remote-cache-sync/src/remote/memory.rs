@@ -87,6 +87,11 @@ impl<T: Record> InMemoryRemoteStore<T> {
         self.lock().rejected_ids.insert(id.into());
     }
 
+    /// Undoes [`reject_record`](Self::reject_record).
+    pub fn accept_record(&self, id: &str) {
+        self.lock().rejected_ids.remove(id);
+    }
+
     /// Every live record of a scope, ordered by id (for assertions).
     pub fn snapshot(&self, scope: &SyncScope) -> Vec<T> {
         let state = self.lock();

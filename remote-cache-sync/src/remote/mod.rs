@@ -174,4 +174,10 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
     async fn server_time(&self) -> Result<Timestamp> {
         (**self).server_time().await
     }
+    async fn batch_upsert(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
+        (**self).batch_upsert(scope, items).await
+    }
+    async fn batch_delete(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
+        (**self).batch_delete(scope, tombstones).await
+    }
 }

@@ -322,7 +322,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
         self.read(move |c| db::get(c, &scope, &id)).await
     }
 
-    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<Timestamp>> {
+    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>> {
         let (scope, id) = (scope.canonical(), id.to_owned());
         self.read(move |c| scope_state::version(c, &scope, &id))
             .await

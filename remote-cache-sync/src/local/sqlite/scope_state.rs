@@ -9,15 +9,23 @@ use crate::delta::QuarantinedRow;
 use crate::error::Result;
 use crate::local::ScopePause;
 
-/// A row's version (`items.updated_at` holds `deleted_at` for tombstones).
-pub(crate) fn version(conn: &mut Connection, scope: &str, id: &str) -> Result<Option<Timestamp>> {
-    let ns: Option<i64> = conn
-        .prepare_cached("SELECT updated_at FROM items WHERE scope = ?1 AND id = ?2")
+/// A row's version (`items.updated_at` holds `deleted_at` for tombstones) and whether it is a
+/// tombstone.
+pub(crate) fn version(
+    conn: &mut Connection,
+    scope: &str,
+    id: &str,
+) -> Result<Option<(Timestamp, bool)>> {
+    let row: Option<(i64, bool)> = conn
+        .prepare_cached(
+            "SELECT updated_at, deleted_at IS NOT NULL FROM items WHERE scope = ?1 AND id = ?2",
+        )
         .map_err(map_err)?
-        .query_row([scope, id], |r| r.get(0))
+        .query_row([scope, id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(map_err)?;
-    ns.map(ts_from_sql).transpose()
+    row.map(|(ns, deleted)| Ok((ts_from_sql(ns)?, deleted)))
+        .transpose()
 }
 
 /// Whether the scope has any quarantined row.

@@ -87,11 +87,11 @@ pub async fn versions_include_tombstones<S: LocalStore<TestRecord>>(store: &S) {
         .enqueue(create(&s, rec("r", "t", 0, 10)))
         .await
         .unwrap();
-    assert_eq!(store.version(&s, "r").await.unwrap(), Some(ts(10)));
+    assert_eq!(store.version(&s, "r").await.unwrap(), Some((ts(10), false)));
     store
         .enqueue(PendingOp::<TestRecord>::delete(s.clone(), "r", ts(20)))
         .await
         .unwrap();
-    assert_eq!(store.version(&s, "r").await.unwrap(), Some(ts(20)));
+    assert_eq!(store.version(&s, "r").await.unwrap(), Some((ts(20), true)));
     assert_eq!(store.version(&unique_scope("v"), "r").await.unwrap(), None);
 }

@@ -1,0 +1,83 @@
+//! [`OrchestratorConfig`] and [`SyncReport`].
+
+use super::background::Backoff;
+use super::decide::ResolvedConflict;
+
+/// Tunables for an [`Orchestrator`](super::Orchestrator).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OrchestratorConfig {
+    /// Queued ops read and pushed per request.
+    pub push_batch_size: usize,
+    /// Changes requested per pull page.
+    pub pull_page_size: usize,
+    /// Rejections after which an op is parked (1: park at the first permanent rejection).
+    pub max_rejections: u32,
+    /// Start a background sync of the scope after every `enqueue_*`.
+    pub sync_after_write: bool,
+    /// Retry schedule for background syncs after transient failures.
+    pub backoff: Backoff,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            push_batch_size: 100,
+            pull_page_size: 500,
+            max_rejections: 1,
+            sync_after_write: true,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl OrchestratorConfig {
+    /// Sets `push_batch_size`.
+    pub fn push_batch_size(mut self, n: usize) -> Self {
+        self.push_batch_size = n.max(1);
+        self
+    }
+    /// Sets `pull_page_size`.
+    pub fn pull_page_size(mut self, n: usize) -> Self {
+        self.pull_page_size = n.max(1);
+        self
+    }
+    /// Sets `max_rejections`.
+    pub fn max_rejections(mut self, n: u32) -> Self {
+        self.max_rejections = n.max(1);
+        self
+    }
+    /// Sets `sync_after_write`.
+    pub fn sync_after_write(mut self, on: bool) -> Self {
+        self.sync_after_write = on;
+        self
+    }
+    /// Sets the retry schedule.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+/// What one [`Orchestrator::synchronize`](super::Orchestrator::synchronize) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Records whose queued ops the remote applied.
+    pub pushed: usize,
+    /// Changes received from the remote (re-deliveries included).
+    pub pulled: usize,
+    /// Conflicts settled by the resolver (details in [`resolved`](Self::resolved)).
+    pub conflicts: usize,
+    /// Every conflict the resolver settled: the record and what won, so an app can tell the
+    /// user which edit lost.
+    pub resolved: Vec<ResolvedConflict>,
+    /// Ops parked after permanent rejections.
+    pub parked: usize,
+    /// Ops rejected but still queued for another attempt.
+    pub rejected: usize,
+    /// Pulled changes not applied because the record has a queued local write.
+    pub skipped: usize,
+    /// Pulled rows that did not decode and were quarantined (see
+    /// [`Orchestrator::quarantined`](super::Orchestrator::quarantined)).
+    pub quarantined: usize,
+}
