@@ -79,8 +79,9 @@ pub enum Command {
         /// VALUE is JSON when it parses, else text. Repeat to AND them (e.g. `--filter 'n>=3'`).
         #[arg(long = "filter", value_name = "EXPR")]
         filters: Vec<String>,
-        /// Sort by this field (prefix `-` for descending), then by id.
-        #[arg(long)]
+        /// Sort by this field, then by id; prefix `-` for descending (`--order -n` or
+        /// `--order=-n`).
+        #[arg(long, value_name = "[-]FIELD", allow_hyphen_values = true)]
         order: Option<String>,
         /// At most this many records.
         #[arg(long)]

@@ -12,24 +12,38 @@
 //!    was answered (the client's apply transaction); or a uniformly random time.
 //! 2. It starts a worker — this binary, `crash-test --worker` — that makes random offline writes
 //!    through an [`Orchestrator`] over the SQLite cache file (the same file every round) and
-//!    syncs, while the harness also writes other records straight into the remote (another
-//!    device) so pulls have pages to deliver. When the kill point is reached, SIGKILL.
-//! 3. It reopens the cache, syncs it over HTTP until the queue is empty, and checks against the
-//!    worker's journal ([`journal`]) and the tap's log of applied ops:
-//!    - *lost*: a record's final remote state is older than its last acknowledged write (every
-//!      acknowledged write is reflected, unless a later write of the same record superseded it —
-//!      the queue legitimately folds superseded writes);
+//!    syncs. Meanwhile, in the harness process, **another device** (an [`Orchestrator`] with its
+//!    own SQLite cache, through a second server on the same storage, never killed) makes random
+//!    offline writes to the **same record ids** and syncs, so the killed client's pushes meet
+//!    conflicts (settled by last-write-wins, requeued when the local write is newer) and its
+//!    pulls bring the other device's writes; the harness also writes other records straight
+//!    into the storage so pulls have pages to deliver. When the kill point is reached, SIGKILL.
+//! 3. It syncs the other device until its queue is empty, reopens the killed client's cache and
+//!    syncs it until its queue is empty, lets the other device pull, and checks against the
+//!    worker's journal ([`journal`]), the other device's writes and the log of applied ops:
+//!    - *lost*: a record does not end as last-write-wins says it must. Its final remote state
+//!      must be a write of that record (either device) whose version is at least that of the
+//!      newest acknowledged write to it (an enqueue that returned Ok): that write, or a newer
+//!      one the killed client made but could not acknowledge before the kill. An acknowledged
+//!      write that lost a conflict to a newer write, or was folded into a newer write of its
+//!      own queue, is superseded, not lost. A deleted record and an absent one read the same,
+//!      so any tombstone (or none) satisfies a delete among those writes;
 //!    - *duplicated*: one write (identified by its unique version) applied by more than one op;
-//!    - *phantom*: a remote state or applied op that matches no journaled intent;
-//!    - *diverged*: the cache's live records differ from the remote's after the sync, or ops stay
-//!      queued or parked.
+//!    - *phantom*: a remote state or applied op that matches no write of either device;
+//!    - *diverged*: either cache's live records differ from the remote's after the sync, or ops
+//!      stay queued or parked.
 //!
-//! Prints `key: value` lines and fails when anything is lost, duplicated, invented or diverged.
+//!    Every kill aimed at a point (all but `random`) counts as a hit when the point was
+//!    reached before the kill; the run fails when an aimed point was chosen but never reached,
+//!    since then the kills did not test what they claim.
+//!
+//! Prints `key: value` lines and fails when anything is lost, duplicated, invented or diverged,
+//! or an aimed kill point was never reached.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -40,8 +54,8 @@ use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::{
-    JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig, PendingOp,
-    QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
+    CachePolicy, JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig,
+    PendingOp, QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -51,8 +65,8 @@ mod journal;
 mod tap;
 mod worker;
 
-use journal::History;
-use tap::{Tap, Trigger, nanos};
+use journal::{Device, History, Intent};
+use tap::{AppliedLog, Tap, Trigger, nanos};
 
 /// Arguments of `rcs crash-test`.
 #[derive(clap::Args)]
@@ -84,14 +98,15 @@ pub struct Args {
     after_ns: Option<i64>,
     /// Internal, to prove the checks can fail: after each kill, `drop-queued` discards the
     /// newest queued op from the cache (a lost write), `duplicate` pushes an applied write again
-    /// under a new op id (a duplicated write).
-    #[arg(long, hide = true, value_parser = ["drop-queued", "duplicate"])]
+    /// under a new op id (a duplicated write); `blind` never lets an aimed point fire (kills
+    /// that miss their aim).
+    #[arg(long, hide = true, value_parser = ["drop-queued", "duplicate", "blind"])]
     sabotage: Option<String>,
 }
 
 const TOKEN_ENV: &str = "RCS_CRASH_TOKEN";
-/// Records the harness writes directly into the remote, as another device would.
-const OTHER_DEVICE_RECORDS: usize = 40;
+/// Records the harness writes directly into the storage (`s-NN`), so pulls have pages.
+const DIRECT_RECORDS: usize = 40;
 
 fn scope_for(run_id: &str) -> anyhow::Result<SyncScope> {
     Ok(SyncScope::new("crash", [("run", run_id)])?)
@@ -167,6 +182,8 @@ impl KillPoint {
 #[derive(Default)]
 struct Figures {
     kills: BTreeMap<&'static str, usize>,
+    /// Aimed kills whose point was reached before the kill, per point.
+    hits: BTreeMap<&'static str, usize>,
     /// Aimed kills whose point was not reached within the deadline (killed anyway).
     missed_aims: usize,
     enqueue_kills_committed: usize,
@@ -180,6 +197,8 @@ struct Figures {
     torn_wal_frames: usize,
     recovery_pushed: usize,
     recovery_conflicts: usize,
+    /// Conflicts the other device's resolver settled.
+    other_settled_conflicts: usize,
     max_recovery: Duration,
 }
 
@@ -193,7 +212,12 @@ struct Harness {
     run_id: String,
     scope: SyncScope,
     storage: Arc<SqliteRemoteStore<JsonRecord>>,
+    /// The killed client's way to the storage (the only one armed).
     tap: Arc<Tap>,
+    /// The other device's way to the same storage.
+    other_tap: Arc<Tap>,
+    /// The other device; taken while a round runs it.
+    other: Option<OtherDevice>,
     events: mpsc::UnboundedReceiver<Trigger>,
     release: watch::Sender<u64>,
     http: Arc<HttpRemoteStore<JsonRecord>>,
@@ -225,21 +249,43 @@ impl Harness {
         );
         let (ev_tx, events) = mpsc::unbounded_channel();
         let (release, release_rx) = watch::channel(0u64);
-        let tap = Arc::new(Tap::new(storage.clone(), ev_tx, release_rx));
+        let applied = Arc::new(Mutex::new(AppliedLog::default()));
+        let tap = Arc::new(Tap::new(
+            storage.clone(),
+            ev_tx.clone(),
+            release_rx.clone(),
+            applied.clone(),
+        ));
+        // Never armed: the other device's requests must not fire the killed client's triggers.
+        let other_tap = Arc::new(Tap::new(storage.clone(), ev_tx, release_rx, applied));
         let token = format!("{:032x}", rand::random::<u128>());
         let mut tokens = StaticTokens::new();
         tokens.grant(token.clone(), ScopePattern::new(Some("crash".into()), []))?;
-        let router = Server::from_arcs(tap.clone(), Arc::new(tokens)).into_router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(serve(listener, router, std::future::pending()));
+        let tokens = Arc::new(tokens);
+        let mut urls = Vec::new();
+        for t in [&tap, &other_tap] {
+            let router = Server::from_arcs(t.clone(), tokens.clone()).into_router();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            urls.push(format!("http://{}", listener.local_addr()?));
+            tokio::spawn(serve(listener, router, std::future::pending()));
+        }
+        let (url, other_url) = (urls[0].clone(), urls[1].clone());
         let run_id = uuid::Uuid::now_v7().simple().to_string();
-        let http = Arc::new(
-            HttpRemoteStore::<JsonRecord>::builder(url.clone())
+        let http_to = |url: &str| {
+            HttpRemoteStore::<JsonRecord>::builder(url.to_owned())
                 .token(token.clone())
                 .timeout(Duration::from_secs(20))
-                .build()?,
-        );
+                .build()
+        };
+        let http = Arc::new(http_to(&url)?);
+        let scope = scope_for(&run_id)?;
+        let other = OtherDevice::open(
+            &dir.join("other-device.sqlite"),
+            Arc::new(http_to(&other_url)?),
+            scope.clone(),
+            args.records.max(1),
+        )
+        .await?;
         let mut h = Harness {
             rng: StdRng::seed_from_u64(seed),
             seed,
@@ -247,10 +293,12 @@ impl Harness {
             _tmp: tmp,
             url,
             token,
-            scope: scope_for(&run_id)?,
+            scope,
             run_id,
             storage,
             tap,
+            other_tap,
+            other: Some(other),
             events,
             release,
             http,
@@ -292,9 +340,11 @@ impl Harness {
 
     async fn round(&mut self, i: usize) -> anyhow::Result<()> {
         let point = KILL_POINTS[self.rng.random_range(0..KILL_POINTS.len())];
+        let blind = self.sabotage.as_deref() == Some("blind");
         while self.events.try_recv().is_ok() {}
         if let Some(t) = point.trigger() {
-            self.tap.arm(t, self.rng.random_range(0..4));
+            let skip = self.rng.random_range(0..4);
+            self.tap.arm(t, if blind { u32::MAX } else { skip });
         }
         let exe = std::env::current_exe()?;
         let mut child = tokio::process::Command::new(exe)
@@ -331,12 +381,19 @@ impl Harness {
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let other = tokio::spawn(other_device(
+        let direct = tokio::spawn(direct_writes(
             self.storage.clone(),
             self.scope.clone(),
             self.rng.random(),
             stop_rx,
         ));
+        let (stop_other_tx, stop_other_rx) = tokio::sync::oneshot::channel();
+        let mut other = self.other.take().context("the other device is running")?;
+        let other_seed = self.rng.random();
+        let other = tokio::spawn(async move {
+            let writes = other.write_until(other_seed, stop_other_rx).await;
+            (other, writes)
+        });
 
         let deadline = Duration::from_secs(3);
         let hit = match point {
@@ -347,6 +404,7 @@ impl Harness {
             }
             KillPoint::Enqueue => {
                 let nth = self.rng.random_range(1..40);
+                let nth = if blind { usize::MAX } else { nth };
                 let reached = tokio::time::timeout(deadline, async {
                     for _ in 0..nth {
                         if enq_rx.recv().await.is_none() {
@@ -379,13 +437,19 @@ impl Harness {
             bail!("the worker exited by itself ({status}) instead of being killed");
         }
         *self.figures.kills.entry(point.name()).or_default() += 1;
-        if !hit {
-            self.figures.missed_aims += 1;
+        match (point, hit) {
+            (KillPoint::Random, _) => {}
+            (_, true) => *self.figures.hits.entry(point.name()).or_default() += 1,
+            (_, false) => self.figures.missed_aims += 1,
         }
         self.tap.disarm();
         self.release.send_modify(|e| *e += 1);
         let _ = stop_tx.send(());
-        other.await??;
+        let _ = stop_other_tx.send(());
+        direct.await??;
+        let (other, other_writes) = other.await?;
+        self.other = Some(other);
+        self.history.add_other(other_writes?)?;
         let t = Instant::now();
         while self.tap.inflight() > 0 {
             if t.elapsed() > Duration::from_secs(15) {
@@ -409,7 +473,7 @@ impl Harness {
                 .context("reopen cache after the kill")?,
         );
         // Was the write being enqueued at the kill committed? (Kills should land on both sides.)
-        let last = self.history.intents.last().filter(|i| !i.acked).cloned();
+        let last = self.history.last_unacked().cloned();
         if let (KillPoint::Enqueue, Some(last)) = (point, last) {
             let queued = local
                 .pending_ops(&self.scope, usize::MAX)
@@ -424,6 +488,9 @@ impl Harness {
             }
         }
         self.sabotage(&local).await?;
+        // The other device pushes what it still has queued (meeting the killed client's pushes
+        // that reached the remote before the kill).
+        self.drain_other().await?;
         let orch = Orchestrator::with(
             local.clone(),
             self.http.clone(),
@@ -450,14 +517,14 @@ impl Harness {
         }
         self.figures.max_recovery = self.figures.max_recovery.max(t.elapsed());
         let status = orch.status(&self.scope).await?;
-        let local_live: BTreeMap<String, Value> = local
-            .query(&self.scope, &QuerySpec::new())
-            .await?
-            .into_iter()
-            .map(|r| (r.id().to_owned(), Value::Object(r.into_value())))
-            .collect();
+        let local_live = live_records(local.as_ref(), &self.scope).await?;
         drop(orch);
         drop(local);
+        // Then it pulls what the recovered client pushed.
+        self.drain_other().await?;
+        let other = self.other.as_ref().context("the other device is running")?;
+        let other_status = other.orch.status(&self.scope).await?;
+        let other_live = live_records(other.local.as_ref(), &self.scope).await?;
         let remote = remote_state(&self.storage, &self.scope).await?;
         let remote_live: BTreeMap<String, Value> = remote
             .iter()
@@ -466,26 +533,48 @@ impl Harness {
                 Final::Gone(_) => None,
             })
             .collect();
-        if local_live != remote_live || status.pending > 0 || status.parked > 0 {
-            self.figures.diverged += 1;
-            let only_local: Vec<_> = local_live
-                .iter()
-                .filter(|(k, v)| remote_live.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
-            let only_remote: Vec<_> = remote_live
-                .iter()
-                .filter(|(k, v)| local_live.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
-            eprintln!(
-                "crash-test: DIVERGED after a {} kill: pending {} parked {}, differing in cache {only_local:?}, on remote {only_remote:?}",
-                point.name(),
-                status.pending,
-                status.parked
-            );
+        for (device, live, status) in [
+            ("cache", &local_live, status),
+            ("other device's cache", &other_live, other_status),
+        ] {
+            if *live != remote_live || status.pending > 0 || status.parked > 0 {
+                self.figures.diverged += 1;
+                let only_local: Vec<_> = live
+                    .iter()
+                    .filter(|(k, v)| remote_live.get(*k) != Some(v))
+                    .map(|(k, _)| k)
+                    .collect();
+                let only_remote: Vec<_> = remote_live
+                    .iter()
+                    .filter(|(k, v)| live.get(*k) != Some(v))
+                    .map(|(k, _)| k)
+                    .collect();
+                eprintln!(
+                    "crash-test: DIVERGED after a {} kill: {device}: pending {} parked {}, differing in the cache {only_local:?}, on remote {only_remote:?}",
+                    point.name(),
+                    status.pending,
+                    status.parked
+                );
+            }
         }
         self.check_writes(&remote, point);
+        Ok(())
+    }
+
+    /// Syncs the other device until its queue is empty (at most 5 syncs).
+    async fn drain_other(&mut self) -> anyhow::Result<()> {
+        let other = self.other.as_ref().context("the other device is running")?;
+        for _ in 0..5 {
+            match other.orch.synchronize(&self.scope).await {
+                Ok(report) => {
+                    self.figures.other_settled_conflicts += report.conflicts;
+                    if other.orch.status(&self.scope).await?.pending == 0 {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("crash-test: the other device's sync failed: {e}"),
+            }
+        }
         Ok(())
     }
 
@@ -539,8 +628,9 @@ impl Harness {
         }
         drop(applied);
         for (id, idxs) in &self.history.per_record {
-            // Position of the remote's final state among the record's writes.
-            let reached = match remote.get(id) {
+            let writes: Vec<&Intent> = idxs.iter().map(|&i| &self.history.intents[i]).collect();
+            // The write the remote's final state is (`None`: absent, or phantom).
+            let holds = match remote.get(id) {
                 None => None,
                 Some(f) => {
                     let (version, is_delete, wid_ok) = match f {
@@ -552,39 +642,66 @@ impl Harness {
                         ),
                         Final::Gone(t) => (nanos(t.deleted_at), true, true),
                     };
-                    let pos = idxs.iter().position(|&i| {
-                        let w = &self.history.intents[i];
-                        w.version == version && (w.kind == OpKind::Delete) == is_delete
-                    });
-                    if (pos.is_none() || !wid_ok) && self.figures.phantom.insert(version) {
-                        eprintln!("crash-test: PHANTOM remote state of {id} at version {version}");
+                    let w = writes
+                        .iter()
+                        .find(|w| w.version == version && (w.kind == OpKind::Delete) == is_delete)
+                        .copied();
+                    if w.is_none() || !wid_ok {
+                        if self.figures.phantom.insert(version) {
+                            eprintln!(
+                                "crash-test: PHANTOM remote state of {id} at version {version}"
+                            );
+                        }
+                        continue;
                     }
-                    pos
+                    w
                 }
             };
-            // Deleted and absent read the same to the app: a remote without the record, or
-            // with an older tombstone, satisfies a later delete (a create and a delete of a
-            // record the remote has not got fold into nothing).
-            let reached = match remote.get(id) {
-                None | Some(Final::Gone(_)) => idxs
+            // Last write wins: the record ends as its newest acknowledged write, or as a newer
+            // one that is unacknowledged because the kill hit its enqueue (it may or may not
+            // have committed). Deleted and absent read the same to the app, so any tombstone,
+            // or none, satisfies a delete among those (a create and a delete of a record fold
+            // into nothing when the remote has not got it or holds a tombstone).
+            let Some(newest) = writes.iter().filter(|w| w.acked).max_by_key(|w| w.version) else {
+                continue;
+            };
+            let may_end_deleted = writes
+                .iter()
+                .any(|w| w.version >= newest.version && w.kind == OpKind::Delete);
+            let kept = match (remote.get(id), holds) {
+                (None | Some(Final::Gone(_)), _) if may_end_deleted => true,
+                (Some(_), Some(h)) => h.version >= newest.version,
+                _ => false,
+            };
+            if !kept && self.figures.lost.insert(newest.version) {
+                let holds = match holds {
+                    Some(h) => {
+                        format!("{:?} at {} by the {:?} device", h.kind, h.version, h.device)
+                    }
+                    None => "nothing".to_owned(),
+                };
+                // The record's latest writes, oldest first, to tell what happened.
+                let mut by_version = writes.clone();
+                by_version.sort_by_key(|w| w.version);
+                let latest: Vec<String> = by_version
                     .iter()
-                    .rposition(|&i| self.history.intents[i].kind == OpKind::Delete)
-                    .filter(|&p| reached.is_none_or(|r| p > r))
-                    .or(reached),
-                Some(Final::Live(_)) => reached,
-            };
-            let first_missing = reached.map_or(0, |p| p + 1);
-            for &i in &idxs[first_missing..] {
-                let w = &self.history.intents[i];
-                if w.acked && self.figures.lost.insert(w.version) {
-                    eprintln!(
-                        "crash-test: LOST {:?} of {id} at version {} (remote holds write #{reached:?} of {}; after a {} kill)",
-                        w.kind,
-                        w.version,
-                        idxs.len(),
-                        point.name()
-                    );
-                }
+                    .rev()
+                    .take(6)
+                    .rev()
+                    .map(|w| {
+                        let acked = if w.acked { "" } else { " (unacknowledged)" };
+                        format!("{:?} {:?} at {}{acked}", w.device, w.kind, w.version)
+                    })
+                    .collect();
+                eprintln!(
+                    "crash-test: LOST {:?} of {id} at version {} by the {:?} device (the newest acknowledged write of {}; the remote holds {holds}; after a {} kill); latest writes: {}",
+                    newest.kind,
+                    newest.version,
+                    newest.device,
+                    writes.len(),
+                    point.name(),
+                    latest.join(", ")
+                );
             }
         }
     }
@@ -600,7 +717,23 @@ impl Harness {
                 f.kills.get(p.name()).copied().unwrap_or(0).to_string(),
             );
         }
+        let mut never_reached = Vec::new();
+        for p in KILL_POINTS
+            .iter()
+            .filter(|p| p.trigger().is_some() || **p == KillPoint::Enqueue)
+        {
+            let hits = f.hits.get(p.name()).copied().unwrap_or(0);
+            line(&format!("hits_{}", p.name()), hits.to_string());
+            if hits == 0 && f.kills.get(p.name()).copied().unwrap_or(0) > 0 {
+                never_reached.push(p.name());
+            }
+        }
+        line("kills_hit_aim", f.hits.values().sum::<usize>().to_string());
         line("kills_missed_aim", f.missed_aims.to_string());
+        line(
+            "aimed_points_never_reached",
+            never_reached.len().to_string(),
+        );
         line(
             "enqueue_kills_committed",
             f.enqueue_kills_committed.to_string(),
@@ -616,6 +749,18 @@ impl Harness {
             "acknowledged_writes",
             self.history.acknowledged().to_string(),
         );
+        line(
+            "other_device_acknowledged_writes",
+            self.history.acknowledged_other().to_string(),
+        );
+        line("client_push_conflicts", self.tap.conflicts().to_string());
+        line(
+            "other_device_push_conflicts",
+            self.other_tap.conflicts().to_string(),
+        );
+        let other_settled =
+            f.other_settled_conflicts + self.other.as_ref().map_or(0, |o| o.settled_conflicts);
+        line("other_device_settled_conflicts", other_settled.to_string());
         line(
             "applied_ops",
             self.tap
@@ -637,6 +782,12 @@ impl Harness {
         line("seed", self.seed.to_string());
         line("elapsed_s", format!("{:.1}", elapsed.as_secs_f64()));
         print!("{out}");
+        if !never_reached.is_empty() {
+            bail!(
+                "crash test failed: aimed kill points never reached: {}",
+                never_reached.join(", ")
+            );
+        }
         if !f.lost.is_empty() || !f.duplicated.is_empty() || !f.phantom.is_empty() || f.diverged > 0
         {
             bail!(
@@ -736,9 +887,134 @@ fn f_id(f: &Final) -> String {
     }
 }
 
-/// Another device writing its own records straight into the remote while the worker runs, so
+/// Live records of a cache, as JSON values by id.
+async fn live_records(
+    local: &SqliteLocalStore<JsonRecord>,
+    scope: &SyncScope,
+) -> anyhow::Result<BTreeMap<String, Value>> {
+    Ok(local
+        .query(scope, &QuerySpec::new())
+        .await?
+        .into_iter()
+        .map(|r| (r.id().to_owned(), Value::Object(r.into_value())))
+        .collect())
+}
+
+/// The other device: an [`Orchestrator`] with its own SQLite cache, in the harness process
+/// (never killed), writing the killed client's record ids through its own server on the same
+/// storage.
+struct OtherDevice {
+    orch: Orchestrator<JsonRecord>,
+    local: Arc<SqliteLocalStore<JsonRecord>>,
+    scope: SyncScope,
+    records: usize,
+    /// Its newest version (its versions are odd and increasing).
+    last: i64,
+    /// Conflicts its resolver settled while writing.
+    settled_conflicts: usize,
+}
+
+impl OtherDevice {
+    async fn open(
+        cache: &std::path::Path,
+        remote: Arc<HttpRemoteStore<JsonRecord>>,
+        scope: SyncScope,
+        records: usize,
+    ) -> anyhow::Result<Self> {
+        let local = Arc::new(
+            SqliteLocalStore::<JsonRecord>::open(cache)
+                .await
+                .context("open the other device's cache")?,
+        );
+        let orch = Orchestrator::with(
+            local.clone(),
+            remote,
+            Arc::new(LastWriteWins::new()),
+            OrchestratorConfig::default()
+                .sync_after_write(false)
+                .push_batch_size(8)
+                .pull_page_size(16),
+        );
+        Ok(OtherDevice {
+            orch,
+            local,
+            scope,
+            records,
+            last: 0,
+            settled_conflicts: 0,
+        })
+    }
+
+    /// Random creates, updates and deletes of the killed client's record ids, a few
+    /// milliseconds apart, with a sync after about every third, until `stop`. Returns the
+    /// writes (a write is acknowledged when its enqueue returned Ok).
+    async fn write_until(
+        &mut self,
+        seed: u64,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> anyhow::Result<Vec<Intent>> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut writes = Vec::new();
+        loop {
+            // Stop only between writes and syncs, never inside one.
+            tokio::select! {
+                _ = &mut stop => return Ok(writes),
+                _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..8))) => {}
+            }
+            let id = worker::pick_record(&mut rng, self.records);
+            let live = self
+                .orch
+                .get(&self.scope, &id, CachePolicy::OfflineOnly)
+                .await?
+                .is_some();
+            let kind = match live {
+                false => OpKind::Create,
+                true if rng.random_bool(0.25) => OpKind::Delete,
+                true => OpKind::Update,
+            };
+            // Odd: the killed client's versions are even.
+            let version = nanos(Timestamp::now()).max(self.last + 1) | 1;
+            self.last = version;
+            let at = Timestamp::from_nanosecond(i128::from(version))?;
+            let result = match kind {
+                OpKind::Delete => self.orch.enqueue_delete_at(&self.scope, &id, at).await,
+                kind => {
+                    let record = JsonRecord::from_value(serde_json::json!({
+                        "id": id,
+                        "updated_at": at.to_string(),
+                        "wid": version.to_string(),
+                        "by": "other device",
+                    }))?;
+                    if kind == OpKind::Create {
+                        self.orch.enqueue_create(&self.scope, record).await
+                    } else {
+                        self.orch.enqueue_update(&self.scope, record).await
+                    }
+                }
+            };
+            if let Err(e) = &result {
+                eprintln!("crash-test: the other device's enqueue failed: {e}");
+            }
+            writes.push(Intent {
+                version,
+                kind,
+                id,
+                acked: result.is_ok(),
+                device: Device::Other,
+            });
+            if rng.random_bool(0.3) {
+                match self.orch.synchronize(&self.scope).await {
+                    Ok(report) => self.settled_conflicts += report.conflicts,
+                    Err(e) => eprintln!("crash-test: the other device's sync failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Writes of records of their own (`s-NN`) straight into the storage while the worker runs, so
 /// the worker's pulls have pages to deliver.
-async fn other_device(
+async fn direct_writes(
     storage: Arc<SqliteRemoteStore<JsonRecord>>,
     scope: SyncScope,
     seed: u64,
@@ -750,7 +1026,7 @@ async fn other_device(
             _ = &mut stop => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..6))) => {}
         }
-        let id = format!("s-{:02}", rng.random_range(0..OTHER_DEVICE_RECORDS));
+        let id = format!("s-{:02}", rng.random_range(0..DIRECT_RECORDS));
         let now = Timestamp::now();
         if rng.random_bool(0.2) {
             storage

@@ -301,6 +301,45 @@ fn two_clients_converge_through_rcs_serve() {
     );
 }
 
+/// The README's `rcs list --filter 'n>=3' --order -n --limit 10`: a descending order is written
+/// `-FIELD`, also as a separate argument that starts with `-`.
+#[test]
+fn list_orders_descending_with_a_minus_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    let b = Client::new(&server.url, dir.path().join("b.sqlite"));
+    for n in [4, 1, 7, 3, 5] {
+        a.run(&["put", &format!("r{n}"), &format!(r#"{{"n":{n}}}"#)]);
+    }
+    a.run(&["sync", "--quiet"]);
+    b.run(&["sync", "--quiet"]);
+    let ids = |out: String| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let readme = ["list", "--filter", "n>=3", "--order", "-n", "--limit", "10"];
+    assert_eq!(ids(b.run(&readme)), ["r7", "r5", "r4", "r3"]);
+    assert_eq!(
+        ids(b.run(&["list", "--order=-n", "--limit", "2"])),
+        ["r7", "r5"]
+    );
+    assert_eq!(
+        ids(b.run(&["list", "--order", "n", "--filter", "n>=3"])),
+        ["r3", "r4", "r5", "r7"]
+    );
+    // A malformed field is refused.
+    let out = b.try_run(&["list", "--order", "-n;x"]);
+    assert!(!out.status.success(), "a malformed order field is refused");
+    server.stop();
+}
+
 #[test]
 fn serve_refuses_to_start_without_tokens() {
     let dir = tempfile::tempdir().unwrap();

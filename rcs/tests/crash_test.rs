@@ -1,6 +1,8 @@
 //! `rcs crash-test` with a small kill count: a client process SIGKILLed at random moments
-//! (mid-enqueue, mid-push before and after the remote applied it, mid-pull) loses, duplicates
-//! and invents nothing, and its cache converges. Also checks that the harness's checks can fail.
+//! (mid-enqueue, mid-push before and after the remote applied it, mid-pull) while another
+//! device writes the same records loses, duplicates and invents nothing, conflicts end as
+//! last-write-wins says, and both caches converge. Also checks that the harness's checks can
+//! fail, including when kills miss the point they aim at.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -36,7 +38,21 @@ fn fifteen_kills_lose_nothing() {
     assert!(ok, "crash test failed:\n{report}");
     assert_eq!(figure(&f, "kill_points"), 15, "{report}");
     assert!(figure(&f, "acknowledged_writes") > 0, "{report}");
+    assert!(
+        figure(&f, "other_device_acknowledged_writes") > 0,
+        "{report}"
+    );
+    assert!(
+        figure(&f, "client_push_conflicts") + figure(&f, "other_device_push_conflicts") > 0,
+        "the devices' writes never met:\n{report}"
+    );
+    assert_eq!(
+        figure(&f, "kills_hit_aim") + figure(&f, "kills_missed_aim") + figure(&f, "kills_random"),
+        15,
+        "{report}"
+    );
     for key in [
+        "aimed_points_never_reached",
         "lost_writes",
         "duplicated_writes",
         "phantom_writes",
@@ -58,4 +74,15 @@ fn the_checks_catch_a_duplicated_write() {
     let (ok, f, report) = crash_test(&["--kills", "8", "--sabotage", "duplicate"]);
     assert!(!ok, "a write applied twice went unnoticed:\n{report}");
     assert!(figure(&f, "duplicated_writes") > 0, "{report}");
+}
+
+#[test]
+fn the_checks_catch_kills_that_miss_their_aim() {
+    // Seed 1 aims the first kill at a point (not `random`); `blind` keeps every point from firing.
+    let (ok, f, report) = crash_test(&["--kills", "2", "--seed", "1", "--sabotage", "blind"]);
+    assert!(!ok, "kills that missed their aim went unnoticed:\n{report}");
+    assert!(figure(&f, "kills_missed_aim") > 0, "{report}");
+    assert!(figure(&f, "aimed_points_never_reached") > 0, "{report}");
+    assert_eq!(figure(&f, "kills_hit_aim"), 0, "{report}");
+    assert_eq!(figure(&f, "lost_writes"), 0, "{report}");
 }

@@ -4,7 +4,9 @@
 //! converges with the remote source of truth.
 //!
 //! - Reads follow a [`CachePolicy`].
-//! - Offline writes go to the [`LocalStore`] and its pending-op queue in one transaction.
+//! - Offline writes go to the [`LocalStore`] and its pending-op queue in one transaction;
+//!   [`SqliteLocalStore`](local::sqlite::SqliteLocalStore) commits it with `synchronous = FULL`,
+//!   so a write whose enqueue returned survives a process crash and a power loss.
 //! - [`Orchestrator::synchronize`] pushes the queue, pulls [`Delta`] pages from the
 //!   [`RemoteStore`], merges them through a [`ConflictResolver`] and saves the [`SyncPoint`],
 //!   all per [`SyncScope`].

@@ -3,16 +3,20 @@
 //! (a) Applying pulled rows: `apply_remote` in pages of `--page` rows (each page and its sync
 //!     point in one transaction, queued-op check included) against a raw batched upsert
 //!     (`INSERT ... ON CONFLICT DO UPDATE`, a cached statement, one transaction per page).
-//! (b) A durable offline write: `enqueue` (local row + pending op in one transaction, awaited
-//!     from a task on a runtime worker, as an app would) against a raw single-row upsert
-//!     transaction.
+//! (b) A durable offline write: `enqueue` (local row + pending op in one transaction committed
+//!     with `synchronous=FULL`, so it survives a power loss; awaited from a task on a runtime
+//!     worker, as an app would) against a raw single-row upsert transaction on a connection
+//!     that stays at `synchronous=FULL` (the same durability, with no switching:
+//!     `enqueue_ratio`). For scale, the same raw transaction at `synchronous=NORMAL`
+//!     (`raw_txn_normal_us`, survives a process crash only) and the cost of switching the level
+//!     to FULL and back around a transaction, as the store does (`sync_switch_us`).
 //!
 //! Both sides use separate files in one temporary folder with the same pragmas (WAL,
-//! `synchronous=NORMAL`) and the same `items` table and indexes, start from the same generated
-//! rows, and serialize each record to JSON inside the timed region. The two sides alternate
-//! page for page and write for write (the raw side inline, with no thread hop; who goes first
-//! alternates too), so background load hits both alike; figures are totals over `--rounds`
-//! fresh pairs of files.
+//! `synchronous=NORMAL` for pulled pages) and the same `items` table and indexes, start from
+//! the same generated rows, and serialize each record to JSON inside the timed region. The
+//! sides alternate page for page and write for write (the raw side inline, with no thread hop;
+//! who goes first rotates too), so background load hits them alike; figures are totals over
+//! `--rounds` fresh pairs of files.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -85,6 +89,16 @@ fn open_raw(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// A second connection to the raw file that commits with `synchronous=FULL` (the level is per
+/// connection): the baseline of a durable write.
+fn open_raw_full(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let level: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    anyhow::ensure!(level == 2, "synchronous is {level}, not FULL");
+    Ok(conn)
+}
+
 fn nanos(r: &TestRecord) -> i64 {
     r.updated_at.as_nanosecond() as i64
 }
@@ -149,32 +163,56 @@ async fn apply(
     Ok((ours, raws))
 }
 
-/// Offline writes, interleaved one for one with raw transactions so both see the same
-/// background noise. Returns (ours, raw) latencies.
+/// Latencies of the write sides.
+#[derive(Default)]
+struct WriteTimes {
+    /// `enqueue` (FULL).
+    ours: Vec<Duration>,
+    /// Raw single-row transaction at FULL: the baseline.
+    raw_full: Vec<Duration>,
+    /// Raw single-row transaction at NORMAL, for scale.
+    raw_normal: Vec<Duration>,
+    /// `PRAGMA synchronous = FULL` then `= NORMAL`, as the store runs around a durable write.
+    switch: Vec<Duration>,
+}
+
+/// Offline writes, interleaved one for one with raw transactions (who goes first rotates) so
+/// all sides see the same background noise.
 async fn writes(
     store: &SqliteLocalStore<TestRecord>,
     raw: &mut Connection,
+    raw_full: &mut Connection,
     scope: &SyncScope,
     edits: &[TestRecord],
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    t: &mut WriteTimes,
+) -> anyhow::Result<()> {
     let canonical = scope.canonical();
-    let mut ours = Vec::with_capacity(edits.len());
-    let mut raws = Vec::with_capacity(edits.len());
     for (i, r) in edits.iter().enumerate() {
         let mut op = Some(PendingOp::upsert(scope.clone(), OpKind::Update, r.clone()));
-        for side in [i % 2, 1 - i % 2] {
+        for k in 0..3 {
             let start = Instant::now();
-            if side == 0 {
-                store.enqueue(op.take().expect("once")).await?;
-                ours.push(start.elapsed());
-            } else {
-                // The raw side runs inline: no thread hop, the bare cost of the transaction.
-                raw_write(raw, &canonical, r)?;
-                raws.push(start.elapsed());
+            // The raw sides run inline: no thread hop, the bare cost of the transaction.
+            match (i + k) % 3 {
+                0 => {
+                    store.enqueue(op.take().expect("once")).await?;
+                    t.ours.push(start.elapsed());
+                }
+                1 => {
+                    raw_write(raw_full, &canonical, r)?;
+                    t.raw_full.push(start.elapsed());
+                }
+                _ => {
+                    raw_write(raw, &canonical, r)?;
+                    t.raw_normal.push(start.elapsed());
+                }
             }
         }
+        let start = Instant::now();
+        raw.execute_batch("PRAGMA synchronous = FULL")?;
+        raw.execute_batch("PRAGMA synchronous = NORMAL")?;
+        t.switch.push(start.elapsed());
     }
-    Ok((ours, raws))
+    Ok(())
 }
 
 fn per_s(rows: usize, d: Duration) -> f64 {
@@ -233,33 +271,39 @@ async fn measure(args: Args) -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir().context("temporary folder")?;
     let (mut ours_apply, mut raw_apply) = (Duration::ZERO, Duration::ZERO);
-    let (mut ours_w, mut raw_w) = (Vec::new(), Vec::new());
+    let mut w = WriteTimes::default();
     for round in 0..args.rounds {
-        let mut raw = open_raw(&dir.path().join(format!("raw-{round}.db")))?;
+        let raw_path = dir.path().join(format!("raw-{round}.db"));
+        let mut raw = open_raw(&raw_path)?;
+        let mut raw_full = open_raw_full(&raw_path)?;
         let store =
             SqliteLocalStore::<TestRecord>::open(dir.path().join(format!("ours-{round}.db")))
                 .await?;
         let (oa, ra) = apply(&store, &mut raw, &scope, &pages).await?;
-        let (ow, rw) = writes(&store, &mut raw, &scope, &edits).await?;
+        let mut rw = WriteTimes::default();
+        writes(&store, &mut raw, &mut raw_full, &scope, &edits, &mut rw).await?;
         let status = store.queue_status(&scope).await?;
         anyhow::ensure!(status.pending == args.writes, "every write is queued");
         eprintln!(
-            "round {round}: apply {:.0} rows/s vs raw {:.0} rows/s; enqueue {:.1} us vs raw {:.1} us",
+            "round {round}: apply {:.0} rows/s vs raw {:.0} rows/s; enqueue {:.1} us vs raw FULL {:.1} us (NORMAL {:.1} us)",
             per_s(args.rows, oa),
             per_s(args.rows, ra),
-            mean_us(&ow),
-            mean_us(&rw),
+            mean_us(&rw.ours),
+            mean_us(&rw.raw_full),
+            mean_us(&rw.raw_normal),
         );
         ours_apply += oa;
         raw_apply += ra;
-        ours_w.extend(ow);
-        raw_w.extend(rw);
+        w.ours.extend(rw.ours);
+        w.raw_full.extend(rw.raw_full);
+        w.raw_normal.extend(rw.raw_normal);
+        w.switch.extend(rw.switch);
     }
     // Totals over every round.
     let total_rows = args.rows * args.rounds;
     let apply_rate = per_s(total_rows, ours_apply);
     let raw_rate = per_s(total_rows, raw_apply);
-    let (enqueue_us, raw_txn_us) = (mean_us(&ours_w), mean_us(&raw_w));
+    let (enqueue_us, raw_txn_us) = (mean_us(&w.ours), mean_us(&w.raw_full));
     println!("rows: {}", args.rows);
     println!("rounds: {}", args.rounds);
     println!("page_rows: {}", args.page);
@@ -271,7 +315,9 @@ async fn measure(args: Args) -> anyhow::Result<()> {
     println!("enqueue_us: {enqueue_us:.1}");
     println!("raw_txn_us: {raw_txn_us:.1}");
     println!("enqueue_ratio: {:.3}", enqueue_us / raw_txn_us);
-    println!("enqueue_p50_us: {:.1}", p50_us(ours_w));
-    println!("raw_txn_p50_us: {:.1}", p50_us(raw_w));
+    println!("enqueue_p50_us: {:.1}", p50_us(w.ours));
+    println!("raw_txn_p50_us: {:.1}", p50_us(w.raw_full));
+    println!("raw_txn_normal_us: {:.1}", mean_us(&w.raw_normal));
+    println!("sync_switch_us: {:.1}", mean_us(&w.switch));
     Ok(())
 }

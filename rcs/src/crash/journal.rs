@@ -3,13 +3,16 @@
 //!
 //! Lines are appended with one `write(2)` each on an `O_APPEND` file. The model is a process
 //! crash (SIGKILL), not a power cut: data handed to the kernel survives the process, so no fsync
-//! is needed (the SQLite cache, in WAL mode with `synchronous = NORMAL`, makes the same promise).
+//! is needed (the SQLite cache promises more: it commits user writes with `synchronous = FULL`,
+//! which survives a power cut too; its other commits, with `NORMAL`, survive a process crash).
 //! A line cut short by the kill has no newline; the harness drops it and truncates the file
 //! before the next worker appends.
 //!
 //! Format: `I <version_ns> <create|update|delete> <record id>`, `A <version_ns>` (enqueue
 //! returned Ok), `F <version_ns>` (enqueue returned an error). Every write of the run has a
-//! distinct version (its `updated_at`, or `deleted_at` for deletes), which identifies it.
+//! distinct version (its `updated_at`, or `deleted_at` for deletes), which identifies it: the
+//! killed client's versions are even, the other device's (which the harness runs and records
+//! with [`History::add_other`]) odd.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -64,7 +67,16 @@ impl JournalWriter {
     }
 }
 
-/// One write the worker set out to make.
+/// Who made a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The client process the harness kills (its journal file).
+    Killed,
+    /// The other device, in the harness process (never killed).
+    Other,
+}
+
+/// One write a device set out to make.
 #[derive(Debug, Clone)]
 pub struct Intent {
     /// The write's version in nanoseconds: its identity.
@@ -75,6 +87,8 @@ pub struct Intent {
     pub id: String,
     /// Whether `enqueue_*` returned Ok.
     pub acked: bool,
+    /// Which device.
+    pub device: Device,
 }
 
 /// Harness side: everything journaled so far, read incrementally.
@@ -83,7 +97,8 @@ pub struct History {
     /// Every intent, in journal order.
     pub intents: Vec<Intent>,
     by_version: HashMap<i64, usize>,
-    /// Intent indexes per record, in order.
+    /// Intent indexes per record, in the order they were added (the other device's writes of a
+    /// round come after the killed client's).
     pub per_record: HashMap<String, Vec<usize>>,
     offset: u64,
     /// Torn lines dropped so far.
@@ -137,18 +152,13 @@ impl History {
                     other => bail!("unknown kind {other:?}"),
                 };
                 let id = parts.next().context("missing id")?.to_owned();
-                if self.by_version.contains_key(&version) {
-                    bail!("version {version} journaled twice");
-                }
-                let idx = self.intents.len();
-                self.by_version.insert(version, idx);
-                self.per_record.entry(id.clone()).or_default().push(idx);
-                self.intents.push(Intent {
+                self.insert(Intent {
                     version,
                     kind,
                     id,
                     acked: false,
-                });
+                    device: Device::Killed,
+                })?;
             }
             "A" => {
                 let idx = *self
@@ -161,6 +171,47 @@ impl History {
             other => bail!("unknown tag {other:?}"),
         }
         Ok(())
+    }
+
+    fn insert(&mut self, intent: Intent) -> anyhow::Result<()> {
+        if self.by_version.contains_key(&intent.version) {
+            bail!("version {} journaled twice", intent.version);
+        }
+        let idx = self.intents.len();
+        self.by_version.insert(intent.version, idx);
+        self.per_record
+            .entry(intent.id.clone())
+            .or_default()
+            .push(idx);
+        self.intents.push(intent);
+        Ok(())
+    }
+
+    /// Adds the other device's writes (made in the harness process, so not journaled).
+    pub fn add_other(&mut self, writes: Vec<Intent>) -> anyhow::Result<()> {
+        for w in writes {
+            anyhow::ensure!(w.device == Device::Other, "not the other device's write");
+            self.insert(w)?;
+        }
+        Ok(())
+    }
+
+    /// The killed client's last write, if it was not acknowledged (the kill may have hit its
+    /// enqueue).
+    pub fn last_unacked(&self) -> Option<&Intent> {
+        self.intents
+            .iter()
+            .rev()
+            .find(|i| i.device == Device::Killed)
+            .filter(|i| !i.acked)
+    }
+
+    /// Acknowledged writes of the other device.
+    pub fn acknowledged_other(&self) -> usize {
+        self.intents
+            .iter()
+            .filter(|i| i.acked && i.device == Device::Other)
+            .count()
     }
 
     /// The largest version journaled (writes after a restart must be newer).

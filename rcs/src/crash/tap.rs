@@ -2,6 +2,10 @@
 //! [`SqliteRemoteStore`], logs every op the remote applies (to detect a write applied twice),
 //! and, when armed, tells the harness that a push or pull reached a chosen point and holds the
 //! request there so the harness can kill the client at exactly that moment.
+//!
+//! The killed client and the other device reach the storage through their own taps (two
+//! servers on one storage) sharing one applied-op log, so only the killed client's requests
+//! can fire a trigger.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,7 +56,8 @@ pub struct Tap {
     release: watch::Receiver<u64>,
     inflight: AtomicUsize,
     last_has_more: AtomicBool,
-    applied: Mutex<AppliedLog>,
+    applied: Arc<Mutex<AppliedLog>>,
+    conflicts: AtomicUsize,
 }
 
 struct InflightGuard<'a>(&'a AtomicUsize);
@@ -76,11 +81,13 @@ pub fn nanos(t: Timestamp) -> i64 {
 }
 
 impl Tap {
-    /// Wraps `inner`; events go to `events`; held requests continue when `release` changes.
+    /// Wraps `inner`; events go to `events`; held requests continue when `release` changes;
+    /// applied ops are logged into `applied`.
     pub fn new(
         inner: Arc<SqliteRemoteStore<JsonRecord>>,
         events: mpsc::UnboundedSender<Trigger>,
         release: watch::Receiver<u64>,
+        applied: Arc<Mutex<AppliedLog>>,
     ) -> Self {
         Tap {
             inner,
@@ -89,8 +96,14 @@ impl Tap {
             release,
             inflight: AtomicUsize::new(0),
             last_has_more: AtomicBool::new(false),
-            applied: Mutex::new(AppliedLog::default()),
+            applied,
+            conflicts: AtomicUsize::new(0),
         }
+    }
+
+    /// Pushed ops the remote answered with a conflict so far.
+    pub fn conflicts(&self) -> usize {
+        self.conflicts.load(Ordering::SeqCst)
     }
 
     /// Fires once at the `skip + 1`-th matching event.
@@ -137,6 +150,11 @@ impl Tap {
 
     fn record_applied(&self, ops: &[PendingOp<JsonRecord>], outcomes: &[PushOutcome<JsonRecord>]) {
         let mut log = self.applied.lock().unwrap();
+        let conflicts = outcomes
+            .iter()
+            .filter(|o| matches!(o, PushOutcome::Conflict { .. }))
+            .count();
+        self.conflicts.fetch_add(conflicts, Ordering::SeqCst);
         for (op, outcome) in ops.iter().zip(outcomes) {
             if matches!(outcome, PushOutcome::Applied { .. })
                 && log.op_ids.insert(op.op_id.0.clone())

@@ -1,7 +1,8 @@
 //! The client process the harness kills: random offline creates, updates and deletes through an
 //! [`Orchestrator`] over a SQLite cache file, synced against the server over HTTP, forever.
 //!
-//! Every write gets a version (`updated_at` / `deleted_at`) newer than any before it, journaled
+//! Every write gets a version (`updated_at` / `deleted_at`) newer than any before it (and even;
+//! the other device's versions are odd), journaled
 //! as an intent before `enqueue_*` and acknowledged after it returns Ok. Right before each
 //! enqueue the worker prints `E` on stdout, so the harness can aim a kill at the enqueue's
 //! transaction.
@@ -44,6 +45,19 @@ pub fn client_id(n: usize) -> String {
     format!("c-{n:04}")
 }
 
+/// Records both devices write half of the time, so their writes meet often.
+const HOT_RECORDS: usize = 12;
+
+/// A record id to write, out of `records`: half of the time one of the first few.
+pub fn pick_record(rng: &mut StdRng, records: usize) -> String {
+    let n = if rng.random_bool(0.5) {
+        rng.random_range(0..records.min(HOT_RECORDS))
+    } else {
+        rng.random_range(0..records)
+    };
+    client_id(n)
+}
+
 /// Runs until killed.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -77,7 +91,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut n = 0u64;
     loop {
         for _ in 0..rng.random_range(1..=12) {
-            let id = client_id(rng.random_range(0..args.records));
+            let id = pick_record(&mut rng, args.records);
             let live = orch
                 .get(&args.scope, &id, CachePolicy::OfflineOnly)
                 .await?
@@ -87,8 +101,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 true if rng.random_bool(0.25) => OpKind::Delete,
                 true => OpKind::Update,
             };
-            // A version newer than every earlier write, also across restarts.
+            // A version newer than every earlier write, also across restarts, and even (the
+            // other device's are odd, so no two writes share one).
             let version = nanos(Timestamp::now()).max(last + 1);
+            let version = version + (version & 1);
             last = version;
             n += 1;
             journal.intent(version, kind, &id)?;

@@ -11,7 +11,16 @@
 //!   since the Unix epoch, exact (they become base versions that remotes compare for
 //!   equality; microseconds would truncate jiff's nanosecond clock), which limits them to the
 //!   years 1677–2262 (others are refused with [`Error::InvalidInput`]).
-//! - **Pragmas**: WAL, `synchronous = NORMAL`, a busy timeout (5 s unless set).
+//! - **Pragmas**: WAL, a busy timeout (5 s unless set), and `synchronous = NORMAL` except around
+//!   the user's own writes and decisions: `enqueue`, `unpark_ops`, `discard_ops` and a
+//!   `settle_conflict` that requeues an op commit with `synchronous = FULL` (WAL mode then
+//!   fsyncs the WAL at the commit), so once they return they survive a power loss, not just a
+//!   process crash. The rest (pulled pages with their sync point, acks, rejections,
+//!   `upsert_many`, `delete_many`, `save_sync_point`, settlements without a requeue) commits with
+//!   NORMAL: it survives a process crash, and a power loss may roll back the latest such commits
+//!   (up to the last FULL commit or checkpoint; the file stays consistent) — all of which the
+//!   next sync redoes: a pulled page is fetched again from the saved cursor, an op whose ack is
+//!   lost is pushed again (remotes apply an op id once).
 //! - **Queries**: a [`QuerySpec`] is compiled to SQL over `json_extract` with bound parameters and
 //!   the exact semantics of [`QuerySpec::apply`] (see the `query` module source for the mapping).
 //!   Declare the fields you filter on with [`SqliteLocalStoreBuilder::index_field`] to get an
@@ -76,6 +85,8 @@ mod error;
 mod query;
 mod schema;
 mod scope_state;
+#[cfg(test)]
+mod tests;
 
 use db::{EncodedOp, EncodedRows, EncodedSettlement};
 use error::ts_to_sql;
@@ -261,6 +272,16 @@ impl<T: Record> SqliteLocalStore<T> {
         self.run_on(true, f).await
     }
 
+    /// [`run`](Self::run) for a write that must survive power loss once it returns (a user's
+    /// write or decision): see [`durably`].
+    async fn run_durable<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        self.run_on(false, move |c| durably(c, f)).await
+    }
+
     async fn run_on<R, F>(&self, read: bool, f: F) -> Result<R>
     where
         R: Send + 'static,
@@ -290,6 +311,25 @@ impl<T: Record> SqliteLocalStore<T> {
             Err(_) => with_conn(&self.inner, f),
         }
     }
+}
+
+/// Runs `f` (one write transaction) with `synchronous = FULL`, then sets the connection back to
+/// `NORMAL`. In WAL mode FULL fsyncs the WAL at the commit, so the transaction survives a power
+/// loss once `f` returns; under NORMAL a commit reaches the disk at the next FULL commit or
+/// checkpoint and only a process crash is survived (a power loss may roll back the latest
+/// commits, never corrupt the file).
+///
+/// SQLite refuses to change the level inside a transaction and applies it when the pragma is
+/// prepared, so each switch is its own (uncached) statement, outside `f`'s transaction. Should
+/// switching back fail, the connection stays at FULL: slower, never less durable.
+fn durably<R>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Result<R>) -> Result<R> {
+    conn.execute_batch("PRAGMA synchronous = FULL")
+        .map_err(error::map_err)?;
+    let result = f(conn);
+    if let Err(e) = conn.execute_batch("PRAGMA synchronous = NORMAL") {
+        tracing::warn!(error = %e, "sqlite local store: synchronous stays FULL");
+    }
+    result
 }
 
 fn encode_records<'a, T: Record>(
@@ -411,7 +451,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn enqueue(&self, op: PendingOp<T>) -> Result<()> {
         check_op(&op)?;
         let op = EncodedOp::new(op)?;
-        self.run(move |c| db::enqueue(c, &op)).await
+        self.run_durable(move |c| db::enqueue(c, &op)).await
     }
 
     async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>> {
@@ -455,12 +495,14 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
         let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
-        self.run(move |c| db::unpark_ops(c, &scope, &ids)).await
+        self.run_durable(move |c| db::unpark_ops(c, &scope, &ids))
+            .await
     }
 
     async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
         let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
-        self.run(move |c| db::discard_ops(c, &scope, &ids)).await
+        self.run_durable(move |c| db::discard_ops(c, &scope, &ids))
+            .await
     }
 
     async fn settle_conflict(&self, scope: &SyncScope, settlement: Settlement<T>) -> Result<()> {
@@ -502,7 +544,14 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
             requeue,
         };
         let scope = scope.canonical();
-        self.run(move |c| db::settle_conflict(c, &scope, &s)).await
+        // A requeued op is the user's kept write: as durable as its enqueue was. Without one
+        // the settlement only replaces ops and rows that a replay would settle again.
+        if s.requeue.is_some() {
+            self.run_durable(move |c| db::settle_conflict(c, &scope, &s))
+                .await
+        } else {
+            self.run(move |c| db::settle_conflict(c, &scope, &s)).await
+        }
     }
 
     async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {

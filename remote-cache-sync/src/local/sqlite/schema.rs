@@ -208,8 +208,10 @@ fn open_error(e: rusqlite::Error, path: &Path) -> Error {
     }
 }
 
-/// Pragmas: WAL (readers never block the writer), `synchronous=NORMAL` (durable at each
-/// checkpoint, safe against corruption), a busy timeout, and a statement cache.
+/// Pragmas: WAL (readers never block the writer), `synchronous=NORMAL` (a commit survives a
+/// process crash; a power loss may roll back commits since the last FULL commit or checkpoint,
+/// never corrupt the file; the user's writes switch to FULL around their transaction, see
+/// `durably` in the module root), a busy timeout, and a statement cache.
 pub(crate) fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
     conn.busy_timeout(busy_timeout).map_err(map_err)?;
     // Reading the mode touches the file: a non-database fails here with NOTADB.
