@@ -20,6 +20,10 @@ pub enum StorageErrorKind {
     ReadOnly,
     /// The schema on disk is newer than this build understands.
     SchemaTooNew,
+    /// The file is a database this crate did not write, e.g. another application's (its
+    /// schema version, SQLite's `user_version`, is none of ours). It is left untouched: check
+    /// the path rather than deleting the file.
+    Foreign,
     /// Any other storage failure.
     Other,
 }

@@ -247,6 +247,29 @@ async fn a_newer_schema_is_refused_and_left_alone() {
 }
 
 #[tokio::test]
+async fn a_foreign_file_with_a_negative_schema_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    conn.pragma_update(None, "user_version", -7).unwrap();
+    drop(conn);
+    let err = SqliteLocalStore::<TestRecord>::open(&path).await;
+    assert_eq!(storage_kind(err), StorageErrorKind::Foreign);
+    assert_eq!(user_version(&path), -7, "the file is untouched");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "no tables added");
+}
+
+#[tokio::test]
 async fn garbage_bytes_are_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.db");

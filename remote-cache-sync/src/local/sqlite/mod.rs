@@ -1,7 +1,8 @@
 //! [`SqliteLocalStore`]: the persistent local cache on SQLite (feature `sqlite`).
 //!
 //! - **Schema** (versioned by `PRAGMA user_version`, migrated on open; a newer on-disk version is
-//!   refused with [`StorageErrorKind::SchemaTooNew`]): `items (scope, id, data, updated_at,
+//!   refused with [`StorageErrorKind::SchemaTooNew`], a negative one, which only another
+//!   application writes, with [`StorageErrorKind::Foreign`]): `items (scope, id, data, updated_at,
 //!   deleted_at, synced_version, queued)` keyed by `(scope, id)` (`WITHOUT ROWID`) with an
 //!   index on `(scope, updated_at, id)` over live rows; `sync_points (scope, cursor,
 //!   server_time)`; `pending_ops (seq, op_id UNIQUE, scope, kind, id, payload, updated_at,
