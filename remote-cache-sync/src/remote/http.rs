@@ -211,7 +211,7 @@ fn transport_error(e: reqwest::Error) -> Error {
     };
     Error::Unavailable {
         backend: BACKEND,
-        message: format!("{what}: {e}"),
+        message: format!("{what}: {}", crate::error::with_sources(&e)),
     }
 }
 
@@ -377,9 +377,13 @@ fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) 
             backend: BACKEND,
             retry_after,
         },
+        // The variant already says "unauthorized": repeat the code only if it adds to that.
         StatusCode::UNAUTHORIZED => Error::Unauthorized {
             backend: BACKEND,
-            message: with_code(),
+            message: match code.as_deref() {
+                Some(crate::remote::protocol::codes::UNAUTHORIZED) | None => message,
+                Some(_) => with_code(),
+            },
         },
         StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Error::Refused {
             backend: BACKEND,
@@ -676,5 +680,24 @@ mod tests {
         let err = s.server_time().await.unwrap_err();
         assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
         assert!(err.is_retryable());
+        // The cause, not just reqwest's "error sending request".
+        let text = err.to_string().to_lowercase();
+        assert!(text.contains("connection refused"), "{text}");
+    }
+
+    #[test]
+    fn unauthorized_says_it_once() {
+        let body = br#"{"error":{"code":"unauthorized","message":"missing or invalid token"}}"#;
+        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        assert_eq!(
+            err.to_string(),
+            "http: unauthorized: missing or invalid token"
+        );
+        let body = br#"{"error":{"code":"token_expired","message":"log in again"}}"#;
+        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        assert_eq!(
+            err.to_string(),
+            "http: unauthorized: token_expired: log in again"
+        );
     }
 }
