@@ -140,8 +140,56 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
     }
 }
 
-/// A [`RemoteStore`] speaking our HTTP sync protocol. Cheap to clone (clones share the
-/// connection pool).
+/// The client of our sync server: a [`RemoteStore`] speaking the HTTP sync protocol
+/// (`docs/protocol.md`) to `rcs serve` or an app embedding [`server`](crate::server). Feature
+/// `http` (the server side is `server`; a client needs only `http`). Cheap to clone: clones
+/// share the connection pool.
+///
+/// # Setting up
+///
+/// [`HttpRemoteStore::builder`] takes the server's base URL; [`token`](HttpRemoteStoreBuilder::token)
+/// sets the bearer token the server was started with (`rcs serve --token TOKEN:PATTERN` grants
+/// it the scopes matching `PATTERN`), [`timeout`](HttpRemoteStoreBuilder::timeout) bounds each
+/// request (30 s by default: a read with [`CachePolicy::RemoteFirst`](crate::CachePolicy) on a
+/// hung network waits that long before answering from the cache). Then hand it, with a local
+/// store, to an [`Orchestrator`](crate::Orchestrator):
+///
+/// ```no_run
+/// # async fn doc() -> remote_cache_sync::Result<()> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use remote_cache_sync::local::sqlite::SqliteLocalStore;
+/// use remote_cache_sync::remote::http::HttpRemoteStore;
+/// use remote_cache_sync::{JsonRecord, Orchestrator};
+///
+/// let token = std::env::var("RCS_TOKEN").expect("RCS_TOKEN");
+/// let remote = HttpRemoteStore::<JsonRecord>::builder("http://127.0.0.1:8080")
+///     .token(token)
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// let local = SqliteLocalStore::open("cache.db").await?;
+/// let sync = Orchestrator::new(Arc::new(local), Arc::new(remote));
+/// # Ok(()) }
+/// ```
+///
+/// Building checks the URL only; nothing is sent until the first sync.
+///
+/// # Errors
+///
+/// - connection failures, timeouts, 408 and 5xx: [`Error::Unavailable`] (retryable; the
+///   message keeps the cause, e.g. "connection refused");
+/// - 429: [`Error::RateLimited`] with the server's `Retry-After`;
+/// - 401 (missing, wrong or expired token): [`Error::Unauthorized`]; the orchestrator pauses
+///   the scope instead of burning attempts;
+/// - 403 (the token has no grant for the scope) and 404: [`Error::Refused`], with the
+///   protocol's stable error `code`; the scope pauses too;
+/// - other 4xx: [`Error::Rejected`] with the server's message;
+/// - a body that does not parse: [`Error::MalformedResponse`]. A pulled row that does not
+///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`]).
+///
+/// The token is sent as a bearer header marked sensitive, redacted in `Debug`, and never part
+/// of an error message. Use `https://` anywhere but on a trusted network: the token travels
+/// with every request.
 pub struct HttpRemoteStore<T> {
     inner: Arc<Inner<T>>,
 }
