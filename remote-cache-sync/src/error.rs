@@ -20,6 +20,10 @@ pub enum StorageErrorKind {
     ReadOnly,
     /// The schema on disk is newer than this build understands.
     SchemaTooNew,
+    /// The file is a database this crate did not write, e.g. another application's (its
+    /// schema version, SQLite's `user_version`, is none of ours). It is left untouched: check
+    /// the path rather than deleting the file.
+    Foreign,
     /// Any other storage failure.
     Other,
 }
@@ -201,8 +205,200 @@ fn status_code(status: Option<u16>, code: Option<&str>) -> String {
     }
 }
 
+/// `e`'s message followed by each of its sources' (`: `-separated), skipping a source whose
+/// text the message already holds, so the cause a wrapper hides ("error sending request")
+/// shows ("... tcp connect error: Connection refused (os error 111)").
+#[cfg_attr(
+    not(any(feature = "http", feature = "pocketbase", test)),
+    allow(dead_code)
+)]
+pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Codec(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapper(&'static str, Option<Box<Wrapper>>);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|w| w as _)
+        }
+    }
+
+    /// Every variant once: the message a user sees, with no doubled words and its cause.
+    #[test]
+    fn every_variant_displays_its_cause_once() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let cases = [
+            (
+                Error::NotFound {
+                    what: "scope notes".into(),
+                },
+                "not found: scope notes",
+            ),
+            (Error::Conflict { id: "n1".into() }, "conflict on record n1"),
+            (
+                Error::Unauthorized {
+                    backend: "http",
+                    message: "token expired".into(),
+                },
+                "http: unauthorized: token expired",
+            ),
+            (
+                Error::RateLimited {
+                    backend: "http",
+                    retry_after: Some(Duration::from_secs(2)),
+                },
+                "http: rate limited",
+            ),
+            (
+                Error::Unavailable {
+                    backend: "http",
+                    message: "cannot connect: connection refused".into(),
+                },
+                "http: unavailable: cannot connect: connection refused",
+            ),
+            (
+                Error::Rejected {
+                    backend: "http",
+                    status: Some(422),
+                    message: "bad title".into(),
+                },
+                "http: rejected (Some(422)): bad title",
+            ),
+            (
+                Error::Refused {
+                    backend: "http",
+                    status: Some(403),
+                    code: Some("forbidden".into()),
+                    message: "no grant for scope".into(),
+                },
+                "http: refused (403 forbidden): no grant for scope",
+            ),
+            (
+                Error::Refused {
+                    backend: "pocketbase",
+                    status: None,
+                    code: None,
+                    message: "off".into(),
+                },
+                "pocketbase: refused: off",
+            ),
+            (
+                Error::MalformedResponse {
+                    backend: "http",
+                    message: "not JSON".into(),
+                },
+                "http: malformed response: not JSON",
+            ),
+            (
+                Error::InvalidScope("empty name".into()),
+                "invalid scope: empty name",
+            ),
+            (
+                Error::InvalidQuery("bad field".into()),
+                "invalid query: bad field",
+            ),
+            (
+                Error::InvalidInput("bad url".into()),
+                "invalid input: bad url",
+            ),
+            (
+                Error::StaleVersion {
+                    id: "n1".into(),
+                    version: at(1),
+                    current: at(2),
+                },
+                "stale version for record n1: 1970-01-01T00:00:01Z does not move past \
+                 1970-01-01T00:00:02Z",
+            ),
+            (
+                Error::Codec("missing field id".into()),
+                "codec: missing field id",
+            ),
+            (
+                Error::Storage {
+                    kind: StorageErrorKind::Foreign,
+                    message: "not ours".into(),
+                },
+                "storage (Foreign): not ours",
+            ),
+            (Error::Cancelled, "cancelled"),
+            (
+                Error::Other {
+                    backend: "postgres",
+                    source: Arc::new(Wrapper("pool closed", None)),
+                },
+                "postgres: pool closed",
+            ),
+        ];
+        for (e, want) in &cases {
+            // No wildcard: a new variant does not compile until it is listed above.
+            match e {
+                Error::NotFound { .. }
+                | Error::Conflict { .. }
+                | Error::Unauthorized { .. }
+                | Error::RateLimited { .. }
+                | Error::Unavailable { .. }
+                | Error::Rejected { .. }
+                | Error::Refused { .. }
+                | Error::MalformedResponse { .. }
+                | Error::InvalidScope(_)
+                | Error::InvalidQuery(_)
+                | Error::InvalidInput(_)
+                | Error::StaleVersion { .. }
+                | Error::Codec(_)
+                | Error::Storage { .. }
+                | Error::Cancelled
+                | Error::Other { .. } => {}
+            }
+            assert_eq!(e.to_string(), *want, "{e:?}");
+        }
+        let listed: std::collections::HashSet<_> = cases
+            .iter()
+            .map(|(e, _)| std::mem::discriminant(e))
+            .collect();
+        assert_eq!(listed.len(), 16, "every variant once");
+    }
+
+    #[test]
+    fn with_sources_keeps_the_cause_and_skips_repeats() {
+        let e = Wrapper(
+            "error sending request",
+            Some(Box::new(Wrapper(
+                "client error (Connect)",
+                Some(Box::new(Wrapper("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            with_sources(&e),
+            "error sending request: client error (Connect): Connection refused (os error 111)"
+        );
+        let repeat = Wrapper("timed out", Some(Box::new(Wrapper("timed out", None))));
+        assert_eq!(with_sources(&repeat), "timed out");
     }
 }

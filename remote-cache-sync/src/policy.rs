@@ -1,16 +1,55 @@
 //! [`CachePolicy`]: where reads come from.
 
-/// How [`Orchestrator::read`](crate::Orchestrator::read) answers.
+/// How [`Orchestrator::read`](crate::Orchestrator::read) and
+/// [`Orchestrator::get`](crate::Orchestrator::get) answer.
+///
+/// Every policy answers from the local cache in the end; they differ in whether a sync of the
+/// scope (push the queue, then pull) runs first and what happens when it fails. Local writes
+/// are always visible, whatever the policy: they are in the cache before they are pushed.
+///
+/// | policy | syncs first | remote unreachable | other sync failures |
+/// |---|---|---|---|
+/// | [`RemoteFirst`](Self::RemoteFirst) (default) | yes, and waits | answers from the cache, **possibly stale** | returned as the error |
+/// | [`LocalFirst`](Self::LocalFirst) | no: starts one in the background | answers from the cache | logged, not returned |
+/// | [`OfflineOnly`](Self::OfflineOnly) | never | answers from the cache | — |
+/// | [`OnlineOnly`](Self::OnlineOnly) | yes, and waits | returned as the error | returned as the error |
+///
+/// ## Stale answers from `RemoteFirst`
+///
+/// When the sync fails with a retryable error ([`Error::is_retryable`](crate::Error::is_retryable):
+/// [`Unavailable`](crate::Error::Unavailable), [`RateLimited`](crate::Error::RateLimited), a
+/// locked cache file), `RemoteFirst` answers from the cache as it is: what was pulled last time
+/// plus local writes. **The answer does not say that it fell back** (only a `debug` trace
+/// event does). To know, either
+/// - read with [`OnlineOnly`](Self::OnlineOnly) and, on a retryable error, read again with
+///   [`OfflineOnly`](Self::OfflineOnly), which is exactly what `RemoteFirst` does, made
+///   visible to you; or
+/// - call [`Orchestrator::synchronize`](crate::Orchestrator::synchronize) yourself and keep its
+///   result, then read with [`OfflineOnly`](Self::OfflineOnly);
+/// - [`LocalStore::sync_point`](crate::LocalStore::sync_point) gives the server time of the
+///   last successful pull of the scope: how old the cache may be.
+///
+/// ## Hung networks
+///
+/// A sync that cannot reach the remote fails only when a request times out, so on a network
+/// that drops packets instead of refusing connections, `RemoteFirst` and `OnlineOnly` wait a
+/// whole request timeout before answering (the remote's setting: 30 s by default for
+/// `HttpRemoteStore` and PocketBase, connecting limited
+/// to 10 s for HTTP). Lower the remote's timeout, or read with `LocalFirst` or `OfflineOnly`
+/// where a user is waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CachePolicy {
-    /// Sync first, then answer from the cache; when the remote is unreachable, answer from the
-    /// cache anyway.
+    /// Sync first, then answer from the cache; when the sync fails with a retryable error
+    /// (remote unreachable), answer from the cache anyway, which may be stale, without saying
+    /// so (see above). Other errors (credentials, a refused scope, a broken cache) are returned.
     #[default]
     RemoteFirst,
-    /// Answer from the cache at once and sync in the background.
+    /// Answer from the cache at once and start a sync of the scope in the background (a task
+    /// on the current Tokio runtime; its failures are logged, and the next read sees its
+    /// result).
     LocalFirst,
     /// Answer from the cache; never touch the network.
     OfflineOnly,
-    /// Sync, then answer from the cache; fail when the sync fails.
+    /// Sync, then answer from the cache; fail with the sync's error when it fails.
     OnlineOnly,
 }

@@ -4,10 +4,49 @@
 //! SQLite) and translated, escaped, by remotes that can filter. Semantics, identical everywhere:
 //! - a field is a dotted path into the record's JSON (`title`, `meta.owner`);
 //! - values compare by type rank first (null < bool/number < string < array/object), then by
-//!   value: numbers numerically, strings byte-wise, `true`/`false` as 1/0;
+//!   value: numbers numerically, strings **byte-wise** (UTF-8 bytes, so `"Zebra"` sorts before
+//!   `"apple"` and `"é"` after `"z"`), `true`/`false` as 1/0;
 //! - every comparison with a missing or null field is false, except [`FilterOp::IsNull`];
 //! - [`FilterOp::Contains`] is a case-sensitive substring test on string fields;
+//! - [`FilterOp::Has`] is array membership: true when the field is an array with an element
+//!   equal to the value (by the rules above); false on anything that is not an array;
+//! - comparing an **array** field with a scalar (`eq`, `ne`, `lt`, `le`, `gt`, `ge`, `in`,
+//!   `contains`) is a mistake, never a silent non-match: a query fails with
+//!   [`Error::InvalidQuery`] when a record it would return (one that passes every other
+//!   filter and falls within `limit`/`offset`) holds an array in a field such a filter
+//!   compares. Use [`Filter::has`] for membership. (`in` with no values matches nothing and
+//!   never fails; object fields keep the type-rank order above.)
 //! - rows are ordered by the `order_by` fields (nulls first when ascending), then by id.
+//!   Strings sort byte-wise, which puts every upper-case ASCII letter before every lower-case
+//!   one; [`OrderBy::nocase`] folds ASCII `A`-`Z` to `a`-`z` for one sort key (SQLite's
+//!   `NOCASE`: ASCII only, so `"É"` and `"é"` still differ; there is no locale-aware
+//!   collation).
+//!
+//! ```
+//! use remote_cache_sync::{Direction, Filter, OrderBy, QuerySpec};
+//! use serde_json::json;
+//!
+//! let notes = [
+//!     json!({"id": "1", "title": "banana", "tags": ["fruit", "yellow"]}),
+//!     json!({"id": "2", "title": "Apple", "tags": ["fruit"]}),
+//!     json!({"id": "3", "title": "carrot", "tags": []}),
+//! ];
+//! let rows = || notes.iter().map(|n| (n["id"].as_str().unwrap(), n["id"].as_str().unwrap(), n));
+//!
+//! // Membership in an array field.
+//! let fruit = QuerySpec::new().filter(Filter::has("tags", "fruit")).sort_by(OrderBy::asc("title"));
+//! assert_eq!(fruit.apply(rows()).unwrap(), ["2", "1"]); // byte-wise: "A" < "b"
+//!
+//! // `eq` on an array field is an error, not an empty result.
+//! let wrong = QuerySpec::new().filter(Filter::eq("tags", "fruit"));
+//! assert!(wrong.apply(rows()).is_err());
+//!
+//! // Case-insensitive (ASCII) ordering.
+//! let by_title = QuerySpec::new().sort_by(OrderBy::asc("title").nocase());
+//! assert_eq!(by_title.apply(rows()).unwrap(), ["2", "1", "3"]);
+//! let desc = QuerySpec::new().order_by("title", Direction::Desc);
+//! assert_eq!(desc.apply(rows()).unwrap(), ["3", "1", "2"]);
+//! ```
 
 use std::cmp::Ordering;
 
@@ -38,6 +77,47 @@ pub enum FilterOp {
     Contains(String),
     /// `true`: field missing or null; `false`: field present and not null.
     IsNull(bool),
+    /// Array `field` has an element equal to the value (false on non-array fields).
+    Has(Value),
+}
+
+impl FilterOp {
+    /// The operator's name, as in the serialized form (`eq`, `has`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FilterOp::Eq(_) => "eq",
+            FilterOp::Ne(_) => "ne",
+            FilterOp::Lt(_) => "lt",
+            FilterOp::Le(_) => "le",
+            FilterOp::Gt(_) => "gt",
+            FilterOp::Ge(_) => "ge",
+            FilterOp::In(_) => "in",
+            FilterOp::Contains(_) => "contains",
+            FilterOp::IsNull(_) => "is_null",
+            FilterOp::Has(_) => "has",
+        }
+    }
+
+    /// Whether the operator compares the field itself with a scalar, which is an error on an
+    /// array field (`in` with no values matches nothing, so it never compares).
+    pub(crate) fn compares_scalar(&self) -> bool {
+        match self {
+            FilterOp::In(xs) => !xs.is_empty(),
+            FilterOp::IsNull(_) | FilterOp::Has(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// How one filter judges one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Passes.
+    Match,
+    /// Fails.
+    NoMatch,
+    /// Compares an array field with a scalar: the query fails if the record would be returned.
+    ArrayField,
 }
 
 /// A filter on one field.
@@ -73,6 +153,15 @@ impl Filter {
         gt => Gt;
         /// `field >= value`
         ge => Ge;
+        /// Array `field` has an element equal to `value` (membership; false on non-arrays).
+        ///
+        /// ```
+        /// use remote_cache_sync::Filter;
+        /// use serde_json::json;
+        /// assert!(Filter::has("tags", "x").matches(&json!({"tags": ["x", "y"]})).unwrap());
+        /// assert!(!Filter::has("tags", "x").matches(&json!({"tags": "x"})).unwrap());
+        /// ```
+        has => Has;
     }
 
     /// `field` is one of `values`.
@@ -102,23 +191,52 @@ impl Filter {
         }
     }
 
-    /// Whether `record` (its JSON form) passes this filter.
-    pub fn matches(&self, record: &Value) -> bool {
+    /// Whether `record` (its JSON form) passes this filter; [`Error::InvalidQuery`] when the
+    /// filter compares an array field with a scalar (see the module docs).
+    pub fn matches(&self, record: &Value) -> Result<bool> {
+        match self.verdict(record) {
+            Verdict::Match => Ok(true),
+            Verdict::NoMatch => Ok(false),
+            Verdict::ArrayField => Err(self.array_field_error()),
+        }
+    }
+
+    /// The error for a record whose field is an array where this filter compares a scalar.
+    pub(crate) fn array_field_error(&self) -> Error {
+        Error::InvalidQuery(self.array_field_message())
+    }
+
+    pub(crate) fn array_field_message(&self) -> String {
+        format!(
+            "filter `{}` on {:?} compares an array field with a scalar; use Filter::has for \
+             array membership",
+            self.op.name(),
+            self.field
+        )
+    }
+
+    pub(crate) fn verdict(&self, record: &Value) -> Verdict {
         let v = lookup(record, &self.field).filter(|v| !v.is_null());
+        let yes = |b: bool| if b { Verdict::Match } else { Verdict::NoMatch };
         match (&self.op, v) {
-            (FilterOp::IsNull(want), v) => v.is_none() == *want,
-            (_, None) => false,
-            (FilterOp::Eq(x), Some(v)) => compare_values(v, x) == Ordering::Equal,
-            (FilterOp::Ne(x), Some(v)) => compare_values(v, x) != Ordering::Equal,
-            (FilterOp::Lt(x), Some(v)) => compare_values(v, x) == Ordering::Less,
-            (FilterOp::Le(x), Some(v)) => compare_values(v, x) != Ordering::Greater,
-            (FilterOp::Gt(x), Some(v)) => compare_values(v, x) == Ordering::Greater,
-            (FilterOp::Ge(x), Some(v)) => compare_values(v, x) != Ordering::Less,
+            (FilterOp::IsNull(want), v) => yes(v.is_none() == *want),
+            (_, None) => Verdict::NoMatch,
+            (FilterOp::Has(x), Some(Value::Array(items))) => yes(items
+                .iter()
+                .any(|e| compare_values(e, x) == Ordering::Equal)),
+            (FilterOp::Has(_), Some(_)) => Verdict::NoMatch,
+            (op, Some(Value::Array(_))) if op.compares_scalar() => Verdict::ArrayField,
+            (FilterOp::Eq(x), Some(v)) => yes(compare_values(v, x) == Ordering::Equal),
+            (FilterOp::Ne(x), Some(v)) => yes(compare_values(v, x) != Ordering::Equal),
+            (FilterOp::Lt(x), Some(v)) => yes(compare_values(v, x) == Ordering::Less),
+            (FilterOp::Le(x), Some(v)) => yes(compare_values(v, x) != Ordering::Greater),
+            (FilterOp::Gt(x), Some(v)) => yes(compare_values(v, x) == Ordering::Greater),
+            (FilterOp::Ge(x), Some(v)) => yes(compare_values(v, x) != Ordering::Less),
             (FilterOp::In(xs), Some(v)) => {
-                xs.iter().any(|x| compare_values(v, x) == Ordering::Equal)
+                yes(xs.iter().any(|x| compare_values(v, x) == Ordering::Equal))
             }
-            (FilterOp::Contains(s), Some(Value::String(v))) => v.contains(s.as_str()),
-            (FilterOp::Contains(_), Some(_)) => false,
+            (FilterOp::Contains(s), Some(Value::String(v))) => yes(v.contains(s.as_str())),
+            (FilterOp::Contains(_), Some(_)) => Verdict::NoMatch,
         }
     }
 }
@@ -142,6 +260,37 @@ pub struct OrderBy {
     /// Direction.
     #[serde(default)]
     pub direction: Direction,
+    /// Compare strings with ASCII case folded (see [`OrderBy::nocase`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocase: bool,
+}
+
+impl OrderBy {
+    /// Ascending by `field`.
+    pub fn asc(field: impl Into<String>) -> Self {
+        OrderBy {
+            field: field.into(),
+            direction: Direction::Asc,
+            nocase: false,
+        }
+    }
+
+    /// Descending by `field`.
+    pub fn desc(field: impl Into<String>) -> Self {
+        OrderBy {
+            direction: Direction::Desc,
+            ..OrderBy::asc(field)
+        }
+    }
+
+    /// Sorts strings case-insensitively, folding ASCII `A`-`Z` to `a`-`z` only (SQLite's
+    /// `NOCASE` collation; other letters still compare byte-wise). Strings equal after folding
+    /// fall through to the next key, then the id. It changes ordering only, never filters, and
+    /// costs nothing extra: no sort key is served by an index.
+    pub fn nocase(mut self) -> Self {
+        self.nocase = true;
+        self
+    }
 }
 
 /// Filters (ANDed), ordering and paging for a local query.
@@ -184,12 +333,18 @@ impl QuerySpec {
         self.filters.push(f);
         self
     }
-    /// Adds a sort key.
+    /// Adds a sort key (strings compare byte-wise; see [`QuerySpec::sort_by`] and
+    /// [`OrderBy::nocase`] for case-insensitive ordering).
     pub fn order_by(mut self, field: impl Into<String>, direction: Direction) -> Self {
         self.order_by.push(OrderBy {
-            field: field.into(),
             direction,
+            ..OrderBy::asc(field)
         });
+        self
+    }
+    /// Adds a sort key built with [`OrderBy::asc`] or [`OrderBy::desc`].
+    pub fn sort_by(mut self, key: OrderBy) -> Self {
+        self.order_by.push(key);
         self
     }
     /// Caps the number of rows.
@@ -214,7 +369,8 @@ impl QuerySpec {
                 | FilterOp::Lt(v)
                 | FilterOp::Le(v)
                 | FilterOp::Gt(v)
-                | FilterOp::Ge(v) => std::slice::from_ref(v),
+                | FilterOp::Ge(v)
+                | FilterOp::Has(v) => std::slice::from_ref(v),
                 FilterOp::In(vs) => {
                     if vs.len() > 1000 {
                         return Err(Error::InvalidQuery("`in` takes at most 1000 values".into()));
@@ -239,19 +395,45 @@ impl QuerySpec {
         Ok(())
     }
 
-    /// Evaluates the spec over JSON records in memory (the reference semantics). `id_of` gives
-    /// each record's id for the final tie-break.
+    /// Evaluates the spec over JSON records in memory (the reference semantics). Each item is
+    /// `(id, row, json)`: the id breaks ties, `row` is what is returned. Fails with
+    /// [`Error::InvalidQuery`] when a returned record has an array where a filter compares a
+    /// scalar (see the module docs); it does not [`validate`](Self::validate) the spec.
     pub fn apply<'a, R>(
         &self,
         records: impl IntoIterator<Item = (&'a str, R, &'a Value)>,
-    ) -> Vec<R> {
-        let mut rows: Vec<(&str, R, &Value)> = records
+    ) -> Result<Vec<R>> {
+        // A failing filter drops the record; otherwise the first filter that met an array is
+        // remembered and fails the query if the record makes it into the page.
+        let mut rows: Vec<(&str, R, &Value, Option<&Filter>)> = records
             .into_iter()
-            .filter(|(_, _, v)| self.filters.iter().all(|f| f.matches(v)))
+            .filter_map(|(id, r, v)| {
+                let mut bad = None;
+                for f in &self.filters {
+                    match f.verdict(v) {
+                        Verdict::Match => {}
+                        Verdict::NoMatch => return None,
+                        Verdict::ArrayField => {
+                            bad.get_or_insert(f);
+                        }
+                    }
+                }
+                Some((id, r, v, bad))
+            })
             .collect();
         rows.sort_by(|a, b| {
             for o in &self.order_by {
-                let ord = compare_fields(lookup(a.2, &o.field), lookup(b.2, &o.field));
+                let (x, y) = (lookup(a.2, &o.field), lookup(b.2, &o.field));
+                let ord = match (x, y) {
+                    (Some(Value::String(x)), Some(Value::String(y))) if o.nocase => {
+                        cmp_nocase(x, y)
+                    }
+                    // Arrays and objects sort by their JSON text, folded too.
+                    (Some(x), Some(y)) if o.nocase && rank(x) == 3 && rank(y) == 3 => {
+                        cmp_nocase(&x.to_string(), &y.to_string())
+                    }
+                    _ => compare_fields(x, y),
+                };
                 let ord = if o.direction == Direction::Desc {
                     ord.reverse()
                 } else {
@@ -266,7 +448,10 @@ impl QuerySpec {
         rows.into_iter()
             .skip(self.offset.unwrap_or(0))
             .take(self.limit.unwrap_or(usize::MAX))
-            .map(|(_, r, _)| r)
+            .map(|(_, r, _, bad)| match bad {
+                Some(f) => Err(f.array_field_error()),
+                None => Ok(r),
+            })
             .collect()
     }
 }
@@ -328,6 +513,13 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// Byte-wise after folding ASCII `A`-`Z` to `a`-`z` (SQLite's `NOCASE`).
+fn cmp_nocase(x: &str, y: &str) -> Ordering {
+    x.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(y.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
 fn compare_fields(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     compare_values(a.unwrap_or(&Value::Null), b.unwrap_or(&Value::Null))
 }
@@ -340,22 +532,22 @@ mod tests {
     #[test]
     fn filters_follow_documented_semantics() {
         let r = json!({"id":"a","n":3,"s":"hello","b":true,"meta":{"x":1},"z":null});
-        assert!(Filter::eq("n", 3).matches(&r));
-        assert!(Filter::eq("n", 3.0).matches(&r));
-        assert!(Filter::gt("s", "hell").matches(&r));
-        assert!(Filter::eq("b", true).matches(&r));
-        assert!(Filter::eq("b", 1).matches(&r));
-        assert!(Filter::eq("meta.x", 1).matches(&r));
-        assert!(!Filter::ne("missing", 1).matches(&r));
-        assert!(!Filter::ne("z", 1).matches(&r));
-        assert!(Filter::is_null("z", true).matches(&r));
-        assert!(Filter::is_null("missing", true).matches(&r));
-        assert!(Filter::is_null("n", false).matches(&r));
-        assert!(Filter::contains("s", "ell").matches(&r));
-        assert!(!Filter::contains("s", "ELL").matches(&r));
-        assert!(Filter::is_in("n", [1, 3]).matches(&r));
+        assert!(Filter::eq("n", 3).matches(&r).unwrap());
+        assert!(Filter::eq("n", 3.0).matches(&r).unwrap());
+        assert!(Filter::gt("s", "hell").matches(&r).unwrap());
+        assert!(Filter::eq("b", true).matches(&r).unwrap());
+        assert!(Filter::eq("b", 1).matches(&r).unwrap());
+        assert!(Filter::eq("meta.x", 1).matches(&r).unwrap());
+        assert!(!Filter::ne("missing", 1).matches(&r).unwrap());
+        assert!(!Filter::ne("z", 1).matches(&r).unwrap());
+        assert!(Filter::is_null("z", true).matches(&r).unwrap());
+        assert!(Filter::is_null("missing", true).matches(&r).unwrap());
+        assert!(Filter::is_null("n", false).matches(&r).unwrap());
+        assert!(Filter::contains("s", "ell").matches(&r).unwrap());
+        assert!(!Filter::contains("s", "ELL").matches(&r).unwrap());
+        assert!(Filter::is_in("n", [1, 3]).matches(&r).unwrap());
         assert!(
-            Filter::lt("n", "a").matches(&r),
+            Filter::lt("n", "a").matches(&r).unwrap(),
             "numbers sort before strings"
         );
     }
@@ -400,6 +592,109 @@ mod tests {
             rows.iter()
                 .map(|v| (v["id"].as_str().unwrap(), v["id"].as_str().unwrap(), v)),
         );
-        assert_eq!(got, ["a", "b"]);
+        assert_eq!(got.unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn has_is_array_membership_and_arrays_never_compare_with_scalars() {
+        let r = json!({"tags":["x", 2, true, null, ["y"]], "s":"x", "e":[], "o":{"a":1}});
+        assert!(Filter::has("tags", "x").matches(&r).unwrap());
+        assert!(Filter::has("tags", 2.0).matches(&r).unwrap());
+        assert!(Filter::has("tags", 1).matches(&r).unwrap(), "true is 1");
+        assert!(!Filter::has("tags", "y").matches(&r).unwrap(), "not nested");
+        assert!(!Filter::has("tags", "X").matches(&r).unwrap());
+        assert!(!Filter::has("s", "x").matches(&r).unwrap(), "not an array");
+        assert!(!Filter::has("e", "x").matches(&r).unwrap());
+        assert!(!Filter::has("o", 1).matches(&r).unwrap());
+        assert!(!Filter::has("missing", 1).matches(&r).unwrap());
+        for f in [
+            Filter::eq("tags", "x"),
+            Filter::ne("tags", "x"),
+            Filter::lt("tags", 1),
+            Filter::le("tags", 1),
+            Filter::gt("tags", "a"),
+            Filter::ge("tags", "a"),
+            Filter::is_in("tags", ["x"]),
+            Filter::contains("tags", "x"),
+            Filter::eq("e", 1),
+        ] {
+            match f.matches(&r) {
+                Err(Error::InvalidQuery(m)) => {
+                    assert!(m.contains("Filter::has"), "{m}");
+                    assert!(m.contains(f.op.name()), "{m}");
+                }
+                other => panic!("{f:?} on an array: {other:?}"),
+            }
+        }
+        assert!(
+            !Filter::is_in("tags", Vec::<i64>::new())
+                .matches(&r)
+                .unwrap()
+        );
+        assert!(Filter::is_null("tags", false).matches(&r).unwrap());
+        assert!(
+            Filter::gt("o", "z").matches(&r).unwrap(),
+            "objects keep the rank order"
+        );
+        assert!(
+            QuerySpec::new()
+                .filter(Filter::has("t", json!([1])))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            QuerySpec::new()
+                .filter(Filter::has("t", json!(null)))
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn array_errors_only_for_records_that_would_be_returned() {
+        let rows = [
+            json!({"id":"a","t":["x"],"n":1}),
+            json!({"id":"b","t":"x","n":2}),
+        ];
+        let run = |q: QuerySpec| q.apply(rows.iter().map(|v| (v["id"].as_str().unwrap(), 0, v)));
+        let eq = || QuerySpec::new().filter(Filter::eq("t", "x"));
+        assert!(run(eq()).is_err());
+        assert!(
+            run(eq().filter(Filter::ge("n", 2))).is_ok(),
+            "another filter drops it"
+        );
+        assert_eq!(run(eq().offset(1)).unwrap().len(), 1, "paged out");
+        assert!(run(eq().filter(Filter::is_in("n", Vec::<i64>::new()))).is_ok());
+    }
+
+    #[test]
+    fn nocase_folds_ascii_only() {
+        let rows = [
+            json!({"id":"1","s":"b"}),
+            json!({"id":"2","s":"B"}),
+            json!({"id":"3","s":"a"}),
+            json!({"id":"4","s":"É"}),
+            json!({"id":"5","s":"é"}),
+            json!({"id":"6","s":"Z"}),
+        ];
+        let run = |q: QuerySpec| {
+            q.apply(
+                rows.iter()
+                    .map(|v| (v["id"].as_str().unwrap(), v["id"].as_str().unwrap(), v)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            run(QuerySpec::new().order_by("s", Direction::Asc)),
+            ["2", "6", "3", "1", "4", "5"]
+        );
+        assert_eq!(
+            run(QuerySpec::new().sort_by(OrderBy::asc("s").nocase())),
+            ["3", "1", "2", "6", "4", "5"]
+        );
+        assert_eq!(
+            run(QuerySpec::new().sort_by(OrderBy::desc("s").nocase())),
+            ["5", "4", "6", "1", "2", "3"]
+        );
     }
 }

@@ -5,11 +5,84 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// A record type that can be cached and synced.
 ///
-/// Records are serde types; every store keeps them as JSON. Ids are strings on every backend
-/// (URL paths, PocketBase ids, JSON keys): generate them offline, e.g. as UUID v7 strings.
+/// Records are serde types; every store keeps them as JSON, and queries
+/// ([`QuerySpec`](crate::QuerySpec)) address their JSON fields by name. Ids are strings on
+/// every backend (URL paths, PocketBase ids, JSON keys), unique within a
+/// [`SyncScope`](crate::SyncScope): generate them offline, e.g. as UUID v7 strings.
 ///
-/// `updated_at` must be UTC and is what last-write-wins compares. A record whose
-/// [`deleted_at`](Record::deleted_at) is set is a tombstone: stores keep it but queries hide it.
+/// `updated_at` is the record's **version**: UTC, set by the app on every change (the
+/// orchestrator restamps a write that does not move past the cached version, see
+/// [`with_updated_at`](Record::with_updated_at)), and what conflicts are detected and
+/// last-write-wins decided on. A record whose [`deleted_at`](Record::deleted_at) is set is a
+/// tombstone: stores keep it but queries hide it. Records without such a field are deleted
+/// with [`Orchestrator::enqueue_delete`](crate::Orchestrator::enqueue_delete) instead.
+///
+/// # Implementing it
+///
+/// Three methods for the usual struct: `id` and `updated_at` return fields, and the provided
+/// [`with_updated_at`](Record::with_updated_at) works as is when the version's field is
+/// called `updated_at` (it sets it through serde; override it for another name).
+///
+/// ```
+/// use remote_cache_sync::{Record, Timestamp};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct Note {
+///     id: String,
+///     title: String,
+///     #[serde(default)]
+///     tags: Vec<String>,
+///     updated_at: Timestamp,
+/// }
+///
+/// impl Record for Note {
+///     fn id(&self) -> &str {
+///         &self.id
+///     }
+///     fn updated_at(&self) -> Timestamp {
+///         self.updated_at
+///     }
+/// }
+///
+/// let note = Note {
+///     id: "0190c1d2-note-1".into(),
+///     title: "groceries".into(),
+///     tags: vec!["home".into()],
+///     updated_at: Timestamp::now(),
+/// };
+/// let later = note.updated_at() + std::time::Duration::from_millis(1);
+/// // The provided method, used when a kept write must be pushed again past a remote version.
+/// assert_eq!(note.with_updated_at(later).unwrap().updated_at(), later);
+/// ```
+///
+/// With the version under another name, implement [`with_updated_at`](Record::with_updated_at)
+/// too:
+///
+/// ```
+/// # use remote_cache_sync::{Record, Timestamp};
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct Task {
+///     id: String,
+///     modified: Timestamp,
+///     done: bool,
+/// }
+///
+/// impl Record for Task {
+///     fn id(&self) -> &str {
+///         &self.id
+///     }
+///     fn updated_at(&self) -> Timestamp {
+///         self.modified
+///     }
+///     fn with_updated_at(&self, at: Timestamp) -> remote_cache_sync::Result<Self> {
+///         Ok(Task { modified: at, ..self.clone() })
+///     }
+/// }
+/// ```
+///
+/// For untyped data, [`JsonRecord`](crate::JsonRecord) implements it over a JSON object.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The record's id, unique within its scope.
     fn id(&self) -> &str;

@@ -247,6 +247,29 @@ async fn a_newer_schema_is_refused_and_left_alone() {
 }
 
 #[tokio::test]
+async fn a_foreign_file_with_a_negative_schema_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    conn.pragma_update(None, "user_version", -7).unwrap();
+    drop(conn);
+    let err = SqliteLocalStore::<TestRecord>::open(&path).await;
+    assert_eq!(storage_kind(err), StorageErrorKind::Foreign);
+    assert_eq!(user_version(&path), -7, "the file is untouched");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "no tables added");
+}
+
+#[tokio::test]
 async fn garbage_bytes_are_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.db");
@@ -453,7 +476,7 @@ async fn out_of_range_timestamps_are_refused_not_truncated() {
 mod query_property {
     use super::*;
     use proptest::prelude::*;
-    use remote_cache_sync::FilterOp;
+    use remote_cache_sync::{FilterOp, OrderBy};
     use serde_json::{Value, json};
 
     const FIELDS: &[&str] = &["a", "b", "c", "m.x", "m", "missing"];
@@ -516,6 +539,7 @@ mod query_property {
             prop::sample::select(vec!["", "a", "A", "b", "%", "_", " "])
                 .prop_map(|s| FilterOp::Contains(s.to_owned())),
             any::<bool>().prop_map(FilterOp::IsNull),
+            scalar().prop_map(FilterOp::Has),
         ];
         (field, op).prop_map(|(field, op)| Filter { field, op })
     }
@@ -523,7 +547,14 @@ mod query_property {
     fn spec() -> impl Strategy<Value = QuerySpec> {
         (
             prop::collection::vec(filter(), 0..3),
-            prop::collection::vec((prop::sample::select(FIELDS.to_vec()), any::<bool>()), 0..3),
+            prop::collection::vec(
+                (
+                    prop::sample::select(FIELDS.to_vec()),
+                    any::<bool>(),
+                    any::<bool>(),
+                ),
+                0..3,
+            ),
             prop::option::of(0usize..8),
             prop::option::of(0usize..6),
         )
@@ -534,15 +565,13 @@ mod query_property {
                     offset,
                     ..QuerySpec::default()
                 };
-                for (f, desc) in order {
-                    q = q.order_by(
-                        f,
-                        if desc {
-                            Direction::Desc
-                        } else {
-                            Direction::Asc
-                        },
-                    );
+                for (f, desc, nocase) in order {
+                    let key = if desc {
+                        OrderBy::desc(f)
+                    } else {
+                        OrderBy::asc(f)
+                    };
+                    q = q.sort_by(if nocase { key.nocase() } else { key });
                 }
                 q
             })
@@ -568,18 +597,26 @@ mod query_property {
                 // Same ids in another scope must never show up.
                 store.upsert_many(&other, &recs).await.unwrap();
                 for spec in &specs {
-                    let got: Vec<String> = store
+                    // Errors (an array under a scalar comparison) must agree too, message
+                    // included: the same filter fails the same query.
+                    let got: Result<Vec<String>, String> = store
                         .query(&scope, spec)
                         .await
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.value()["id"].as_str().unwrap().to_owned())
-                        .collect();
-                    let want: Vec<String> = spec
+                        .map(|rows| {
+                            rows.iter()
+                                .map(|r| r.value()["id"].as_str().unwrap().to_owned())
+                                .collect()
+                        })
+                        .map_err(|e| {
+                            assert!(matches!(e, Error::InvalidQuery(_)), "{e:?}");
+                            e.to_string()
+                        });
+                    let want: Result<Vec<String>, String> = spec
                         .apply(docs.iter().map(|d| {
                             let id = d["id"].as_str().unwrap();
                             (id, id.to_owned(), d)
-                        }));
+                        }))
+                        .map_err(|e| e.to_string());
                     prop_assert_eq!(got, want, "spec {:?}", spec);
                 }
                 Ok(())

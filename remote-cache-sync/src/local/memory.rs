@@ -249,7 +249,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .rows
             .iter()
             .filter_map(|(id, row)| live(row).map(|(r, v)| (id.as_str(), r, v)));
-        Ok(spec.apply(rows).into_iter().cloned().collect())
+        Ok(spec.apply(rows)?.into_iter().cloned().collect())
     }
 
     async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>> {

@@ -140,8 +140,56 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
     }
 }
 
-/// A [`RemoteStore`] speaking our HTTP sync protocol. Cheap to clone (clones share the
-/// connection pool).
+/// The client of our sync server: a [`RemoteStore`] speaking the HTTP sync protocol
+/// (`docs/protocol.md`) to `rcs serve` or an app embedding [`server`](crate::server). Feature
+/// `http` (the server side is `server`; a client needs only `http`). Cheap to clone: clones
+/// share the connection pool.
+///
+/// # Setting up
+///
+/// [`HttpRemoteStore::builder`] takes the server's base URL; [`token`](HttpRemoteStoreBuilder::token)
+/// sets the bearer token the server was started with (`rcs serve --token TOKEN:PATTERN` grants
+/// it the scopes matching `PATTERN`), [`timeout`](HttpRemoteStoreBuilder::timeout) bounds each
+/// request (30 s by default: a read with [`CachePolicy::RemoteFirst`](crate::CachePolicy) on a
+/// hung network waits that long before answering from the cache). Then hand it, with a local
+/// store, to an [`Orchestrator`](crate::Orchestrator):
+///
+/// ```no_run
+/// # async fn doc() -> remote_cache_sync::Result<()> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use remote_cache_sync::local::sqlite::SqliteLocalStore;
+/// use remote_cache_sync::remote::http::HttpRemoteStore;
+/// use remote_cache_sync::{JsonRecord, Orchestrator};
+///
+/// let token = std::env::var("RCS_TOKEN").expect("RCS_TOKEN");
+/// let remote = HttpRemoteStore::<JsonRecord>::builder("http://127.0.0.1:8080")
+///     .token(token)
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// let local = SqliteLocalStore::open("cache.db").await?;
+/// let sync = Orchestrator::new(Arc::new(local), Arc::new(remote));
+/// # Ok(()) }
+/// ```
+///
+/// Building checks the URL only; nothing is sent until the first sync.
+///
+/// # Errors
+///
+/// - connection failures, timeouts, 408 and 5xx: [`Error::Unavailable`] (retryable; the
+///   message keeps the cause, e.g. "connection refused");
+/// - 429: [`Error::RateLimited`] with the server's `Retry-After`;
+/// - 401 (missing, wrong or expired token): [`Error::Unauthorized`]; the orchestrator pauses
+///   the scope instead of burning attempts;
+/// - 403 (the token has no grant for the scope) and 404: [`Error::Refused`], with the
+///   protocol's stable error `code`; the scope pauses too;
+/// - other 4xx: [`Error::Rejected`] with the server's message;
+/// - a body that does not parse: [`Error::MalformedResponse`]. A pulled row that does not
+///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`]).
+///
+/// The token is sent as a bearer header marked sensitive, redacted in `Debug`, and never part
+/// of an error message. Use `https://` anywhere but on a trusted network: the token travels
+/// with every request.
 pub struct HttpRemoteStore<T> {
     inner: Arc<Inner<T>>,
 }
@@ -211,7 +259,7 @@ fn transport_error(e: reqwest::Error) -> Error {
     };
     Error::Unavailable {
         backend: BACKEND,
-        message: format!("{what}: {e}"),
+        message: format!("{what}: {}", crate::error::with_sources(&e)),
     }
 }
 
@@ -377,9 +425,13 @@ fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) 
             backend: BACKEND,
             retry_after,
         },
+        // The variant already says "unauthorized": repeat the code only if it adds to that.
         StatusCode::UNAUTHORIZED => Error::Unauthorized {
             backend: BACKEND,
-            message: with_code(),
+            message: match code.as_deref() {
+                Some(crate::remote::protocol::codes::UNAUTHORIZED) | None => message,
+                Some(_) => with_code(),
+            },
         },
         StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Error::Refused {
             backend: BACKEND,
@@ -676,5 +728,24 @@ mod tests {
         let err = s.server_time().await.unwrap_err();
         assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
         assert!(err.is_retryable());
+        // The cause, not just reqwest's "error sending request".
+        let text = err.to_string().to_lowercase();
+        assert!(text.contains("connection refused"), "{text}");
+    }
+
+    #[test]
+    fn unauthorized_says_it_once() {
+        let body = br#"{"error":{"code":"unauthorized","message":"missing or invalid token"}}"#;
+        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        assert_eq!(
+            err.to_string(),
+            "http: unauthorized: missing or invalid token"
+        );
+        let body = br#"{"error":{"code":"token_expired","message":"log in again"}}"#;
+        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        assert_eq!(
+            err.to_string(),
+            "http: unauthorized: token_expired: log in again"
+        );
     }
 }

@@ -38,6 +38,8 @@ pub async fn run_all<S: LocalStore<TestRecord>>(make: impl AsyncFn() -> S) {
     get_and_basic_query(&make().await).await;
     query_operators(&make().await).await;
     query_ordering_and_paging(&make().await).await;
+    query_arrays(&make().await).await;
+    query_nocase_ordering(&make().await).await;
     invalid_queries(&make().await).await;
     query_since(&make().await).await;
     upsert_last_write_wins(&make().await).await;
@@ -298,7 +300,9 @@ pub async fn query_operators<S: LocalStore<TestRecord>>(store: &S) {
         let spec = QuerySpec::new().filter(filter.clone());
         let got = q(store, &scope, spec.clone()).await;
         assert_eq!(ids(&got), want, "query_operators: filter {filter:?}");
-        let reference = spec.apply(json.iter().map(|(id, v)| (id.as_str(), id.as_str(), v)));
+        let reference = spec
+            .apply(json.iter().map(|(id, v)| (id.as_str(), id.as_str(), v)))
+            .expect("reference failed");
         assert_eq!(
             reference, want,
             "query_operators: the suite disagrees with QuerySpec::apply on {filter:?}"
@@ -417,6 +421,167 @@ pub async fn query_ordering_and_paging<S: LocalStore<TestRecord>>(store: &S) {
     );
 }
 
+/// Array fields: [`Filter::has`] is membership; a scalar comparison that meets an array in a
+/// record the query would return fails with [`Error::InvalidQuery`] (never an empty result).
+pub async fn query_arrays<S: LocalStore<TestRecord>>(store: &S) {
+    let scope = unique_scope("records");
+    let rows = vec![
+        rec("a1", "x", 1, 10).with_tags(["red", "blue"]),
+        rec("a2", "y", 2, 20).with_tags(["blue"]),
+        rec("a3", "z", 3, 30).with_tags(["Red", "10"]),
+        rec("a4", "red", 4, 40),
+    ];
+    store
+        .upsert_many(&scope, &rows)
+        .await
+        .expect("upsert_many failed");
+    let json: Vec<(String, Value)> = rows
+        .iter()
+        .map(|r| (r.id.clone(), serde_json::to_value(r).expect("encode")))
+        .collect();
+    let cases: Vec<(QuerySpec, &[&str])> = vec![
+        (
+            QuerySpec::new().filter(Filter::has("tags", "blue")),
+            &["a1", "a2"],
+        ),
+        (QuerySpec::new().filter(Filter::has("tags", "red")), &["a1"]),
+        (QuerySpec::new().filter(Filter::has("tags", "10")), &["a3"]),
+        (QuerySpec::new().filter(Filter::has("tags", 10)), &[]),
+        (QuerySpec::new().filter(Filter::has("tags", "re")), &[]),
+        (QuerySpec::new().filter(Filter::has("title", "red")), &[]),
+        (QuerySpec::new().filter(Filter::has("missing", "red")), &[]),
+        (
+            QuerySpec::new()
+                .filter(Filter::has("tags", "blue"))
+                .filter(Filter::has("tags", "red")),
+            &["a1"],
+        ),
+        (
+            QuerySpec::new()
+                .filter(Filter::has("tags", "blue"))
+                .order_by("n", Direction::Desc),
+            &["a2", "a1"],
+        ),
+        (
+            QuerySpec::new().filter(Filter::is_null("tags", true)),
+            &["a4"],
+        ),
+        // The array record is dropped by another filter or paged out: no error.
+        (
+            QuerySpec::new()
+                .filter(Filter::eq("tags", "red"))
+                .filter(Filter::eq("title", "red")),
+            &[],
+        ),
+        (
+            QuerySpec::new()
+                .filter(Filter::contains("tags", "red"))
+                .filter(Filter::gt("n", 3)),
+            &[],
+        ),
+        (
+            QuerySpec::new().filter(Filter::is_in("tags", Vec::<String>::new())),
+            &[],
+        ),
+    ];
+    for (spec, want) in cases {
+        let got = q(store, &scope, spec.clone()).await;
+        assert_eq!(ids(&got), want, "query_arrays: {spec:?}");
+        let reference = spec
+            .apply(json.iter().map(|(id, v)| (id.as_str(), id.as_str(), v)))
+            .expect("reference failed");
+        assert_eq!(
+            reference, want,
+            "query_arrays: the suite disagrees with QuerySpec::apply on {spec:?}"
+        );
+    }
+    let wrong = [
+        Filter::eq("tags", "red"),
+        Filter::ne("tags", "red"),
+        Filter::lt("tags", "red"),
+        Filter::le("tags", 1),
+        Filter::gt("tags", 1),
+        Filter::ge("tags", "red"),
+        Filter::is_in("tags", ["red"]),
+        Filter::contains("tags", "red"),
+    ];
+    for filter in wrong {
+        let spec = QuerySpec::new().filter(filter.clone());
+        match store.query(&scope, &spec).await {
+            Err(Error::InvalidQuery(m)) => assert!(
+                m.contains("tags") && m.contains("Filter::has"),
+                "query_arrays: the error should name the field and the fix: {m}"
+            ),
+            other => panic!(
+                "query_arrays: {filter:?} on an array field should fail with InvalidQuery, got {other:?}"
+            ),
+        }
+        assert!(
+            spec.apply(json.iter().map(|(id, v)| (id.as_str(), id.as_str(), v)))
+                .is_err(),
+            "query_arrays: the reference accepts {filter:?}"
+        );
+    }
+    // Only records the query would return count: a4 (no tags) is the whole page here.
+    let spec = QuerySpec::new()
+        .filter(Filter::ne("tags", "x"))
+        .order_by("n", Direction::Desc)
+        .limit(1);
+    assert!(
+        matches!(
+            store.query(&scope, &spec).await,
+            Err(Error::InvalidQuery(_))
+        ),
+        "query_arrays: a4 has no tags, so it fails ne and the page holds an array record"
+    );
+}
+
+/// Strings sort byte-wise by default; [`OrderBy::nocase`](crate::OrderBy::nocase) folds ASCII
+/// case only.
+pub async fn query_nocase_ordering<S: LocalStore<TestRecord>>(store: &S) {
+    let scope = unique_scope("records");
+    let rows = [
+        rec("1", "b", 0, 10),
+        rec("2", "B", 0, 20),
+        rec("3", "a", 0, 30),
+        rec("4", "\u{c9}", 0, 40),
+        rec("5", "\u{e9}", 0, 50),
+        rec("6", "Z", 1, 60),
+        rec("7", "z", 0, 70),
+    ];
+    store
+        .upsert_many(&scope, &rows)
+        .await
+        .expect("upsert_many failed");
+    let cases: Vec<(QuerySpec, &[&str])> = vec![
+        (
+            QuerySpec::new().order_by("title", Direction::Asc),
+            &["2", "6", "3", "1", "7", "4", "5"],
+        ),
+        (
+            QuerySpec::new().sort_by(crate::OrderBy::asc("title").nocase()),
+            &["3", "1", "2", "6", "7", "4", "5"],
+        ),
+        (
+            QuerySpec::new()
+                .sort_by(crate::OrderBy::desc("title").nocase())
+                .order_by("n", Direction::Asc),
+            &["5", "4", "7", "6", "1", "2", "3"],
+        ),
+        (
+            QuerySpec::new()
+                .filter(Filter::lt("title", "a"))
+                .sort_by(crate::OrderBy::asc("title").nocase())
+                .limit(2),
+            &["2", "6"],
+        ),
+    ];
+    for (spec, want) in cases {
+        let got = q(store, &scope, spec.clone()).await;
+        assert_eq!(ids(&got), want, "query_nocase_ordering: {spec:?}");
+    }
+}
+
 /// Invalid specs fail with [`Error::InvalidQuery`] and never reach the storage engine.
 pub async fn invalid_queries<S: LocalStore<TestRecord>>(store: &S) {
     let scope = unique_scope("records");
@@ -437,6 +602,8 @@ pub async fn invalid_queries<S: LocalStore<TestRecord>>(store: &S) {
             op: FilterOp::Eq(Value::Null),
         }),
         QuerySpec::new().filter(Filter::is_in("n", 0..1001)),
+        QuerySpec::new().filter(Filter::has("title", serde_json::json!(["x"]))),
+        QuerySpec::new().filter(Filter::has("title", Value::Null)),
         QuerySpec::new().order_by("title desc", Direction::Asc),
         QuerySpec::new().order_by("title\"", Direction::Asc),
     ];

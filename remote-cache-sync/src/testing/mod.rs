@@ -33,6 +33,10 @@ pub struct TestRecord {
     /// Tombstone time, for payload soft deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
+    /// Labels (array queries: [`Filter::has`](crate::Filter::has)); absent from the JSON when
+    /// empty, so remotes that store a fixed set of columns never see it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Record for TestRecord {
@@ -62,12 +66,19 @@ impl TestRecord {
             n: 0,
             updated_at: at,
             deleted_at: None,
+            tags: Vec::new(),
         }
     }
 
     /// Same record with `n` set.
     pub fn with_n(mut self, n: i64) -> Self {
         self.n = n;
+        self
+    }
+
+    /// Same record with `tags` set.
+    pub fn with_tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -340,9 +340,27 @@ fn collect_records<T: DeserializeOwned>(
 }
 
 /// `query`, compiled by [`super::query::compile`].
+/// A row whose `flag` is set fails the query with that flag's message.
 pub(crate) fn query<T: DeserializeOwned>(conn: &Connection, q: &Compiled) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(&q.sql).map_err(map_err)?;
-    collect_records(&mut stmt, rusqlite::params_from_iter(q.params.iter()))
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(q.params.iter()))
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        if let Some(i) = row.get::<_, Option<i64>>(1).map_err(map_err)? {
+            let message = usize::try_from(i)
+                .ok()
+                .and_then(|i| q.errors.get(i).cloned())
+                .unwrap_or_default();
+            return Err(Error::InvalidQuery(message));
+        }
+        let json: Option<String> = row.get(0).map_err(map_err)?;
+        out.push(decode(
+            &json.ok_or_else(|| corrupt("live record has no data"))?,
+        )?);
+    }
+    Ok(out)
 }
 
 /// `EXPLAIN QUERY PLAN` of a compiled query.

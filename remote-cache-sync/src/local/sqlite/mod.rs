@@ -1,7 +1,8 @@
 //! [`SqliteLocalStore`]: the persistent local cache on SQLite (feature `sqlite`).
 //!
 //! - **Schema** (versioned by `PRAGMA user_version`, migrated on open; a newer on-disk version is
-//!   refused with [`StorageErrorKind::SchemaTooNew`]): `items (scope, id, data, updated_at,
+//!   refused with [`StorageErrorKind::SchemaTooNew`], a negative one, which only another
+//!   application writes, with [`StorageErrorKind::Foreign`]): `items (scope, id, data, updated_at,
 //!   deleted_at, synced_version, queued)` keyed by `(scope, id)` (`WITHOUT ROWID`) with an
 //!   index on `(scope, updated_at, id)` over live rows; `sync_points (scope, cursor,
 //!   server_time)`; `pending_ops (seq, op_id UNIQUE, scope, kind, id, payload, updated_at,
@@ -37,27 +38,8 @@
 //!   locked → `Locked`, corrupt or not a database → `Corrupt`, disk full → `Full`, read-only →
 //!   `ReadOnly`.
 //!
-//! ```
-//! use remote_cache_sync::{JsonRecord, LocalStore, SyncScope, Filter, QuerySpec};
-//! use remote_cache_sync::local::sqlite::SqliteLocalStore;
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let store: SqliteLocalStore<JsonRecord> = SqliteLocalStore::in_memory_builder()
-//!     .index_field("title")
-//!     .open()
-//!     .await
-//!     .unwrap();
-//! let scope = SyncScope::new("notes", [("user", "u1")]).unwrap();
-//! let note = JsonRecord::from_value(serde_json::json!({
-//!     "id": "n1", "updated_at": "2026-11-22T10:00:00Z", "title": "groceries"
-//! })).unwrap();
-//! store.upsert_many(&scope, &[note]).await.unwrap();
-//! let found = store
-//!     .query(&scope, &QuerySpec::new().filter(Filter::eq("title", "groceries")))
-//!     .await
-//!     .unwrap();
-//! assert_eq!(found.len(), 1);
-//! # });
-//! ```
+//! See [`SqliteLocalStore`] for how to open one and use it with an
+//! [`Orchestrator`](crate::Orchestrator).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -105,11 +87,89 @@ struct Inner {
     path: Option<PathBuf>,
 }
 
-/// A [`LocalStore`] on a SQLite file (or in memory). Cloning is cheap and shares the connection.
+/// The persistent local cache: a [`LocalStore`] on a SQLite file (or in memory), feature
+/// `sqlite` (on by default). Cloning is cheap and shares the connections.
 ///
-/// Open with [`SqliteLocalStore::open`], [`SqliteLocalStore::open_in_memory`], or a
-/// [builder](SqliteLocalStore::builder) for options. The constructors are `async` (migrations run
-/// on the blocking pool); [`SqliteLocalStoreBuilder::open_blocking`] serves synchronous callers.
+/// It holds, per [`SyncScope`], the cached records, the queue of offline writes not yet
+/// pushed, and the sync point of the last pull, all in one file that survives restarts: a
+/// write the app made offline is pushed by the next sync after a restart.
+///
+/// # Opening
+///
+/// [`SqliteLocalStore::open`] (a file, created and migrated as needed),
+/// [`SqliteLocalStore::open_in_memory`] (tests), or [`SqliteLocalStore::builder`] for options:
+/// [`index_field`](SqliteLocalStoreBuilder::index_field) for fields you filter on,
+/// [`busy_timeout`](SqliteLocalStoreBuilder::busy_timeout) for files shared between processes,
+/// [`max_page_count`](SqliteLocalStoreBuilder::max_page_count) to cap its size. The constructors
+/// are `async` (migrations run on the blocking pool);
+/// [`open_blocking`](SqliteLocalStoreBuilder::open_blocking) serves synchronous callers. Opening
+/// fails with [`Error::Storage`]: [`StorageErrorKind::SchemaTooNew`] for a file written by a
+/// newer version of this crate, [`StorageErrorKind::Foreign`] for another application's
+/// database, [`StorageErrorKind::Corrupt`] for a damaged file; none of them is modified.
+///
+/// # Using it
+///
+/// Hand it to an [`Orchestrator`](crate::Orchestrator) and go through that: its writes
+/// (`enqueue_create`, `enqueue_update`, `enqueue_delete`) update the cache **and** queue the
+/// op in one transaction, and its `read` answers queries by a
+/// [`CachePolicy`](crate::CachePolicy). The [`LocalStore`] methods (`upsert_many`,
+/// `delete_many`, ...) are the orchestrator's building blocks: writing with them bypasses the
+/// queue, so the remote never hears of the change.
+///
+/// ```
+/// use std::sync::Arc;
+/// use remote_cache_sync::local::sqlite::SqliteLocalStore;
+/// use remote_cache_sync::{
+///     CachePolicy, Filter, InMemoryRemoteStore, Orchestrator, QuerySpec, Record, SyncScope,
+///     Timestamp,
+/// };
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct Note {
+///     id: String,
+///     title: String,
+///     updated_at: Timestamp,
+/// }
+///
+/// impl Record for Note {
+///     fn id(&self) -> &str {
+///         &self.id
+///     }
+///     fn updated_at(&self) -> Timestamp {
+///         self.updated_at
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("notes.db");
+/// let local = SqliteLocalStore::<Note>::builder(&path) // e.g. "<app data dir>/notes.db"
+///     .index_field("title")
+///     .open()
+///     .await?;
+/// // In an app: an `HttpRemoteStore` (feature `http`), PocketBase or PostgreSQL remote.
+/// let remote = InMemoryRemoteStore::<Note>::new();
+/// let notes = Orchestrator::new(Arc::new(local), Arc::new(remote));
+///
+/// let scope = SyncScope::new("notes", [("user", "u1")])?;
+/// let note = Note { id: "n1".into(), title: "groceries".into(), updated_at: Timestamp::now() };
+/// notes.enqueue_create(&scope, note).await?; // cached and queued, offline or not
+/// notes.synchronize(&scope).await?; // push the queue, pull remote changes
+///
+/// let query = QuerySpec::new().filter(Filter::eq("title", "groceries"));
+/// let found = notes.read(&scope, CachePolicy::OfflineOnly, &query).await?;
+/// assert_eq!(found.len(), 1);
+/// # Ok::<(), remote_cache_sync::Error>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Concurrency
+///
+/// A file gets a writer and a read-only connection (WAL), so a long query never delays a
+/// write. Several processes may open the same file; a write waiting too long for another's
+/// lock fails with [`StorageErrorKind::Locked`], which is retryable. See the
+/// [module docs](self) for the schema, pragmas and threading.
 pub struct SqliteLocalStore<T> {
     inner: Arc<Inner>,
     _t: PhantomData<fn() -> T>,

@@ -13,6 +13,11 @@
 //!   `is_null`, as in the reference.
 //! - Text compares with the `BINARY` collation (byte-wise), like the reference.
 //! - `contains` is `instr` (case-sensitive, no wildcards) on values whose JSON type is text.
+//! - `has` is `EXISTS` over `json_each` of a field whose JSON type is `array`.
+//! - A scalar comparison meeting an array lets the row through and sets the row's `flag`
+//!   column; reading a flagged row fails the query (see [`compile`]), so a record that another
+//!   filter drops or that falls outside the page never fails it, as in the reference.
+//! - [`OrderBy::nocase`](crate::OrderBy::nocase) adds `COLLATE NOCASE` to the sort key.
 //! - Ordering: `ORDER BY` puts NULL first ascending and last descending, then `id` ascending.
 //!
 //! Known differences (unreachable for ordinary records): `-0.0` equals `0.0` in SQLite but not in
@@ -25,12 +30,14 @@ use serde_json::Value;
 
 use super::schema::json_expr;
 use crate::error::Result;
-use crate::query::{Direction, FilterOp, QuerySpec};
+use crate::query::{Direction, Filter, FilterOp, QuerySpec};
 
 /// SQL text and its positional parameters (`?1` is the scope).
 pub(crate) struct Compiled {
     pub sql: String,
     pub params: Vec<SqlValue>,
+    /// The `InvalidQuery` message for each value of the `flag` column.
+    pub errors: Vec<String>,
 }
 
 fn bind(v: &Value) -> SqlValue {
@@ -76,11 +83,18 @@ fn index_use(op: &FilterOp) -> Option<u8> {
     }
 }
 
-/// Compiles `spec` (validated here) into `SELECT data FROM items ...` for one scope.
+/// Compiles `spec` (validated here) into `SELECT data, flag ...` for one scope: `flag` is NULL,
+/// or the index into [`Compiled::errors`] of a filter that met an array (the query fails).
 ///
 /// `indexed` lists the fields with an expression index. Without statistics SQLite prefers the
 /// `(scope, id)` primary key of the `WITHOUT ROWID` table over them, so the best usable one is
 /// named with `INDEXED BY`: the app asked for it by declaring the field.
+///
+/// Array fields under a scalar comparison must reach the result (to fail the query) without
+/// costing the indexed path: the hinted filter keeps its plain, indexable form over non-array
+/// values, and a `UNION ALL` arm reads the array values of that field from the same index (the
+/// range of text from `[`, where `json_extract` puts arrays; usually empty). Every other such
+/// filter lets arrays through with a `CASE` on `json_type`.
 pub(crate) fn compile(scope: &str, spec: &QuerySpec, indexed: &[String]) -> Result<Compiled> {
     spec.validate()?;
     let mut b = Builder {
@@ -95,69 +109,61 @@ pub(crate) fn compile(scope: &str, spec: &QuerySpec, indexed: &[String]) -> Resu
     let hint = spec
         .filters
         .iter()
+        .enumerate()
         .filter(|_| !always_false)
-        .filter(|f| indexed.iter().any(|i| i == &f.field))
-        .filter_map(|f| index_use(&f.op).map(|rank| (rank, &f.field)))
-        .max_by_key(|(rank, _)| *rank);
-    b.sql.push_str("SELECT data FROM items");
-    if let Some((_, field)) = hint {
-        b.sql.push_str(" INDEXED BY ");
-        b.sql.push_str(&super::schema::field_index_name(field));
-    }
-    b.sql.push_str(" WHERE scope = ?1 AND deleted_at IS NULL");
-    for f in &spec.filters {
-        let field = json_expr(&f.field);
+        .filter(|(_, f)| indexed.iter().any(|i| i == &f.field))
+        .filter_map(|(i, f)| index_use(&f.op).map(|rank| (rank, i)))
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, i)| i);
+    let mut others = String::new();
+    let mut hinted = None;
+    let mut flag = String::new();
+    let mut errors = Vec::new();
+    for (i, f) in spec.filters.iter().enumerate() {
         let ty = format!("json_type(data, '$.{}')", f.field);
-        let not_composite = format!("{ty} NOT IN ('array', 'object')");
-        let composite = format!("{ty} IN ('array', 'object')");
-        let cond = match &f.op {
-            FilterOp::IsNull(true) => format!("{field} IS NULL"),
-            FilterOp::IsNull(false) => format!("{field} IS NOT NULL"),
-            FilterOp::Eq(x) | FilterOp::Lt(x) | FilterOp::Le(x) => {
-                let op = match &f.op {
-                    FilterOp::Eq(_) => "=",
-                    FilterOp::Lt(_) => "<",
-                    _ => "<=",
-                };
-                let p = b.param(bind(x));
-                if x.is_string() {
-                    format!("({field} {op} {p} AND {not_composite})")
-                } else {
-                    // Array/object JSON text ranks above numbers in SQLite too.
-                    format!("{field} {op} {p}")
-                }
-            }
-            FilterOp::Ne(x) | FilterOp::Gt(x) | FilterOp::Ge(x) => {
-                let op = match &f.op {
-                    FilterOp::Ne(_) => "<>",
-                    FilterOp::Gt(_) => ">",
-                    _ => ">=",
-                };
-                let p = b.param(bind(x));
-                if x.is_string() {
-                    format!("({field} {op} {p} OR {composite})")
-                } else {
-                    format!("{field} {op} {p}")
-                }
-            }
-            FilterOp::In(xs) if xs.is_empty() => "0".to_owned(),
-            FilterOp::In(xs) => {
-                let ps: Vec<String> = xs.iter().map(|x| b.param(bind(x))).collect();
-                let list = ps.join(", ");
-                if xs.iter().any(Value::is_string) {
-                    format!("({field} IN ({list}) AND {not_composite})")
-                } else {
-                    format!("{field} IN ({list})")
-                }
-            }
-            FilterOp::Contains(s) if s.is_empty() => format!("{ty} = 'text'"),
-            FilterOp::Contains(s) => {
-                let p = b.param(SqlValue::Text(s.clone()));
-                format!("({ty} = 'text' AND instr({field}, {p}) > 0)")
-            }
-        };
-        b.sql.push_str(" AND ");
-        b.sql.push_str(&cond);
+        let cond = condition(&mut b, f);
+        if f.op.compares_scalar() {
+            flag.push_str(&format!(" WHEN {ty} = 'array' THEN {}", errors.len()));
+            errors.push(f.array_field_message());
+        }
+        if hint == Some(i) {
+            let field = json_expr(&f.field);
+            hinted = Some((
+                format!("{cond} AND {ty} IS NOT 'array'"),
+                format!("{field} >= '[' AND {field} < '\\' AND {ty} = 'array'"),
+            ));
+        } else if f.op.compares_scalar() {
+            others.push_str(&format!(
+                " AND CASE WHEN {ty} = 'array' THEN 1 ELSE {cond} END"
+            ));
+        } else {
+            others.push_str(&format!(" AND {cond}"));
+        }
+    }
+    let flag = if flag.is_empty() {
+        "NULL".to_owned()
+    } else {
+        format!("CASE{flag} END")
+    };
+    let base = " WHERE scope = ?1 AND deleted_at IS NULL";
+    match (hinted, hint) {
+        (Some((plain, arrays)), Some(i)) => {
+            let index = super::schema::field_index_name(&spec.filters[i].field);
+            let arm = |cond: &str| {
+                format!(
+                    "SELECT data, id, {flag} AS flag FROM items INDEXED BY {index}{base} \
+                     AND {cond}{others}"
+                )
+            };
+            b.sql.push_str(&format!(
+                "SELECT data, flag FROM ({} UNION ALL {})",
+                arm(&plain),
+                arm(&arrays)
+            ));
+        }
+        _ => b
+            .sql
+            .push_str(&format!("SELECT data, {flag} FROM items{base}{others}")),
     }
     b.sql.push_str(" ORDER BY ");
     for o in &spec.order_by {
@@ -165,8 +171,9 @@ pub(crate) fn compile(scope: &str, spec: &QuerySpec, indexed: &[String]) -> Resu
             Direction::Asc => "ASC",
             Direction::Desc => "DESC",
         };
+        let collate = if o.nocase { " COLLATE NOCASE" } else { "" };
         b.sql.push_str(&format!(
-            "CASE WHEN json_type(data, '$.{f}') IN ('array', 'object') THEN 1 ELSE 0 END {dir}, {e} {dir}, ",
+            "CASE WHEN json_type(data, '$.{f}') IN ('array', 'object') THEN 1 ELSE 0 END {dir}, {e}{collate} {dir}, ",
             f = o.field,
             e = json_expr(&o.field)
         ));
@@ -182,13 +189,78 @@ pub(crate) fn compile(scope: &str, spec: &QuerySpec, indexed: &[String]) -> Resu
     Ok(Compiled {
         sql: b.sql,
         params: b.params,
+        errors,
     })
+}
+
+/// One filter's condition with the reference semantics on non-array values (arrays are the
+/// caller's business for scalar comparisons).
+fn condition(b: &mut Builder, f: &Filter) -> String {
+    let field = json_expr(&f.field);
+    let ty = format!("json_type(data, '$.{}')", f.field);
+    let not_composite = format!("{ty} NOT IN ('array', 'object')");
+    let composite = format!("{ty} IN ('array', 'object')");
+    match &f.op {
+        FilterOp::IsNull(true) => format!("{field} IS NULL"),
+        FilterOp::IsNull(false) => format!("{field} IS NOT NULL"),
+        FilterOp::Eq(x) | FilterOp::Lt(x) | FilterOp::Le(x) => {
+            let op = match &f.op {
+                FilterOp::Eq(_) => "=",
+                FilterOp::Lt(_) => "<",
+                _ => "<=",
+            };
+            let p = b.param(bind(x));
+            if x.is_string() {
+                format!("({field} {op} {p} AND {not_composite})")
+            } else {
+                // Array/object JSON text ranks above numbers in SQLite too.
+                format!("{field} {op} {p}")
+            }
+        }
+        FilterOp::Ne(x) | FilterOp::Gt(x) | FilterOp::Ge(x) => {
+            let op = match &f.op {
+                FilterOp::Ne(_) => "<>",
+                FilterOp::Gt(_) => ">",
+                _ => ">=",
+            };
+            let p = b.param(bind(x));
+            if x.is_string() {
+                format!("({field} {op} {p} OR {composite})")
+            } else {
+                format!("{field} {op} {p}")
+            }
+        }
+        FilterOp::In(xs) if xs.is_empty() => "0".to_owned(),
+        FilterOp::In(xs) => {
+            let ps: Vec<String> = xs.iter().map(|x| b.param(bind(x))).collect();
+            let list = ps.join(", ");
+            if xs.iter().any(Value::is_string) {
+                format!("({field} IN ({list}) AND {not_composite})")
+            } else {
+                format!("{field} IN ({list})")
+            }
+        }
+        FilterOp::Contains(s) if s.is_empty() => format!("{ty} = 'text'"),
+        FilterOp::Contains(s) => {
+            let p = b.param(SqlValue::Text(s.clone()));
+            format!("({ty} = 'text' AND instr({field}, {p}) > 0)")
+        }
+        // `json_each` of a scalar yields the scalar itself: only arrays qualify, and nested
+        // arrays/objects (JSON text) never equal a scalar.
+        FilterOp::Has(x) => {
+            let p = b.param(bind(x));
+            format!(
+                "({ty} = 'array' AND EXISTS (SELECT 1 FROM json_each(data, '$.{f}') \
+                 WHERE type NOT IN ('array', 'object') AND value = {p}))",
+                f = f.field
+            )
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::Filter;
 
     #[test]
     fn values_are_bound_never_inlined() {

@@ -266,12 +266,26 @@ fn too_new(found: i64) -> Error {
     }
 }
 
+/// A negative `user_version`: another application's file (ours are 0 when new, then 1..).
+fn foreign(found: i64) -> Error {
+    Error::Storage {
+        kind: StorageErrorKind::Foreign,
+        message: format!(
+            "the database has schema version {found} (PRAGMA user_version), which \
+             remote-cache-sync never writes: it is not a cache file of this crate; check the path"
+        ),
+    }
+}
+
 /// Applies every missing migration, each in its own immediate transaction (re-checking the
 /// version inside it, so two processes opening a new file at once do not both migrate).
 pub(crate) fn migrate(conn: &Connection) -> Result<()> {
     let found = user_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(too_new(found));
+    }
+    if found < 0 {
+        return Err(foreign(found));
     }
     if found == SCHEMA_VERSION {
         return Ok(());
@@ -283,8 +297,10 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
         if current > SCHEMA_VERSION {
             return Err(too_new(current));
         }
+        let mut next = usize::try_from(current).map_err(|_| foreign(current))?;
         while current < SCHEMA_VERSION {
-            let sql = MIGRATIONS[usize::try_from(current).expect("non-negative")];
+            let sql = MIGRATIONS[next];
+            next += 1;
             conn.execute_batch(sql).map_err(map_err)?;
             current += 1;
             conn.pragma_update(None, "user_version", current)

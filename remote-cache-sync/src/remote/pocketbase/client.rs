@@ -66,9 +66,10 @@ impl Reply {
 /// the request, not an op), 429 → RateLimited, 5xx → Unavailable, other 4xx → Rejected.
 pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> Error {
     match status.as_u16() {
+        // Not "{status}: ": the variant already says unauthorized.
         401 => Error::Unauthorized {
             backend: BACKEND,
-            message: format!("{status}: {message}"),
+            message,
         },
         // A rule or a disabled feature refuses the request itself, never one op in it.
         403 => Error::Refused {
@@ -111,9 +112,9 @@ fn transport_error(e: &reqwest::Error) -> Error {
     Error::Unavailable {
         backend: BACKEND,
         message: if e.is_timeout() {
-            format!("timeout: {e}")
+            format!("timeout: {}", crate::error::with_sources(e))
         } else {
-            format!("network: {e}")
+            format!("network: {}", crate::error::with_sources(e))
         },
     }
 }
@@ -395,6 +396,10 @@ mod tests {
         let h = HeaderMap::new();
         let m = || "m".to_owned();
         assert!(status_error(StatusCode::UNAUTHORIZED, &h, m()).is_auth());
+        assert_eq!(
+            status_error(StatusCode::UNAUTHORIZED, &h, "token expired".into()).to_string(),
+            "pocketbase: unauthorized: token expired"
+        );
         assert!(matches!(
             status_error(StatusCode::FORBIDDEN, &h, m()),
             Error::Refused {
