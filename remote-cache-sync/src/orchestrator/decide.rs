@@ -57,7 +57,7 @@ pub(crate) enum Action<T> {
         current: Option<Change<T>>,
     },
     /// Replace the ops (conflict decided, or a rebase).
-    Settle(Settlement<T>),
+    Settle(Box<Settlement<T>>),
 }
 
 /// How a counted conflict was decided, for [`SyncReport`](super::SyncReport).
@@ -147,13 +147,13 @@ pub(crate) fn settle<T: Record>(
     if own {
         // Rule 2: rebase on our own earlier write.
         return Decision {
-            action: Action::Settle(Settlement {
+            action: Action::Settle(Box::new(Settlement {
                 id,
                 settled_ops: group.op_ids(),
                 remote_version: Some(cur.version()),
                 local: None,
                 requeue: Some(requeue(group, intent, Some(cur))),
-            }),
+            })),
             conflict: None,
         };
     }
@@ -191,13 +191,13 @@ fn conflict<T: Record>(
         }
     };
     Decision {
-        action: Action::Settle(Settlement {
+        action: Action::Settle(Box::new(Settlement {
             id,
             settled_ops: group.op_ids(),
             remote_version,
             local: local_row,
             requeue: requeued,
-        }),
+        })),
         conflict: Some(outcome),
     }
 }

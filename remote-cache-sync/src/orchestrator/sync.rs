@@ -136,7 +136,7 @@ async fn execute<T: Record>(
         }
         Action::Settle(settlement) => {
             let id = settlement.id.clone();
-            inner.local.settle_conflict(scope, settlement).await?;
+            inner.local.settle_conflict(scope, *settlement).await?;
             if let Some(outcome) = decision.conflict {
                 report.conflicts += 1;
                 report.resolved.push(ResolvedConflict { id, outcome });

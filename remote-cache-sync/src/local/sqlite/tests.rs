@@ -105,6 +105,7 @@ async fn user_writes_commit_with_synchronous_full_and_pulls_with_normal() {
     let store = &w.store;
 
     let page = Delta {
+        quarantined: Vec::new(),
         upserts: vec![note("pulled", 1_000, "from the remote")],
         deletes: Vec::new(),
         server_time: Timestamp::from_second(1_000).unwrap(),
