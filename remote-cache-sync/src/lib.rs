@@ -56,7 +56,5 @@ pub use scope::SyncScope;
 
 pub use jiff::Timestamp;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+// The README's Rust example is `examples/quickstart.rs` verbatim (checked, and run against a real
+// server, by `tests/readme_quickstart.rs`), so it carries no hidden doctest lines.
