@@ -314,20 +314,11 @@ impl<T: Record> HttpRemoteStore<T> {
         path: &str,
         body: Option<&B>,
     ) -> Result<R> {
-        let mut req = inner
-            .client
-            .request(method, format!("{}{path}", inner.base));
-        if let Some(token) = &inner.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        Self::decode(resp).await
+        let bytes = Self::call_bytes_with(inner, method, path, body).await?;
+        decode_json(&bytes)
     }
 
-    /// [`call_with`](Self::call_with), returning the body of a successful answer undecoded.
+    /// One request; the body of a successful answer, undecoded.
     async fn call_bytes_with<B: Serialize + ?Sized>(
         inner: &Inner<T>,
         method: reqwest::Method,
@@ -385,11 +376,7 @@ impl<T: Record> HttpRemoteStore<T> {
     }
 
     async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R> {
-        let bytes = Self::success_body(resp).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::MalformedResponse {
-            backend: BACKEND,
-            message: format!("{e}"),
-        })
+        decode_json(&Self::success_body(resp).await?)
     }
 
     /// The body of a 2xx answer, or the error the status and body mean.
@@ -527,6 +514,10 @@ fn decode_push<T: Record>(bytes: &[u8]) -> Result<Vec<PushOutcome<T>>> {
             },
         })
         .collect())
+}
+
+fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
+    serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))
 }
 
 fn malformed(message: impl Into<String>) -> Error {
