@@ -68,8 +68,12 @@ pub enum Error {
     Unavailable {
         /// Adapter name.
         backend: &'static str,
-        /// What failed.
+        /// What failed, with the causes' messages (e.g. "connection refused").
         message: String,
+        /// The underlying error, when there is one (a transport error), for
+        /// [`std::error::Error::source`] chains.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// The remote permanently refused the request (validation, permission); retrying as-is will
     /// fail again.
@@ -279,6 +283,7 @@ mod tests {
                 Error::Unavailable {
                     backend: "http",
                     message: "cannot connect: connection refused".into(),
+                    source: None,
                 },
                 "http: unavailable: cannot connect: connection refused",
             ),

@@ -171,6 +171,7 @@ impl<T: Record> Orchestrator<T> {
             Err(_) => Err(Error::Unavailable {
                 backend: self.inner.remote.name(),
                 message: format!("flush did not finish within {timeout:?}; writes stay queued"),
+                source: None,
             }),
         }
     }

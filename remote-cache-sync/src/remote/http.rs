@@ -260,6 +260,7 @@ fn transport_error(e: reqwest::Error) -> Error {
     Error::Unavailable {
         backend: BACKEND,
         message: format!("{what}: {}", crate::error::with_sources(&e)),
+        source: Some(Arc::new(e)),
     }
 }
 
@@ -429,6 +430,7 @@ fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) 
         s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Error::Unavailable {
             backend: BACKEND,
             message: with_code(),
+            source: None,
         },
         s => Error::Rejected {
             backend: BACKEND,
@@ -722,6 +724,17 @@ mod tests {
         // The cause, not just reqwest's "error sending request".
         let text = err.to_string().to_lowercase();
         assert!(text.contains("connection refused"), "{text}");
+        // And the chain itself, for `anyhow`-style reporters.
+        let mut chain = Vec::new();
+        let mut next = std::error::Error::source(&err);
+        while let Some(e) = next {
+            chain.push(e.to_string().to_lowercase());
+            next = e.source();
+        }
+        assert!(
+            chain.iter().any(|m| m.contains("connection refused")),
+            "{chain:?}"
+        );
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl<T: Record> InMemoryRemoteStore<T> {
             Err(Error::Unavailable {
                 backend: "memory",
                 message: "remote is offline".into(),
+                source: None,
             })
         } else {
             Ok(())

@@ -491,6 +491,7 @@ impl ErrorMapper {
         let unavailable = |message: String| Error::Unavailable {
             backend: BACKEND,
             message: self.scrub(message),
+            source: None,
         };
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
@@ -567,10 +568,12 @@ impl ErrorMapper {
             PoolError::PostCreateHook(h) => Error::Unavailable {
                 backend: BACKEND,
                 message: self.scrub(h.to_string()),
+                source: None,
             },
             other => Error::Unavailable {
                 backend: BACKEND,
                 message: self.scrub(format!("connection pool: {other}")),
+                source: None,
             },
         }
     }

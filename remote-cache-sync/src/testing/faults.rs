@@ -103,6 +103,7 @@ fn unavailable(what: &str) -> Error {
     Error::Unavailable {
         backend: "faulty",
         message: format!("injected failure: {what}"),
+        source: None,
     }
 }
 

@@ -90,6 +90,7 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: Str
         s if s >= 500 => Error::Unavailable {
             backend: BACKEND,
             message: format!("{status}: {message}"),
+            source: None,
         },
         s => Error::Rejected {
             backend: BACKEND,
@@ -106,16 +107,17 @@ fn unauthorized(message: &str) -> Error {
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> Error {
+fn transport_error(e: reqwest::Error) -> Error {
     // reqwest's Display includes the URL, which never carries credentials here (they travel in
     // a header or a JSON body).
     Error::Unavailable {
         backend: BACKEND,
         message: if e.is_timeout() {
-            format!("timeout: {}", crate::error::with_sources(e))
+            format!("timeout: {}", crate::error::with_sources(&e))
         } else {
-            format!("network: {}", crate::error::with_sources(e))
+            format!("network: {}", crate::error::with_sources(&e))
         },
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 
@@ -292,14 +294,10 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| transport_error(&e))?;
+        let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&e))?
-            .to_vec();
+        let body = resp.bytes().await.map_err(transport_error)?.to_vec();
         Ok(Reply {
             status,
             headers,

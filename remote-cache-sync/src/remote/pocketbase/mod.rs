@@ -427,6 +427,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                         return Err(Error::Unavailable {
                             backend: BACKEND,
                             message: format!("batch failed twice without a reason: {reason}"),
+                            source: None,
                         });
                     }
                 }

@@ -200,11 +200,13 @@ async fn run_once(
         .map_err(|e| Error::Unavailable {
             backend: BACKEND,
             message: format!("realtime connect: {e}"),
+            source: None,
         })?;
     if !resp.status().is_success() {
         return Err(Error::Unavailable {
             backend: BACKEND,
             message: format!("realtime connect: {}", resp.status()),
+            source: None,
         });
     }
     let mut parser = SseParser::default();
@@ -216,10 +218,12 @@ async fn run_once(
             .map_err(|_| Error::Unavailable {
                 backend: BACKEND,
                 message: "realtime stream idle".into(),
+                source: None,
             })?
             .map_err(|e| Error::Unavailable {
                 backend: BACKEND,
                 message: format!("realtime stream: {e}"),
+                source: None,
             })?;
         let Some(chunk) = chunk else { return Ok(()) };
         parser.feed(&chunk, &mut events);
