@@ -5,6 +5,8 @@
 //! - `PocketBaseRemoteStore` the same way on the PocketBase endpoints (lists, record reads, batch,
 //!   time, health, login with fuzzed JWTs) — this fuzzes our parser, not a stand-in for
 //!   PocketBase; every call also makes a bounded number of requests;
+//! - one (status, headers, body → error variant) table run through both HTTP adapters: the same
+//!   answers give the same `Error` variant, except the differences the adapters document;
 //! - our server's request parsing: arbitrary bytes, JSON and mutated valid requests to every
 //!   endpoint answer a 2xx/4xx JSON body (errors in the stable `{"error":{"code","message"}}`
 //!   shape), never a 5xx;
@@ -1391,5 +1393,149 @@ mod pocketbase {
             );
             assert!(responder.hits.load(Ordering::SeqCst) - before <= 2);
         });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One (status, headers, body → error variant) table, run through every HTTP backend.
+
+/// The same answers through `HttpRemoteStore` and `PocketBaseRemoteStore` give the same error
+/// variant (both adapters map statuses with the shared `remote::client::status` table), each
+/// answer in the backend's own error-body shape. The one documented difference: a 404 on a
+/// PocketBase list (a pull) names the missing collection as `NotFound`; our protocol's 404 is
+/// `Refused`. Both pause the scope.
+#[cfg(feature = "pocketbase")]
+mod one_status_table {
+    use super::*;
+    use remote_cache_sync::remote::pocketbase::{
+        Credentials, PocketBaseConfig, PocketBaseRemoteStore,
+    };
+
+    /// A variant with what identifies it (status, code, `Retry-After` in whole seconds).
+    fn summary(e: &Error) -> String {
+        match e {
+            Error::Unauthorized { .. } => "Unauthorized".into(),
+            Error::Refused { status, .. } => format!("Refused({status:?})"),
+            Error::Rejected { status, .. } => format!("Rejected({status:?})"),
+            Error::Unavailable { .. } => "Unavailable".into(),
+            Error::RateLimited { retry_after, .. } => {
+                // An HTTP-date is read against the clock: round to tens of seconds.
+                format!(
+                    "RateLimited({:?})",
+                    retry_after.map(|d| d.as_secs().div_ceil(10) * 10)
+                )
+            }
+            Error::NotFound { .. } => "NotFound".into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// (status, Retry-After, expected summary for every backend and call).
+    fn table() -> Vec<(u16, Option<String>, &'static str)> {
+        let in_two_minutes = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&(Timestamp::now() + jiff::SignedDuration::from_secs(120)))
+            .unwrap();
+        vec![
+            (401, None, "Unauthorized"),
+            (403, None, "Refused(Some(403))"),
+            (404, None, "Refused(Some(404))"),
+            (408, None, "Unavailable"),
+            (409, None, "Rejected(Some(409))"),
+            (413, None, "Rejected(Some(413))"),
+            (422, None, "Rejected(Some(422))"),
+            (429, Some("2".into()), "RateLimited(Some(10))"),
+            (429, Some(in_two_minutes), "RateLimited(Some(120))"),
+            (429, None, "RateLimited(None)"),
+            (500, None, "Unavailable"),
+            (503, None, "Unavailable"),
+        ]
+    }
+
+    /// Differences the adapters document: (backend, call, status) → summary.
+    fn documented(backend: &str, call: &str, status: u16) -> Option<&'static str> {
+        match (backend, call, status) {
+            ("pocketbase", "pull", 404) => Some("NotFound"),
+            _ => None,
+        }
+    }
+
+    fn canned(status: u16, retry_after: &Option<String>, body: Value) -> Canned {
+        let mut c = Canned::json(status, &body);
+        if let Some(r) = retry_after {
+            c.headers.push(("retry-after".into(), r.clone()));
+        }
+        c
+    }
+
+    #[test]
+    fn every_http_backend_maps_the_same_answers_to_the_same_errors() {
+        let responder = RT.block_on(Responder::start());
+        let http = HttpRemoteStore::<TestRecord>::builder(responder.url())
+            .token("t")
+            .prefetch(false)
+            .build()
+            .unwrap();
+        let config = PocketBaseConfig {
+            prefetch: false,
+            ..PocketBaseConfig::default()
+        };
+        let pb = PocketBaseRemoteStore::<TestRecord>::with_config(
+            &responder.url(),
+            Credentials::Anonymous,
+            config,
+        )
+        .unwrap();
+        let s = scope();
+        let mut failures = Vec::new();
+        for (status, retry_after, expected) in table() {
+            for backend in ["http", "pocketbase"] {
+                let body = if backend == "http" {
+                    json!({"error": {"code": "forbidden", "message": "no grant"}})
+                } else {
+                    json!({"status": status, "message": "no grant", "data": {}})
+                };
+                responder.always(canned(status, &retry_after, body));
+                for call in ["pull", "time"] {
+                    let remote: &dyn RemoteStore<TestRecord> =
+                        if backend == "http" { &http } else { &pb };
+                    let err = RT.block_on(async {
+                        match call {
+                            "pull" => remote.fetch_since(&s, None, 10).await.map(|_| ()),
+                            _ => remote.server_time().await.map(|_| ()),
+                        }
+                    });
+                    let got = match &err {
+                        Ok(()) => "Ok".to_owned(),
+                        Err(e) => summary(e),
+                    };
+                    let want = documented(backend, call, status).unwrap_or(expected);
+                    if got != want {
+                        failures.push(format!(
+                            "{backend} {call} {status} {retry_after:?}: {got}, want {want}"
+                        ));
+                    }
+                    if let Err(e) = &err {
+                        // The backend's message reaches the error, and every variant here that
+                        // refuses the request pauses the scope.
+                        if status == 403 {
+                            assert!(
+                                e.pauses_scope() && e.to_string().contains("no grant"),
+                                "{e}"
+                            );
+                            if backend == "http" {
+                                assert!(
+                                    matches!(e, Error::Refused { code: Some(c), .. } if c == "forbidden"),
+                                    "{e:?}"
+                                );
+                            }
+                        }
+                        if status == 404 {
+                            assert!(e.pauses_scope(), "{backend} {call}: {e:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
     }
 }

@@ -13,12 +13,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Failures map onto [`Error`]: connect errors, timeouts and 5xx are
-//! [`Unavailable`](Error::Unavailable) (retryable); 429 is [`RateLimited`](Error::RateLimited)
-//! with the server's `Retry-After`; 401 is [`Unauthorized`](Error::Unauthorized); other 4xx are
-//! [`Rejected`](Error::Rejected) with the server's message; a body that does not parse is
-//! [`MalformedResponse`](Error::MalformedResponse). The token is sent as a bearer header marked
-//! sensitive, redacted in `Debug`, and never part of an error message.
+//! Failures map onto [`Error`] through the status table every HTTP adapter shares (see
+//! [`HttpRemoteStore`]'s "Errors"); the token is sent as a bearer header marked sensitive,
+//! redacted in `Debug`, and never part of an error message.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,7 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -37,6 +35,9 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
+use crate::remote::client::retry::READS;
+use crate::remote::client::status::{self, ErrorDetail};
+use crate::remote::client::url;
 use crate::remote::protocol::{
     self, ErrorBody, GetRequest, GetResponse, PullRequest, PullResponse, PushRequest, PushResponse,
     TimeResponse, WireChange, WireOp, WireOutcome,
@@ -98,23 +99,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
     /// Builds the store. Fails with [`Error::InvalidInput`] for a URL that is not `http(s)://`
     /// or that carries credentials (give those with [`token`](Self::token)).
     pub fn build(self) -> Result<HttpRemoteStore<T>> {
-        let url = reqwest::Url::parse(&self.base_url)
-            .map_err(|e| Error::InvalidInput(format!("bad remote URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::InvalidInput(
-                "the remote URL must start with http:// or https://".into(),
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(Error::InvalidInput(
-                "the remote URL must not carry credentials; pass a token instead".into(),
-            ));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(Error::InvalidInput(
-                "the remote URL must not have a query or fragment".into(),
-            ));
-        }
+        let url = url::parse_base(&self.base_url, "remote URL", "pass a token instead")?;
         if let Some(t) = &self.token
             && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
@@ -133,6 +118,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
             inner: Arc::new(Inner {
                 client,
                 base: url.as_str().trim_end_matches('/').to_owned(),
+                url,
                 token: self.token,
                 prefetch: self.prefetch.then(|| Mutex::new(HashMap::new())),
             }),
@@ -176,9 +162,12 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
 ///
 /// # Errors
 ///
+/// Statuses go through the status table every HTTP adapter shares:
+///
 /// - connection failures, timeouts, 408 and 5xx: [`Error::Unavailable`] (retryable; the
 ///   message keeps the cause, e.g. "connection refused");
-/// - 429: [`Error::RateLimited`] with the server's `Retry-After`;
+/// - 429: [`Error::RateLimited`] with the server's `Retry-After` (delay-seconds or an
+///   HTTP-date);
 /// - 401 (missing, wrong or expired token): [`Error::Unauthorized`]; the orchestrator pauses
 ///   the scope instead of burning attempts;
 /// - 403 (the token has no grant for the scope) and 404: [`Error::Refused`], with the
@@ -186,6 +175,11 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
 /// - other 4xx: [`Error::Rejected`] with the server's message;
 /// - a body that does not parse: [`Error::MalformedResponse`]. A pulled row that does not
 ///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`]).
+///
+/// Reads (pulls, [`get_by_id`](RemoteStore::get_by_id), the clock, [`health`](Self::health))
+/// are retried once in place when the connection could not be made, or after a 429 whose
+/// `Retry-After` is at most 1 s; anything else is returned at once and left to the
+/// orchestrator's backoff. Pushes are never retried in place.
 ///
 /// The token is sent as a bearer header marked sensitive, redacted in `Debug`, and never part
 /// of an error message. Use `https://` anywhere but on a trusted network: the token travels
@@ -196,7 +190,10 @@ pub struct HttpRemoteStore<T> {
 
 struct Inner<T> {
     client: reqwest::Client,
+    /// The base URL as given (without a trailing `/`), for [`HttpRemoteStore::base_url`].
     base: String,
+    /// The same, parsed: requests are joined onto it.
+    url: Url,
     token: Option<String>,
     /// Next pages being fetched in the background, by scope.
     prefetch: Option<Mutex<HashMap<SyncScope, Prefetch<T>>>>,
@@ -235,17 +232,6 @@ impl<T> fmt::Debug for HttpRemoteStore<T> {
             .field("prefetch", &self.inner.prefetch.is_some())
             .finish()
     }
-}
-
-/// Parses `Retry-After`: delay seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    let delta = when.duration_since(Timestamp::now());
-    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
 fn transport_error(e: reqwest::Error) -> Error {
@@ -287,35 +273,24 @@ impl<T: Record> HttpRemoteStore<T> {
         &self.inner.base
     }
 
-    /// Checks `GET /v1/health`.
+    /// Checks `GET /v1/health` (retried in place like every read, see [`HttpRemoteStore`]).
     pub async fn health(&self) -> Result<()> {
-        let resp = self
-            .inner
-            .client
-            .get(format!("{}{}", self.inner.base, protocol::HEALTH))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let _: protocol::HealthResponse = Self::decode(resp).await?;
+        let _: protocol::HealthResponse = self
+            .read::<(), _>(reqwest::Method::GET, protocol::HEALTH, None)
+            .await?;
         Ok(())
     }
 
-    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+    /// A read: [`call`](Self::call) retried in place by the shared read policy.
+    async fn read<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<R> {
-        Self::call_with(&self.inner, method, path, body).await
-    }
-
-    async fn call_with<B: Serialize + ?Sized, R: DeserializeOwned>(
-        inner: &Inner<T>,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<R> {
-        let bytes = Self::call_bytes_with(inner, method, path, body).await?;
+        let bytes = READS
+            .run(|| Self::call_bytes_with(&self.inner, method.clone(), path, body))
+            .await?;
         decode_json(&bytes)
     }
 
@@ -328,7 +303,7 @@ impl<T: Record> HttpRemoteStore<T> {
     ) -> Result<bytes::Bytes> {
         let mut req = inner
             .client
-            .request(method, format!("{}{path}", inner.base));
+            .request(method, url::join_path(&inner.url, path)?);
         if let Some(token) = &inner.token {
             req = req.bearer_auth(token);
         }
@@ -376,67 +351,33 @@ impl<T: Record> HttpRemoteStore<T> {
         Ok(results)
     }
 
-    async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R> {
-        decode_json(&Self::success_body(resp).await?)
-    }
-
     /// The body of a 2xx answer, or the error the status and body mean.
     async fn success_body(resp: reqwest::Response) -> Result<bytes::Bytes> {
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(transport_error)?;
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(status_error(status, retry_after, &bytes))
+        Err(status_error(status, &headers, &bytes))
     }
 }
 
-/// The error a non-success answer means. 401 is about credentials; 403 and 404 refuse the
-/// request itself (a scope without a grant, a missing endpoint), never one op; 408, 5xx and
-/// 429 are transient; any other 4xx rejects the request's content.
-fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Error {
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => (Some(b.error.code), b.error.message),
-        Err(_) => (None, format!("HTTP {status}")),
-    };
-    let with_code = || match &code {
-        Some(c) => format!("{c}: {message}"),
-        None => message.clone(),
-    };
-    match status {
-        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited {
-            backend: BACKEND,
-            retry_after,
+/// The error a non-success answer means: the shared status table
+/// ([`client::status`](crate::remote::client::status)), reading our protocol's error body
+/// `{"error":{"code","message"}}`.
+fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+    status::status_error(BACKEND, status, headers, error_detail(body))
+}
+
+/// The status table's hook: the code and message of our protocol's error body.
+fn error_detail(body: &[u8]) -> ErrorDetail {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => ErrorDetail {
+            code: Some(b.error.code),
+            message: Some(b.error.message),
         },
-        // The variant already says "unauthorized": repeat the code only if it adds to that.
-        StatusCode::UNAUTHORIZED => Error::Unauthorized {
-            backend: BACKEND,
-            message: match code.as_deref() {
-                Some(crate::remote::protocol::codes::UNAUTHORIZED) | None => message,
-                Some(_) => with_code(),
-            },
-        },
-        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Error::Refused {
-            backend: BACKEND,
-            status: Some(status.as_u16()),
-            code,
-            message,
-        },
-        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Error::Unavailable {
-            backend: BACKEND,
-            message: with_code(),
-            source: None,
-        },
-        s => Error::Rejected {
-            backend: BACKEND,
-            status: Some(s.as_u16()),
-            message: with_code(),
-        },
+        Err(_) => ErrorDetail::default(),
     }
 }
 
@@ -541,9 +482,16 @@ async fn pull_page<T: Record>(
         cursor: since.cloned(),
         limit,
     };
-    let bytes =
-        HttpRemoteStore::call_bytes_with(inner, reqwest::Method::POST, protocol::PULL, Some(&body))
-            .await?;
+    let bytes = READS
+        .run(|| {
+            HttpRemoteStore::call_bytes_with(
+                inner,
+                reqwest::Method::POST,
+                protocol::PULL,
+                Some(&body),
+            )
+        })
+        .await?;
     let (resp, quarantined) = decode_pull::<T>(&bytes)?;
     if resp.upserts.len() + resp.deletes.len() + quarantined.len() > limit {
         return Err(malformed("page is larger than the requested limit"));
@@ -575,7 +523,7 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             id: id.to_owned(),
         };
         let resp: GetResponse<T> = self
-            .call(reqwest::Method::POST, protocol::GET, Some(&body))
+            .read(reqwest::Method::POST, protocol::GET, Some(&body))
             .await?;
         Ok(resp.record)
     }
@@ -678,7 +626,7 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
 
     async fn server_time(&self) -> Result<Timestamp> {
         let resp: TimeResponse = self
-            .call::<(), _>(reqwest::Method::GET, protocol::TIME, None)
+            .read::<(), _>(reqwest::Method::GET, protocol::TIME, None)
             .await?;
         Ok(resp.server_time)
     }
@@ -688,16 +636,6 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
 mod tests {
     use super::*;
     use crate::testing::TestRecord;
-
-    #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 
     #[test]
     fn urls_are_validated_and_tokens_redacted() {
@@ -740,13 +678,13 @@ mod tests {
     #[test]
     fn unauthorized_says_it_once() {
         let body = br#"{"error":{"code":"unauthorized","message":"missing or invalid token"}}"#;
-        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        let err = status_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body);
         assert_eq!(
             err.to_string(),
             "http: unauthorized: missing or invalid token"
         );
         let body = br#"{"error":{"code":"token_expired","message":"log in again"}}"#;
-        let err = status_error(StatusCode::UNAUTHORIZED, None, body);
+        let err = status_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body);
         assert_eq!(
             err.to_string(),
             "http: unauthorized: token_expired: log in again"

@@ -2,7 +2,8 @@
 //!
 //! Implementations: [`InMemoryRemoteStore`](memory::InMemoryRemoteStore) (tests, demos) and,
 //! behind features, our HTTP protocol, PostgreSQL and PocketBase. Every implementation must pass
-//! [`testing::remote`](crate::testing).
+//! [`testing::remote`](crate::testing). [`from_url`] picks the remote a URL names (`http://`,
+//! `pocketbase://`), for tools such as `rcs`.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -14,7 +15,12 @@ use crate::record::{Record, Tombstone};
 use crate::scope::SyncScope;
 
 pub mod memory;
+mod parse;
 
+pub use parse::{RemoteOptions, from_url, from_url_with};
+
+#[cfg(feature = "http-base")]
+mod client;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "pocketbase")]

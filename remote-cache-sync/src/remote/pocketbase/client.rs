@@ -1,16 +1,19 @@
-//! The HTTP side: one `reqwest` client, the token cache, status → [`Error`] mapping.
+//! The HTTP side: one `reqwest` client, the token cache, and PocketBase's hook into the shared
+//! status → [`Error`] table.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use reqwest::header::{AUTHORIZATION, DATE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, DATE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::auth::{Credentials, Token};
 use super::filter::parse_date;
 use crate::error::{Error, Result};
+use crate::remote::client::retry::READS;
+use crate::remote::client::status::{self, ErrorDetail};
 
 pub(crate) const BACKEND: &str = "pocketbase";
 
@@ -45,59 +48,45 @@ impl Reply {
 
     /// PocketBase's `message` field, for error texts.
     pub fn message(&self) -> String {
-        serde_json::from_slice::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&self.body)
-                    .chars()
-                    .take(200)
-                    .collect()
-            })
+        error_detail(&self.body).message.unwrap_or_default()
     }
 
-    /// Maps a non-success answer to the error enum.
+    /// Maps a non-success answer to the error enum (the shared status table).
     pub fn error(&self) -> Error {
-        status_error(self.status, &self.headers, self.message())
+        status::status_error(
+            BACKEND,
+            self.status,
+            &self.headers,
+            error_detail(&self.body),
+        )
     }
 }
 
-/// The mapping every call uses: 401 → Unauthorized, 403 → Refused, 404 → NotFound (both refuse
-/// the request, not an op), 429 → RateLimited, 5xx → Unavailable, other 4xx → Rejected.
-pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> Error {
-    match status.as_u16() {
-        // Not "{status}: ": the variant already says unauthorized.
-        401 => Error::Unauthorized {
-            backend: BACKEND,
-            message,
-        },
-        // A rule or a disabled feature refuses the request itself, never one op in it.
-        403 => Error::Refused {
-            backend: BACKEND,
-            status: Some(403),
-            code: None,
-            message,
-        },
-        429 => Error::RateLimited {
-            backend: BACKEND,
-            retry_after: headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
-        },
-        404 => Error::NotFound { what: message },
-        s if s >= 500 => Error::Unavailable {
-            backend: BACKEND,
-            message: format!("{status}: {message}"),
-            source: None,
-        },
-        s => Error::Rejected {
-            backend: BACKEND,
-            status: Some(s),
-            message,
-        },
+/// The status table's hook: PocketBase's error body is `{"status","message","data"}`, with no
+/// stable top-level code; a body that is not JSON stands as its first 200 characters.
+fn error_detail(body: &[u8]) -> ErrorDetail {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+    ErrorDetail {
+        code: None,
+        message: (!message.is_empty()).then_some(message),
     }
+}
+
+/// The shared status table ([`status::status_error`]) for a status whose reason the adapter
+/// already has (a batch sub-request's).
+pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> Error {
+    status::status_error(
+        BACKEND,
+        status,
+        headers,
+        ErrorDetail {
+            code: None,
+            message: (!message.is_empty()).then_some(message),
+        },
+    )
 }
 
 fn unauthorized(message: &str) -> Error {
@@ -163,15 +152,10 @@ impl Client {
         matches!(self.credentials, Credentials::Superuser { .. })
     }
 
-    /// A URL under the base from path segments (each percent-encoded).
-    pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        {
-            let mut p = url.path_segments_mut().expect("http(s) base URL");
-            p.pop_if_empty();
-            p.extend(segments);
-        }
-        url
+    /// A URL under the base from path segments (each percent-encoded; empty, `.` and `..`
+    /// segments are refused).
+    pub fn url(&self, segments: &[&str]) -> Result<Url> {
+        crate::remote::client::url::join(&self.base, segments)
     }
 
     /// The current `Authorization` value, logging in or refreshing as needed. `force_new` drops
@@ -244,7 +228,7 @@ impl Client {
 
     async fn login(&self) -> Result<Token> {
         let (collection, identity, password) = self.credentials.login().expect("login credentials");
-        let url = self.url(&["api", "collections", collection, "auth-with-password"]);
+        let url = self.url(&["api", "collections", collection, "auth-with-password"])?;
         let body = serde_json::json!({ "identity": identity, "password": password });
         let reply = self.raw(Method::POST, url, None, Some(&body), None).await?;
         if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND {
@@ -263,7 +247,7 @@ impl Client {
             "collections",
             &t.claims.collection_id,
             "auth-refresh",
-        ]);
+        ])?;
         let reply = self
             .raw(Method::POST, url, Some(&t.value), None, None)
             .await?;
@@ -306,7 +290,10 @@ impl Client {
     }
 
     /// Sends an authenticated request; a 401 triggers one fresh login and a retry. Returns every
-    /// answer (the caller maps statuses), except transport failures and a final 401.
+    /// answer (the caller maps statuses), except transport failures and a final 401. A `GET` is
+    /// retried in place by the shared read policy ([`READS`]: a connection that could not be
+    /// made, a 429 with a short `Retry-After`); a 429 on a `GET` is returned as
+    /// [`Error::RateLimited`].
     pub async fn send(
         &self,
         method: Method,
@@ -317,15 +304,29 @@ impl Client {
         let mut force = false;
         loop {
             let auth = self.authorization(force).await?;
-            let reply = self
-                .raw(
+            let once = || async {
+                self.raw(
                     method.clone(),
                     url.clone(),
                     auth.as_deref(),
                     body,
                     Some(query),
                 )
-                .await?;
+                .await
+            };
+            let reply = if method == Method::GET {
+                READS
+                    .run(|| async {
+                        let reply = once().await?;
+                        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+                            return Err(reply.error());
+                        }
+                        Ok(reply)
+                    })
+                    .await?
+            } else {
+                once().await?
+            };
             if reply.status == StatusCode::UNAUTHORIZED {
                 if !force && self.credentials.login().is_some() {
                     force = true;
@@ -342,7 +343,7 @@ impl Client {
     pub async fn server_time(&self) -> Result<Timestamp> {
         if self.time_route.load(Ordering::Relaxed) != 2 {
             let reply = self
-                .send(Method::GET, self.url(&["api", "rcs", "time"]), &[], None)
+                .send(Method::GET, self.url(&["api", "rcs", "time"])?, &[], None)
                 .await?;
             if reply.status.is_success() {
                 let v: Value = reply.json()?;
@@ -356,7 +357,7 @@ impl Client {
             self.time_route.store(2, Ordering::Relaxed);
         }
         let reply = self
-            .send(Method::GET, self.url(&["api", "health"]), &[], None)
+            .send(Method::GET, self.url(&["api", "health"])?, &[], None)
             .await?;
         if !reply.status.is_success() {
             return Err(reply.error());
@@ -420,7 +421,7 @@ mod tests {
             }
         ));
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "3".parse().unwrap());
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(
             status_error(StatusCode::TOO_MANY_REQUESTS, &h, m()).retry_after(),
             Some(Duration::from_secs(3))

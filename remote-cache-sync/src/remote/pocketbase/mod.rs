@@ -30,9 +30,12 @@
 //! A batch is all-or-nothing and names only its first failing sub-request: that op becomes
 //! `Rejected` (400/403/404) or `Conflict` (its CAS failed) and the batch is retried without it,
 //! so one poison op never blocks the others: a sub-request's status is a verdict on its op.
-//! Statuses of a whole request: 400 → rejected, 401 → unauthorized, 403 (a rule, the batch API
-//! disabled) → refused and 404 → not found, both pausing the scope without charging any op;
-//! 429 → rate limited, 5xx and network → unavailable. A row that does not decode is
+//! Statuses of a whole request go through the status table every HTTP adapter shares: 401 →
+//! unauthorized, 403 (a rule, the batch API disabled) and 404 → refused, both pausing the scope
+//! without charging any op; 429 → rate limited (`Retry-After` in seconds or as an HTTP-date),
+//! 408, 5xx and network → unavailable, other 4xx → rejected. One exception: a 404 on a list
+//! (a pull, a push's pre-read) means the scope's collection is missing and is
+//! [`Error::NotFound`] naming it (it pauses the scope too); a 404 on a record read is `None`. A row that does not decode is
 //! quarantined ([`Delta::quarantined`]); an op whose record's row does not decode is rejected. An empty list is only trusted once the
 //! token is known valid: tokens are refreshed before their `exp`, and an expired token that
 //! cannot be renewed fails with [`Error::Unauthorized`] before any list is sent.
@@ -199,18 +202,11 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         credentials: Credentials,
         config: PocketBaseConfig,
     ) -> Result<Self> {
-        let base = Url::parse(url)
-            .map_err(|e| Error::InvalidInput(format!("pocketbase: bad URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::InvalidInput(
-                "pocketbase: the URL must be http(s)://host[:port][/path]".into(),
-            ));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(Error::InvalidInput(
-                "pocketbase: put credentials in `Credentials`, not in the URL".into(),
-            ));
-        }
+        let base = crate::remote::client::url::parse_base(
+            url,
+            "pocketbase URL",
+            "put credentials in `Credentials`",
+        )?;
         if config.batch_size == 0 || config.max_page_size == 0 {
             return Err(Error::InvalidInput(
                 "pocketbase: batch_size and max_page_size must be > 0".into(),
@@ -243,7 +239,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         Ok(realtime::spawn(self.client.clone(), scopes))
     }
 
-    fn records_url(&self, collection: &str) -> Url {
+    fn records_url(&self, collection: &str) -> Result<Url> {
         self.client
             .url(&["api", "collections", collection, "records"])
     }
@@ -264,7 +260,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         ];
         let reply = self
             .client
-            .send(Method::GET, self.records_url(collection), &query, None)
+            .send(Method::GET, self.records_url(collection)?, &query, None)
             .await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Err(Error::NotFound {
@@ -330,7 +326,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         writes: Vec<Write>,
         outcomes: &mut [Option<PushOutcome<T>>],
     ) -> Result<()> {
-        let url = self.client.url(&["api", "batch"]);
+        let url = self.client.url(&["api", "batch"])?;
         let records_path = format!("/api/collections/{}/records", scope.name());
         let mut queue: Vec<Write> = writes;
         while !queue.is_empty() {
@@ -802,7 +798,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         let pb_id = pocketbase_id(scope, id);
         let url = self
             .client
-            .url(&["api", "collections", scope.name(), "records", &pb_id]);
+            .url(&["api", "collections", scope.name(), "records", &pb_id])?;
         let reply = self.client.send(Method::GET, url, &[], None).await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -995,6 +991,16 @@ pub fn from_url_with(
     url: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PocketBaseRemoteStore<JsonRecord>> {
+    from_url_config(url, env, |_| {})
+}
+
+/// [`from_url_with`] for any record type, with a last word on the tunables (used by
+/// [`remote::from_url`](crate::remote::from_url)).
+pub(crate) fn from_url_config<T: Record>(
+    url: &str,
+    env: impl Fn(&str) -> Option<String>,
+    adjust: impl FnOnce(&mut PocketBaseConfig),
+) -> Result<PocketBaseRemoteStore<T>> {
     let bad = |m: &str| Error::InvalidInput(format!("pocketbase URL: {m}"));
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
     let parsed = Url::parse(&format!("http://{rest}")).map_err(|e| bad(&e.to_string()))?;
@@ -1065,6 +1071,7 @@ pub fn from_url_with(
             ));
         }
     };
+    adjust(&mut config);
     PocketBaseRemoteStore::with_config(http.as_str(), credentials, config)
 }
 

@@ -189,7 +189,7 @@ async fn run_once(
     tx: &mpsc::Sender<RealtimeEvent>,
     attempt: &mut u32,
 ) -> Result<()> {
-    let url = client.url(&["api", "realtime"]);
+    let url = client.url(&["api", "realtime"])?;
     let mut resp = client
         .http
         .get(url.clone())

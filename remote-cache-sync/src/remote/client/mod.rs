@@ -1,0 +1,13 @@
+//! The HTTP plumbing every HTTP adapter shares, written once (the way object_store's `client/`
+//! works), so a new adapter writes only its requests and decoding:
+//!
+//! - [`status`]: the one status → [`Error`](crate::Error) table, with a per-backend hook that
+//!   reads the backend's error bodies;
+//! - [`retry`]: a small, bounded retry in place of idempotent requests, honouring `Retry-After`;
+//! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins.
+//!
+//! Internal (feature `http-base`, pulled in by `http` and `pocketbase`).
+
+pub(crate) mod retry;
+pub(crate) mod status;
+pub(crate) mod url;
