@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
 use remote_cache_sync::local::sqlite::SqliteLocalStore;
-use remote_cache_sync::remote::http::HttpRemoteStore;
+use remote_cache_sync::remote::RemoteOptions;
 use remote_cache_sync::{
     CachePolicy, ConflictOutcome, Cursor, Delta, Direction, Filter, JsonRecord, LocalStore, OpId,
     OpKind, Orchestrator, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
@@ -40,7 +40,7 @@ pub struct Conn {
     /// Bearer token (prefer the RCS_TOKEN environment variable: arguments show in `ps`).
     #[arg(long, env = "RCS_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Request timeout in seconds.
+    /// Request timeout in seconds (every remote).
     #[arg(long, default_value_t = 30)]
     timeout: u64,
 }
@@ -163,18 +163,12 @@ fn scope_of(conn: &Conn) -> anyhow::Result<SyncScope> {
 impl Client {
     async fn open(conn: &Conn) -> anyhow::Result<Self> {
         let scope = scope_of(conn)?;
-        let inner: Box<dyn RemoteStore<JsonRecord>> = if conn.remote.starts_with("pocketbase") {
-            Box::new(remote_cache_sync::remote::pocketbase::from_url(
-                &conn.remote,
-            )?)
-        } else {
-            let mut builder = HttpRemoteStore::<JsonRecord>::builder(conn.remote.clone())
-                .timeout(Duration::from_secs(conn.timeout.max(1)));
-            if let Some(t) = &conn.token {
-                builder = builder.token(t.clone());
-            }
-            Box::new(builder.build()?)
-        };
+        let mut options = RemoteOptions::new().timeout(Duration::from_secs(conn.timeout.max(1)));
+        if let Some(t) = &conn.token {
+            options = options.token(t.clone());
+        }
+        let inner =
+            remote_cache_sync::remote::from_url_with::<JsonRecord>(&conn.remote, options).await?;
         let progress = ProgressBar::hidden();
         let remote = ProgressRemote {
             inner,
