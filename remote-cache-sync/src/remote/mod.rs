@@ -27,7 +27,8 @@ pub mod protocol;
 pub mod sqlite;
 
 /// The remote side of sync.
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait RemoteStore<T: Record>: Send + Sync + 'static {
     /// Short adapter name used in errors and logs (`"memory"`, `"http"`, `"pocketbase"`, ...).
     fn name(&self) -> &'static str;
@@ -152,7 +153,8 @@ pub fn applied_version<T: Record>(op: &PendingOp<T>) -> Timestamp {
 /// A shared, type-erased remote.
 pub type DynRemoteStore<T> = dyn RemoteStore<T>;
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R> {
     fn name(&self) -> &'static str {
         (**self).name()

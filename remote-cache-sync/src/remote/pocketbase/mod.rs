@@ -787,7 +787,8 @@ fn op_body<T: Record>(
     Ok(Value::Object(body))
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
     fn name(&self) -> &'static str {
         BACKEND
