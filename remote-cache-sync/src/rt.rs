@@ -139,25 +139,25 @@ pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output,
 }
 
 /// A spawned task's handle: awaiting it gives the task's output; `abort` stops it.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "http"))]
 pub(crate) use tokio::task::JoinHandle;
 
 /// Spawns `fut` on the current runtime (natively this panics outside a tokio runtime).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "http"))]
 pub(crate) use tokio::spawn;
 
 /// A spawned task's handle: awaiting it gives the task's output; dropping it (or `abort`, then
 /// dropping it) stops the task at its next poll.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "http"))]
 pub(crate) struct JoinHandle<T>(futures::future::RemoteHandle<T>);
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "http"))]
 impl<T> JoinHandle<T> {
     /// Stops the task once the handle is dropped (a remote handle cancels its task on drop).
     pub(crate) fn abort(&self) {}
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "http"))]
 impl<T: 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
     fn poll(
@@ -169,7 +169,7 @@ impl<T: 'static> Future for JoinHandle<T> {
 }
 
 /// Spawns `fut` on the browser's event loop.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "http"))]
 pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
@@ -182,15 +182,16 @@ where
 }
 
 /// Runs blocking work off the async worker threads (tokio's blocking pool).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "sqlite"))]
 pub(crate) use tokio::task::{JoinError, spawn_blocking};
 
-/// A blocking task that failed; it cannot happen in the browser, where the work runs inline.
-#[cfg(target_arch = "wasm32")]
+/// A task that failed; it cannot happen in the browser (work runs inline, tasks do not panic
+/// across `spawn_local`).
+#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http")))]
 #[derive(Debug)]
 pub(crate) enum JoinError {}
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http")))]
 impl std::fmt::Display for JoinError {
     fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {}
@@ -199,7 +200,7 @@ impl std::fmt::Display for JoinError {
 
 /// Runs blocking work inline: the browser has one thread per page or worker (and SQLite is
 /// single-threaded there), so there is nowhere else to run it.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "sqlite"))]
 pub(crate) async fn spawn_blocking<F, R>(f: F) -> Result<R, JoinError>
 where
     F: FnOnce() -> R,

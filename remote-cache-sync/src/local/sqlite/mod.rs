@@ -239,7 +239,7 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
             match &name {
                 Some(name) if self.opfs => {
                     opfs::uri(name)?;
-                    if let Err(e) = opfs::install().await {
+                    if let Err(e) = opfs::install(name).await {
                         tracing::warn!(storage = "opfs", database = %name, error = %e,
                             "sqlite local store: OPFS unavailable");
                         return Err(e);
@@ -353,6 +353,13 @@ impl<T: Record> SqliteLocalStore<T> {
     #[cfg(target_arch = "wasm32")]
     pub async fn open_opfs(name: &str) -> Result<Self> {
         Self::opfs_builder(name).open().await
+    }
+
+    /// Deletes the OPFS database `name` (see [`opfs_builder`](Self::opfs_builder)); `false`
+    /// when there was none. Fails with [`StorageErrorKind::Locked`] while a store has it open.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn delete_opfs(name: &str) -> Result<bool> {
+        opfs::delete(name).await
     }
 
     /// A builder for a private in-memory database (gone when the store is dropped).
