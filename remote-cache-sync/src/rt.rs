@@ -139,25 +139,50 @@ pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output,
 }
 
 /// A spawned task's handle: awaiting it gives the task's output; `abort` stops it.
-#[cfg(all(not(target_arch = "wasm32"), feature = "http"))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "http", feature = "pocketbase")
+))]
 pub(crate) use tokio::task::JoinHandle;
 
 /// Spawns `fut` on the current runtime (natively this panics outside a tokio runtime).
-#[cfg(all(not(target_arch = "wasm32"), feature = "http"))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "http", feature = "pocketbase")
+))]
 pub(crate) use tokio::spawn;
+
+/// Spawns `fut` and lets it run on its own (natively this panics outside a tokio runtime).
+#[cfg(all(not(target_arch = "wasm32"), feature = "pocketbase"))]
+#[inline]
+pub(crate) fn spawn_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(fut);
+}
+
+/// Spawns `fut` on the browser's event loop and lets it run on its own.
+#[cfg(all(target_arch = "wasm32", feature = "pocketbase"))]
+pub(crate) fn spawn_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + 'static,
+{
+    wasm_bindgen_futures::spawn_local(fut);
+}
 
 /// A spawned task's handle: awaiting it gives the task's output; dropping it (or `abort`, then
 /// dropping it) stops the task at its next poll.
-#[cfg(all(target_arch = "wasm32", feature = "http"))]
+#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
 pub(crate) struct JoinHandle<T>(futures::future::RemoteHandle<T>);
 
-#[cfg(all(target_arch = "wasm32", feature = "http"))]
+#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
 impl<T> JoinHandle<T> {
     /// Stops the task once the handle is dropped (a remote handle cancels its task on drop).
     pub(crate) fn abort(&self) {}
 }
 
-#[cfg(all(target_arch = "wasm32", feature = "http"))]
+#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
 impl<T: 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
     fn poll(
@@ -169,7 +194,7 @@ impl<T: 'static> Future for JoinHandle<T> {
 }
 
 /// Spawns `fut` on the browser's event loop.
-#[cfg(all(target_arch = "wasm32", feature = "http"))]
+#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
 pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
@@ -187,11 +212,17 @@ pub(crate) use tokio::task::{JoinError, spawn_blocking};
 
 /// A task that failed; it cannot happen in the browser (work runs inline, tasks do not panic
 /// across `spawn_local`).
-#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http")))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "sqlite", feature = "http", feature = "pocketbase")
+))]
 #[derive(Debug)]
 pub(crate) enum JoinError {}
 
-#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http")))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "sqlite", feature = "http", feature = "pocketbase")
+))]
 impl std::fmt::Display for JoinError {
     fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {}
