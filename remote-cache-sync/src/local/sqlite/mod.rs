@@ -231,7 +231,7 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
     }
 
     /// Opens (creating and migrating as needed) on the blocking pool (in the browser: inline,
-    /// after installing the OPFS VFS for an [`opfs_builder`](SqliteLocalStore::opfs_builder)).
+    /// after installing the OPFS VFS for an `opfs_builder`).
     pub async fn open(self) -> Result<SqliteLocalStore<T>> {
         #[cfg(target_arch = "wasm32")]
         {
