@@ -25,7 +25,8 @@
 //! implemented outside this crate writes the same two lines on its impl. The stores themselves
 //! stay `Send + Sync` on both targets (they are shared through `Arc`; in the browser only one
 //! thread ever touches them). Spawning goes through [`MaybeSend`], which is `Send` natively and
-//! nothing on `wasm32`.
+//! nothing on `wasm32`. On `wasm32` the `Orchestrator` itself is not `Send` (its in-flight syncs
+//! are `!Send` shared futures), which one thread does not need.
 //!
 //! Features `server`, `postgres` and `fault-proxy` need tokio's runtime and sockets: they are
 //! native-only (`lib.rs` refuses them on `wasm32` with a `compile_error!`).

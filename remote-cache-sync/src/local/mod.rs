@@ -87,6 +87,11 @@ impl ScopePause {
 /// Versions: a record's version is its `updated_at`, or `deleted_at` for a tombstone.
 /// Every store keeps, per record, its *synced version*: the remote version its local state builds
 /// on, used as the `base_version` of pushed ops.
+///
+/// In the browser (`wasm32`) the methods' futures are not `Send` (`async_trait(?Send)`);
+/// natively they are. Implement the trait with the same pair of attributes:
+/// `#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]` and
+/// `#[cfg_attr(not(target_arch = "wasm32"), async_trait)]`.
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait LocalStore<T: Record>: Send + Sync + 'static {

@@ -27,6 +27,11 @@ pub mod protocol;
 pub mod sqlite;
 
 /// The remote side of sync.
+///
+/// In the browser (`wasm32`) the methods' futures are not `Send` (`async_trait(?Send)`);
+/// natively they are. Implement the trait with the same pair of attributes:
+/// `#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]` and
+/// `#[cfg_attr(not(target_arch = "wasm32"), async_trait)]`.
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait RemoteStore<T: Record>: Send + Sync + 'static {
