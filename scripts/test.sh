@@ -33,3 +33,6 @@ export RCS_TEST_REQUIRE_SERVERS=1
 
 echo "== cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
+
+echo "== the library in the browser (wasm32, headless Chromium)"
+bash scripts/test-wasm.sh

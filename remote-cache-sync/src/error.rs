@@ -24,6 +24,9 @@ pub enum StorageErrorKind {
     /// schema version, SQLite's `user_version`, is none of ours). It is left untouched: check
     /// the path rather than deleting the file.
     Foreign,
+    /// The storage itself is not available here, e.g. OPFS outside a dedicated worker or in a
+    /// browser that does not offer it. Retrying does not help; nothing falls back to memory.
+    Unavailable,
     /// Any other storage failure.
     Other,
 }

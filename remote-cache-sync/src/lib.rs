@@ -14,8 +14,20 @@
 //! Backends sit behind cargo features: `sqlite` (default) for [`SqliteLocalStore`](local::sqlite::SqliteLocalStore),
 //! `http`, `postgres` and `pocketbase` for remotes, `server` for our sync server, and `testing`
 //! for the public conformance suites.
+//!
+//! The library also builds for the browser (`wasm32-unknown-unknown`) with features `sqlite`
+//! (in memory or on OPFS: `SqliteLocalStore::open_opfs`), `http`, `pocketbase` and `testing`;
+//! `server`, `postgres` and `fault-proxy` are native-only. There, store futures are not `Send`
+//! and tasks run on the browser's event loop (see the `rt` module source for the decisions).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(all(target_arch = "wasm32", feature = "server"))]
+compile_error!("feature `server` is native-only: it does not build for wasm32");
+#[cfg(all(target_arch = "wasm32", feature = "postgres"))]
+compile_error!("feature `postgres` is native-only: it does not build for wasm32");
+#[cfg(all(target_arch = "wasm32", feature = "fault-proxy"))]
+compile_error!("feature `fault-proxy` is native-only: it does not build for wasm32");
 
 pub mod conflict;
 pub mod delta;
@@ -28,6 +40,7 @@ pub mod policy;
 pub mod query;
 pub mod record;
 pub mod remote;
+mod rt;
 pub mod scope;
 #[cfg(feature = "server")]
 pub mod server;

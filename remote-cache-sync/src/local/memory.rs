@@ -218,7 +218,8 @@ fn with_base<T: Record>(sd: &ScopeData<T>, o: &OpRow<T>) -> PendingOp<T> {
     op
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         let state = self.lock();

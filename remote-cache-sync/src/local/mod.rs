@@ -87,7 +87,13 @@ impl ScopePause {
 /// Versions: a record's version is its `updated_at`, or `deleted_at` for a tombstone.
 /// Every store keeps, per record, its *synced version*: the remote version its local state builds
 /// on, used as the `base_version` of pushed ops.
-#[async_trait]
+///
+/// In the browser (`wasm32`) the methods' futures are not `Send` (`async_trait(?Send)`);
+/// natively they are. Implement the trait with the same pair of attributes:
+/// `#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]` and
+/// `#[cfg_attr(not(target_arch = "wasm32"), async_trait)]`.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// A live record (tombstones read as `None`).
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>>;
@@ -191,7 +197,8 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
 pub type DynLocalStore<T> = dyn LocalStore<T>;
 
 /// A shared store is a store: `Arc<S>` (and `Arc<dyn LocalStore<T>>`) forwards every method.
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record, S: LocalStore<T> + ?Sized> LocalStore<T> for std::sync::Arc<S> {
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         (**self).get_by_id(scope, id).await

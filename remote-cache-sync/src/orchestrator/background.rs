@@ -113,7 +113,7 @@ pub(super) fn start<T: Record>(
     );
     let orch = orch.task_handle();
     let tasks = orch.inner.tasks.clone();
-    tasks.spawn(async move {
+    crate::rt::spawn_tracked(&tasks, async move {
         let backoff = orch.inner.config.backoff;
         let mut failures = 0u32;
         let mut delay = Duration::ZERO;
@@ -123,7 +123,7 @@ pub(super) fn start<T: Record>(
                 biased;
                 _ = cancel.cancelled() => return,
                 _ = orch.inner.cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = crate::rt::sleep(delay) => {}
                 _ = wake.notified() => {}
             }
             delay = interval;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::Shared;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,7 +34,7 @@ pub use builder::OrchestratorBuilder;
 pub use config::{OrchestratorConfig, SyncReport};
 pub use decide::{ConflictOutcome, ResolvedConflict};
 
-type SharedSync = Shared<BoxFuture<'static, Result<SyncReport>>>;
+type SharedSync = Shared<crate::rt::BoxFuture<'static, Result<SyncReport>>>;
 
 pub(crate) struct Inner<T: Record> {
     pub local: Arc<dyn LocalStore<T>>,
@@ -239,7 +239,7 @@ impl<T: Record> Orchestrator<T> {
                 None => {
                     let inner = self.inner.clone();
                     let s = scope.clone();
-                    let f = async move {
+                    let f: crate::rt::BoxFuture<'static, _> = Box::pin(async move {
                         let result = sync::run(&inner, &s).await;
                         inner
                             .inflight
@@ -247,9 +247,8 @@ impl<T: Record> Orchestrator<T> {
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&s);
                         result
-                    }
-                    .boxed()
-                    .shared();
+                    });
+                    let f = f.shared();
                     inflight.insert(scope.clone(), f.clone());
                     f
                 }

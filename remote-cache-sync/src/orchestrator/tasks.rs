@@ -19,43 +19,55 @@ use crate::scope::SyncScope;
 /// (briefly) until they have stopped.
 pub(super) struct HandleGuard {
     pub(super) cancel: tokio_util::sync::CancellationToken,
+    // Waited for on drop natively; the browser has nothing to wait for.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(super) tasks: tokio_util::task::TaskTracker,
 }
 
 /// How long dropping the last handle waits for the tasks to notice the cancellation.
+#[cfg(not(target_arch = "wasm32"))]
 const DROP_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for HandleGuard {
     fn drop(&mut self) {
         self.cancel.cancel();
-        if self.tasks.is_empty() {
-            return;
+        // In the browser there is one thread: no task is in the middle of a poll while this
+        // runs, so there is nothing to wait for (and no clock to wait on).
+        #[cfg(not(target_arch = "wasm32"))]
+        wait_stopped(&self.tasks);
+    }
+}
+
+/// Waits (up to [`DROP_WAIT`]) until the cancelled `tasks` have stopped.
+#[cfg(not(target_arch = "wasm32"))]
+fn wait_stopped(tasks: &tokio_util::task::TaskTracker) {
+    if tasks.is_empty() {
+        return;
+    }
+    // On a multi-thread runtime a task may be in the middle of a poll on another worker
+    // while the app returns from `main` and the runtime shuts down its timers under it.
+    // Waiting here until every task has seen the cancellation closes that window. On a
+    // current-thread runtime no task runs while this thread is busy, and the runtime drops
+    // them unpolled, so there is nothing to wait for.
+    let wait = || {
+        let deadline = std::time::Instant::now() + DROP_WAIT;
+        while !tasks.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
-        // On a multi-thread runtime a task may be in the middle of a poll on another worker
-        // while the app returns from `main` and the runtime shuts down its timers under it.
-        // Waiting here until every task has seen the cancellation closes that window. On a
-        // current-thread runtime no task runs while this thread is busy, and the runtime drops
-        // them unpolled, so there is nothing to wait for.
-        let wait = || {
-            let deadline = std::time::Instant::now() + DROP_WAIT;
-            while !self.tasks.is_empty() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            Ok(_) => {}
-            Err(_) => wait(),
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
         }
+        Ok(_) => {}
+        Err(_) => wait(),
     }
 }
 
 impl<T: Record> Orchestrator<T> {
     /// Starts a sync of `scope` in a task on the current tokio runtime (nothing happens outside
-    /// one), retrying transient failures with backoff while ops stay queued; errors are logged.
-    /// At most one such task per scope.
+    /// one; in the browser, on the event loop), retrying transient failures with backoff while
+    /// ops stay queued; errors are logged. At most one such task per scope.
     ///
     /// Every `enqueue_*` calls this (unless
     /// [`sync_after_write`](super::OrchestratorConfig::sync_after_write) is off), and so does a
@@ -64,7 +76,7 @@ impl<T: Record> Orchestrator<T> {
     /// [`shutdown`](Self::shutdown). To make sure queued writes reached the remote before a
     /// program exits, call [`flush`](Self::flush).
     pub fn sync_in_background(&self, scope: &SyncScope) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        let Some(spawner) = crate::rt::Spawner::current() else {
             return;
         };
         if self.inner.cancel.is_cancelled()
@@ -79,17 +91,14 @@ impl<T: Record> Orchestrator<T> {
         }
         let this = self.task_handle();
         let scope = scope.clone();
-        self.inner.tasks.spawn_on(
-            async move {
-                this.kick_loop(&scope).await;
-                this.inner
-                    .kicked
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&scope);
-            },
-            &handle,
-        );
+        spawner.spawn_tracked(&self.inner.tasks, async move {
+            this.kick_loop(&scope).await;
+            this.inner
+                .kicked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&scope);
+        });
     }
 
     /// Runs `fut` unless the orchestrator is cancelled first; `None` when cancelled. The
@@ -131,7 +140,7 @@ impl<T: Record> Orchestrator<T> {
                     failures += 1;
                     tracing::debug!(%scope, error = %e, ?delay, "background sync failed, retrying");
                     if self
-                        .unless_cancelled(tokio::time::sleep(delay))
+                        .unless_cancelled(crate::rt::sleep(delay))
                         .await
                         .is_none()
                     {
@@ -166,7 +175,7 @@ impl<T: Record> Orchestrator<T> {
             }
             Ok(())
         };
-        match tokio::time::timeout(timeout, work).await {
+        match crate::rt::timeout(timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(Error::Unavailable {
                 backend: self.inner.remote.name(),

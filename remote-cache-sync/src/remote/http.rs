@@ -82,7 +82,8 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
         self
     }
 
-    /// Connection timeout (default: the request timeout, at most 10 s).
+    /// Connection timeout (default: the request timeout, at most 10 s). In the browser `fetch`
+    /// has none: only the whole-request timeout applies there.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -107,19 +108,24 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
                 "the token must be non-empty and contain no whitespace".into(),
             ));
         }
+        // In the browser `fetch` has no connect timeout, and the timeout is set per request.
+        #[cfg(not(target_arch = "wasm32"))]
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout.min(self.timeout))
-            .build()
-            .map_err(|e| {
-                Error::InvalidInput(format!("cannot build HTTP client: {}", e.without_url()))
-            })?;
+            .connect_timeout(self.connect_timeout.min(self.timeout));
+        #[cfg(target_arch = "wasm32")]
+        let client = reqwest::Client::builder();
+        let client = client.build().map_err(|e| {
+            Error::InvalidInput(format!("cannot build HTTP client: {}", e.without_url()))
+        })?;
         Ok(HttpRemoteStore {
             inner: Arc::new(Inner {
                 client,
                 base: url.as_str().trim_end_matches('/').to_owned(),
                 url,
                 token: self.token,
+                #[cfg(target_arch = "wasm32")]
+                timeout: self.timeout,
                 prefetch: self.prefetch.then(|| Mutex::new(HashMap::new())),
             }),
         })
@@ -195,6 +201,9 @@ struct Inner<T> {
     /// The same, parsed: requests are joined onto it.
     url: Url,
     token: Option<String>,
+    /// The request timeout (the browser's client has none of its own).
+    #[cfg(target_arch = "wasm32")]
+    timeout: Duration,
     /// Next pages being fetched in the background, by scope.
     prefetch: Option<Mutex<HashMap<SyncScope, Prefetch<T>>>>,
 }
@@ -203,7 +212,7 @@ struct Inner<T> {
 struct Prefetch<T> {
     since: Option<Cursor>,
     limit: usize,
-    task: tokio::task::JoinHandle<Result<Delta<T>>>,
+    task: crate::rt::JoinHandle<Result<Delta<T>>>,
 }
 
 impl<T> Drop for Inner<T> {
@@ -234,11 +243,22 @@ impl<T> fmt::Debug for HttpRemoteStore<T> {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn is_connect(e: &reqwest::Error) -> bool {
+    e.is_connect()
+}
+
+/// `fetch` does not tell a refused connection from other network failures.
+#[cfg(target_arch = "wasm32")]
+fn is_connect(_: &reqwest::Error) -> bool {
+    false
+}
+
 fn transport_error(e: reqwest::Error) -> Error {
     let e = e.without_url();
     let what = if e.is_timeout() {
         "timed out"
-    } else if e.is_connect() {
+    } else if is_connect(&e) {
         "cannot connect"
     } else {
         "request failed"
@@ -309,6 +329,10 @@ impl<T: Record> HttpRemoteStore<T> {
         }
         if let Some(body) = body {
             req = req.json(body);
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            req = req.timeout(inner.timeout);
         }
         let resp = req.send().await.map_err(transport_error)?;
         Self::success_body(resp).await
@@ -511,7 +535,8 @@ async fn pull_page<T: Record>(
     })
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
     fn name(&self) -> &'static str {
         BACKEND
@@ -570,7 +595,8 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         {
             let inner = self.inner.clone();
             let (s, c) = (scope.clone(), next.clone());
-            let task = tokio::spawn(async move { pull_page(&inner, &s, Some(&c), limit).await });
+            let task =
+                crate::rt::spawn(async move { pull_page(&inner, &s, Some(&c), limit).await });
             let prefetch = Prefetch {
                 since: Some(next),
                 limit,

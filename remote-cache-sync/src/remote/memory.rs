@@ -150,7 +150,8 @@ fn parse_cursor(c: Option<&Cursor>) -> Result<u64> {
     }
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
     fn name(&self) -> &'static str {
         "memory"

@@ -33,7 +33,13 @@ pub mod protocol;
 pub mod sqlite;
 
 /// The remote side of sync.
-#[async_trait]
+///
+/// In the browser (`wasm32`) the methods' futures are not `Send` (`async_trait(?Send)`);
+/// natively they are. Implement the trait with the same pair of attributes:
+/// `#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]` and
+/// `#[cfg_attr(not(target_arch = "wasm32"), async_trait)]`.
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 pub trait RemoteStore<T: Record>: Send + Sync + 'static {
     /// Short adapter name used in errors and logs (`"memory"`, `"http"`, `"pocketbase"`, ...).
     fn name(&self) -> &'static str;
@@ -158,7 +164,8 @@ pub fn applied_version<T: Record>(op: &PendingOp<T>) -> Timestamp {
 /// A shared, type-erased remote.
 pub type DynRemoteStore<T> = dyn RemoteStore<T>;
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R> {
     fn name(&self) -> &'static str {
         (**self).name()

@@ -231,7 +231,7 @@ impl<T: Record> SqliteRemoteStore<T> {
     /// Opens (creating when missing) a database file.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        tokio::task::spawn_blocking(move || {
+        crate::rt::spawn_blocking(move || {
             let mut writer = Connection::open(&path).map_err(sql_err)?;
             configure(&writer)?;
             init_schema(&mut writer, true)?;
@@ -378,7 +378,7 @@ impl<T: Record> SqliteRemoteStore<T> {
         f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::rt::spawn_blocking(move || {
             let m = inner.reader.as_ref().unwrap_or(&inner.writer);
             f(&lock(m))
         })
@@ -391,7 +391,7 @@ impl<T: Record> SqliteRemoteStore<T> {
         f: impl FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
+        crate::rt::spawn_blocking(move || f(&mut lock(&inner.writer)))
             .await
             .map_err(join_err)?
     }
@@ -430,7 +430,7 @@ impl<T: Record> crate::server::RawFeed for SqliteRemoteStore<T> {
     }
 }
 
-fn join_err(e: tokio::task::JoinError) -> Error {
+fn join_err(e: crate::rt::JoinError) -> Error {
     Error::storage(format!("sqlite worker failed: {e}"))
 }
 
@@ -474,7 +474,8 @@ fn validate_op<T: Record>(op: &PendingOp<T>) -> Option<String> {
     }
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
     fn name(&self) -> &'static str {
         "sqlite"

@@ -57,7 +57,7 @@ impl<R> FaultyRemote<R> {
 
     async fn delay(&self) {
         if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+            crate::rt::sleep(self.latency).await;
         }
     }
 
@@ -107,7 +107,8 @@ fn unavailable(what: &str) -> Error {
     }
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record, R: RemoteStore<T>> RemoteStore<T> for FaultyRemote<R> {
     fn name(&self) -> &'static str {
         self.inner.name()

@@ -64,6 +64,8 @@ use crate::scope::SyncScope;
 
 mod db;
 mod error;
+#[cfg(target_arch = "wasm32")]
+mod opfs;
 mod query;
 mod schema;
 mod scope_state;
@@ -196,6 +198,9 @@ impl<T> fmt::Debug for SqliteLocalStore<T> {
 #[derive(Debug, Clone)]
 pub struct SqliteLocalStoreBuilder<T> {
     path: Option<PathBuf>,
+    /// `path` is the name of a database in the browser's OPFS.
+    #[cfg(target_arch = "wasm32")]
+    opfs: bool,
     settings: schema::Settings,
     _t: PhantomData<fn() -> T>,
 }
@@ -225,22 +230,48 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
         self
     }
 
-    /// Opens (creating and migrating as needed) on the blocking pool.
+    /// Opens (creating and migrating as needed) on the blocking pool (in the browser: inline,
+    /// after installing the OPFS VFS for an `opfs_builder`).
     pub async fn open(self) -> Result<SqliteLocalStore<T>> {
-        tokio::task::spawn_blocking(move || self.open_blocking())
+        #[cfg(target_arch = "wasm32")]
+        {
+            let name = self.path.as_ref().map(|p| p.to_string_lossy());
+            match &name {
+                Some(name) if self.opfs => {
+                    opfs::uri(name)?;
+                    if let Err(e) = opfs::install(name).await {
+                        tracing::warn!(storage = "opfs", database = %name, error = %e,
+                            "sqlite local store: OPFS unavailable");
+                        return Err(e);
+                    }
+                    tracing::info!(storage = "opfs", vfs = opfs::VFS, database = %name,
+                        "sqlite local store: persistent storage on OPFS");
+                }
+                _ => tracing::info!(
+                    storage = "memory",
+                    "sqlite local store: in memory (not persisted)"
+                ),
+            }
+        }
+        crate::rt::spawn_blocking(move || self.open_blocking())
             .await
             .map_err(join_error)?
     }
 
     /// Opens on the current thread, for synchronous callers (never call it on an async thread).
     pub fn open_blocking(self) -> Result<SqliteLocalStore<T>> {
-        let conn = schema::open(self.path.as_deref(), &self.settings)?;
+        #[cfg(target_arch = "wasm32")]
+        let path = self.opfs_uri()?.or(self.path);
+        #[cfg(not(target_arch = "wasm32"))]
+        let path = self.path;
+        let conn = schema::open(path.as_deref(), &self.settings)?;
         let indexed = schema::indexed_fields(&conn)?;
-        let reader = match &self.path {
-            Some(p) if !schema::is_private(p) => Some(Mutex::new(schema::open_reader(
-                p,
-                self.settings.busy_timeout,
-            )?)),
+        let reader = match &path {
+            // In the browser one connection serves everything: there is one thread, and the
+            // OPFS VFS has no shared memory for WAL.
+            Some(p) if !schema::is_private(p) && cfg!(not(target_arch = "wasm32")) => Some(
+                Mutex::new(schema::open_reader(p, self.settings.busy_timeout)?),
+            ),
             _ => None,
         };
         Ok(SqliteLocalStore {
@@ -248,18 +279,43 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
                 conn: Mutex::new(conn),
                 reader,
                 indexed,
-                path: self.path,
+                path,
             }),
             _t: PhantomData,
         })
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> Error {
+#[cfg(target_arch = "wasm32")]
+impl<T> SqliteLocalStoreBuilder<T> {
+    /// The URI of an OPFS database (whose VFS must be installed), `None` for other databases.
+    fn opfs_uri(&self) -> Result<Option<PathBuf>> {
+        if !self.opfs {
+            return Ok(None);
+        }
+        let name = self.path.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let uri = opfs::uri(name.as_deref().unwrap_or_default())?;
+        if !opfs::installed() {
+            return Err(Error::Storage {
+                kind: StorageErrorKind::Unavailable,
+                message: "OPFS: open the store with the async `open` (it installs the VFS)".into(),
+            });
+        }
+        Ok(Some(PathBuf::from(uri)))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn join_error(e: crate::rt::JoinError) -> Error {
     match e.try_into_panic() {
         Ok(panic) => std::panic::resume_unwind(panic),
         Err(_) => Error::Cancelled,
     }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn join_error(e: crate::rt::JoinError) -> Error {
+    match e {}
 }
 
 impl<T: Record> SqliteLocalStore<T> {
@@ -272,8 +328,38 @@ impl<T: Record> SqliteLocalStore<T> {
                 max_page_count: None,
                 index_fields: Vec::new(),
             },
+            #[cfg(target_arch = "wasm32")]
+            opfs: false,
             _t: PhantomData,
         }
+    }
+
+    /// A builder for the database `name` (e.g. `notes.db`: ASCII letters, digits, `.`, `-`,
+    /// `_`) in the browser's Origin Private File System, which keeps it across page reloads
+    /// (wasm32 only). OPFS needs a dedicated worker: elsewhere `open` fails with
+    /// [`StorageErrorKind::Unavailable`] (no fall-back to memory), and while another worker
+    /// (tab) has the database open, with [`StorageErrorKind::Locked`]. The chosen storage is
+    /// logged (`tracing`, target `remote_cache_sync`).
+    #[cfg(target_arch = "wasm32")]
+    pub fn opfs_builder(name: &str) -> SqliteLocalStoreBuilder<T> {
+        SqliteLocalStoreBuilder {
+            opfs: true,
+            ..Self::builder(name)
+        }
+    }
+
+    /// Opens (creating and migrating as needed) the OPFS database `name`: see
+    /// [`opfs_builder`](Self::opfs_builder).
+    #[cfg(target_arch = "wasm32")]
+    pub async fn open_opfs(name: &str) -> Result<Self> {
+        Self::opfs_builder(name).open().await
+    }
+
+    /// Deletes the OPFS database `name` (see [`opfs_builder`](Self::opfs_builder)); `false`
+    /// when there was none. Fails with [`StorageErrorKind::Locked`] while a store has it open.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn delete_opfs(name: &str) -> Result<bool> {
+        opfs::delete(name).await
     }
 
     /// A builder for a private in-memory database (gone when the store is dropped).
@@ -311,7 +397,8 @@ impl<T: Record> SqliteLocalStore<T> {
     ///   its other tasks to the pool, then runs `f` itself, with no thread hop on the latency
     ///   path (a hop costs a wake-up, which on a loaded machine can take a scheduler slice);
     /// - on a current-thread runtime, on the blocking pool (`spawn_blocking`);
-    /// - outside any tokio runtime, inline.
+    /// - outside any tokio runtime, inline;
+    /// - in the browser (`wasm32`), inline: one thread, and SQLite is single-threaded there.
     ///
     /// Either way `f` runs to completion (commit or rollback) even if the caller's future is
     /// dropped while it waits.
@@ -342,12 +429,12 @@ impl<T: Record> SqliteLocalStore<T> {
         self.run_on(false, move |c| durably(c, f)).await
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     async fn run_on<R, F>(&self, read: bool, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
-        use tokio::runtime::{Handle, RuntimeFlavor};
         let with_conn = move |inner: &Inner, f: F| {
             let conn = match (&inner.reader, read) {
                 (Some(reader), true) => reader,
@@ -358,8 +445,8 @@ impl<T: Record> SqliteLocalStore<T> {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut conn)
         };
-        match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(RuntimeFlavor::MultiThread) => {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
                 tokio::task::block_in_place(|| with_conn(&self.inner, f))
             }
             Ok(_) => {
@@ -370,6 +457,21 @@ impl<T: Record> SqliteLocalStore<T> {
             }
             Err(_) => with_conn(&self.inner, f),
         }
+    }
+
+    /// In the browser there is one thread (and SQLite is single-threaded there): `f` runs
+    /// inline, to completion, before the future first returns.
+    #[cfg(target_arch = "wasm32")]
+    async fn run_on<R, F>(&self, read: bool, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let conn = match (&self.inner.reader, read) {
+            (Some(reader), true) => reader,
+            _ => &self.inner.conn,
+        };
+        f(&mut conn.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -415,7 +517,8 @@ fn op_id_strings(ids: &[OpId]) -> Vec<String> {
     ids.iter().map(|o| o.0.clone()).collect()
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         let (scope, id) = (scope.canonical(), id.to_owned());

@@ -152,6 +152,10 @@ pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connectio
 /// Whether `path` (or its folder) cannot be written, judged by permission bits and, since those
 /// do not tell for root, immutable files or read-only mounts, by trying.
 fn unwritable(path: &Path) -> bool {
+    // The browser has no file system to probe (OPFS files are reached through the VFS only).
+    if cfg!(target_arch = "wasm32") {
+        return false;
+    }
     let denied = |e: std::io::Error| {
         matches!(
             e.kind(),

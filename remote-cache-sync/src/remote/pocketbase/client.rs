@@ -116,6 +116,9 @@ pub(crate) struct Client {
     pub base: Url,
     credentials: Credentials,
     token: tokio::sync::Mutex<Option<Token>>,
+    /// The request timeout (the browser's client has none of its own).
+    #[cfg(target_arch = "wasm32")]
+    timeout: Duration,
     /// 0 unknown, 1 the `/api/rcs/time` hook answers, 2 it does not.
     time_route: AtomicU8,
 }
@@ -131,18 +134,23 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub fn new(base: Url, credentials: Credentials, timeout: Duration) -> Result<Self> {
+        // In the browser `fetch` has no connect timeout, and the timeout is set per request.
+        #[cfg(not(target_arch = "wasm32"))]
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| {
-                Error::InvalidInput(format!("pocketbase: cannot build HTTP client: {e}"))
-            })?;
+            .connect_timeout(Duration::from_secs(10));
+        #[cfg(target_arch = "wasm32")]
+        let http = reqwest::Client::builder();
+        let http = http.build().map_err(|e| {
+            Error::InvalidInput(format!("pocketbase: cannot build HTTP client: {e}"))
+        })?;
         Ok(Client {
             http,
             base,
             credentials,
             token: tokio::sync::Mutex::new(None),
+            #[cfg(target_arch = "wasm32")]
+            timeout,
             time_route: AtomicU8::new(0),
         })
     }
@@ -277,6 +285,10 @@ impl Client {
         }
         if let Some(b) = body {
             req = req.json(b);
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            req = req.timeout(self.timeout);
         }
         let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status();

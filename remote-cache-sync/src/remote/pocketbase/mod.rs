@@ -143,7 +143,7 @@ pub struct PocketBaseRemoteStore<T> {
 /// The next page, requested while the caller applies the current one.
 struct Prefetch<T> {
     key: (String, String, usize),
-    task: tokio::task::JoinHandle<Result<Delta<T>>>,
+    task: crate::rt::JoinHandle<Result<Delta<T>>>,
 }
 
 impl<T> Clone for PocketBaseRemoteStore<T> {
@@ -415,7 +415,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     // Ambiguous: retry the same batch once before blaming the op.
                     if !chunk[k].retried {
                         chunk[k].retried = true;
-                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        crate::rt::sleep(Duration::from_millis(250)).await;
                         continue;
                     }
                     if self.client.is_superuser() {
@@ -784,7 +784,8 @@ fn op_body<T: Record>(
     Ok(Value::Object(body))
 }
 
-#[async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
     fn name(&self) -> &'static str {
         BACKEND
@@ -857,7 +858,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             let scope = scope.clone();
             let k = key(Some(&next));
             let task =
-                tokio::spawn(async move { this.fetch_page(&scope, Some(&next), limit).await });
+                crate::rt::spawn(async move { this.fetch_page(&scope, Some(&next), limit).await });
             let old = self
                 .prefetch
                 .lock()

@@ -95,7 +95,7 @@ pub(crate) fn spawn(client: Arc<Client>, scopes: Vec<SyncScope>) -> RealtimeSubs
     let cancel = CancellationToken::new();
     let topics: HashMap<String, SyncScope> = scopes.into_iter().map(|s| (topic(&s), s)).collect();
     let task_cancel = cancel.clone();
-    tokio::spawn(async move {
+    crate::rt::spawn_detached(async move {
         let mut attempt: u32 = 0;
         loop {
             let result = tokio::select! {
@@ -123,12 +123,45 @@ pub(crate) fn spawn(client: Arc<Client>, scopes: Vec<SyncScope>) -> RealtimeSubs
                 return;
             }
             tokio::select! {
-                () = tokio::time::sleep(retry_in) => {}
+                () = crate::rt::sleep(retry_in) => {}
                 () = task_cancel.cancelled() => return,
             }
         }
     });
     RealtimeSubscription { rx, cancel }
+}
+
+/// A streamed response body, chunk by chunk.
+#[cfg(not(target_arch = "wasm32"))]
+struct Body(reqwest::Response);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Body {
+    fn new(resp: reqwest::Response) -> Self {
+        Body(resp)
+    }
+
+    #[inline]
+    async fn chunk(&mut self) -> reqwest::Result<Option<bytes::Bytes>> {
+        self.0.chunk().await
+    }
+}
+
+/// A streamed response body, chunk by chunk (the browser's `fetch` gives a stream).
+#[cfg(target_arch = "wasm32")]
+struct Body(futures::stream::LocalBoxStream<'static, reqwest::Result<bytes::Bytes>>);
+
+#[cfg(target_arch = "wasm32")]
+impl Body {
+    fn new(resp: reqwest::Response) -> Self {
+        use futures::StreamExt;
+        Body(resp.bytes_stream().boxed_local())
+    }
+
+    async fn chunk(&mut self) -> reqwest::Result<Option<bytes::Bytes>> {
+        use futures::StreamExt;
+        self.0.next().await.transpose()
+    }
 }
 
 /// One SSE event.
@@ -190,18 +223,19 @@ async fn run_once(
     attempt: &mut u32,
 ) -> Result<()> {
     let url = client.url(&["api", "realtime"])?;
-    let mut resp = client
+    let req = client
         .http
         .get(url.clone())
-        .header(reqwest::header::ACCEPT, "text/event-stream")
-        .timeout(Duration::from_secs(365 * 24 * 3600))
-        .send()
-        .await
-        .map_err(|e| Error::Unavailable {
-            backend: BACKEND,
-            message: format!("realtime connect: {e}"),
-            source: None,
-        })?;
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    // Natively this overrides the client's timeout. The browser's client has none, and a timer
+    // this long would fire at once there.
+    #[cfg(not(target_arch = "wasm32"))]
+    let req = req.timeout(Duration::from_secs(365 * 24 * 3600));
+    let resp = req.send().await.map_err(|e| Error::Unavailable {
+        backend: BACKEND,
+        message: format!("realtime connect: {e}"),
+        source: None,
+    })?;
     if !resp.status().is_success() {
         return Err(Error::Unavailable {
             backend: BACKEND,
@@ -209,11 +243,12 @@ async fn run_once(
             source: None,
         });
     }
+    let mut resp = Body::new(resp);
     let mut parser = SseParser::default();
     let mut events = Vec::new();
     let mut subscribed = false;
     loop {
-        let chunk = tokio::time::timeout(IDLE_LIMIT, resp.chunk())
+        let chunk = crate::rt::timeout(IDLE_LIMIT, resp.chunk())
             .await
             .map_err(|_| Error::Unavailable {
                 backend: BACKEND,
