@@ -243,22 +243,11 @@ impl<T> fmt::Debug for HttpRemoteStore<T> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-fn is_connect(e: &reqwest::Error) -> bool {
-    e.is_connect()
-}
-
-/// `fetch` does not tell a refused connection from other network failures.
-#[cfg(target_arch = "wasm32")]
-fn is_connect(_: &reqwest::Error) -> bool {
-    false
-}
-
 fn transport_error(e: reqwest::Error) -> Error {
     let e = e.without_url();
     let what = if e.is_timeout() {
         "timed out"
-    } else if is_connect(&e) {
+    } else if super::client::retry::refused_connection(&e) {
         "cannot connect"
     } else {
         "request failed"

@@ -48,6 +48,18 @@ pub(crate) const READS: RetryPolicy = RetryPolicy {
     jitter_seed: None,
 };
 
+/// A connection that could not be made (nothing was sent, so any request may be retried).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn refused_connection(e: &reqwest::Error) -> bool {
+    e.is_connect()
+}
+
+/// `fetch` does not tell a refused connection from other network failures: no in-place retry.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn refused_connection(_: &reqwest::Error) -> bool {
+    false
+}
+
 impl RetryPolicy {
     /// Whether `e` is worth another attempt in place.
     pub(crate) fn retries(&self, e: &Error) -> bool {
@@ -60,7 +72,7 @@ impl RetryPolicy {
                 source: Some(src), ..
             } => src
                 .downcast_ref::<reqwest::Error>()
-                .is_some_and(|r| r.is_connect() && !r.is_timeout()),
+                .is_some_and(|r| refused_connection(r) && !r.is_timeout()),
             _ => false,
         }
     }
