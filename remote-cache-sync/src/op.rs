@@ -134,3 +134,14 @@ pub enum PushOutcome<T> {
         reason: String,
     },
 }
+
+impl<T> PushOutcome<T> {
+    /// The answer every remote gives an op that conflicts with a remote version that does not
+    /// decode (a row another app wrote): a verdict on that one op, the other ops of the push
+    /// stand, and the row itself is quarantined when pulled.
+    pub fn undecodable_current(reason: impl fmt::Display) -> Self {
+        PushOutcome::Rejected {
+            reason: format!("the remote's version of this record does not decode: {reason}"),
+        }
+    }
+}

@@ -464,9 +464,7 @@ fn decode_push<T: Record>(bytes: &[u8]) -> Result<Vec<PushOutcome<T>>> {
                 Ok(r) => PushOutcome::Conflict {
                     current: Some(Change::Upsert(r)),
                 },
-                Err(e) => PushOutcome::Rejected {
-                    reason: format!("the remote's version of this record does not decode: {e}"),
-                },
+                Err(e) => PushOutcome::undecodable_current(e),
             },
         })
         .collect())

@@ -1150,9 +1150,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                 continue;
             }
             if let Some(err) = unreadable.get(&op.id) {
-                outcomes.push(PushOutcome::Rejected {
-                    reason: format!("the remote's version of this record does not decode: {err}"),
-                });
+                outcomes.push(PushOutcome::undecodable_current(err));
                 continue;
             }
             if !base_matches(
@@ -1163,11 +1161,7 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
                 let cur = cur.expect("base_matches accepts every op on a missing record");
                 match self.current_change(&op.id, cur) {
                     Ok(c) => outcomes.push(PushOutcome::Conflict { current: Some(c) }),
-                    Err(err) => outcomes.push(PushOutcome::Rejected {
-                        reason: format!(
-                            "the remote's version of this record does not decode: {err}"
-                        ),
-                    }),
+                    Err(err) => outcomes.push(PushOutcome::undecodable_current(err)),
                 }
                 continue;
             }

@@ -608,11 +608,7 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                         outcomes.push(match current.as_ref().map(|row| row.change::<T>(&op.id)) {
                             None => PushOutcome::Conflict { current: None },
                             Some(Ok(c)) => PushOutcome::Conflict { current: Some(c) },
-                            Some(Err(e)) => PushOutcome::Rejected {
-                                reason: format!(
-                                    "the remote's version of this record does not decode: {e}"
-                                ),
-                            },
+                            Some(Err(e)) => PushOutcome::undecodable_current(e),
                         });
                         continue;
                     }

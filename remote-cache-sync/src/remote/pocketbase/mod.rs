@@ -439,7 +439,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                             Some(cur) if in_scope(&cur.raw, scope) => {
                                 match self.decode_change(cur.raw) {
                                     Ok(c) => PushOutcome::Conflict { current: Some(c) },
-                                    Err(e) => unreadable_current(&e.to_string()),
+                                    Err(e) => PushOutcome::undecodable_current(e),
                                 }
                             }
                             _ => PushOutcome::Rejected {
@@ -566,14 +566,6 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     /// Turns a PocketBase row into a change of `T`.
     fn decode_change(&self, raw: Map<String, Value>) -> Result<Change<T>> {
         decode_row(raw)
-    }
-}
-
-/// The verdict on an op whose record's remote row does not decode: that op is rejected (every
-/// adapter answers so), the other ops of the push stand.
-fn unreadable_current<T>(reason: &str) -> PushOutcome<T> {
-    PushOutcome::Rejected {
-        reason: format!("the remote's version of this record does not decode: {reason}"),
     }
 }
 
@@ -899,7 +891,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                 continue;
             }
             if let Some(reason) = cur.and_then(|c| c.unreadable.as_ref()) {
-                outcomes[index] = Some(unreadable_current(reason));
+                outcomes[index] = Some(PushOutcome::undecodable_current(reason));
                 continue;
             }
             let change = op.change();
@@ -911,7 +903,7 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
                 let cur = current.get(&op.id).expect("a mismatch needs a current row");
                 outcomes[index] = Some(match decode_row(cur.raw.clone()) {
                     Ok(c) => PushOutcome::Conflict { current: Some(c) },
-                    Err(e) => unreadable_current(&e.to_string()),
+                    Err(e) => PushOutcome::undecodable_current(e),
                 });
                 continue;
             }
