@@ -234,24 +234,36 @@ fn requeue<T: Record>(
     op
 }
 
-/// `change` with a version strictly after `floor` (unchanged when it already is).
+/// `change` with a version strictly after `floor` (unchanged when it already is). A record whose
+/// type cannot be restamped keeps its own version, with a warning.
 pub(crate) fn restamp_past<T: Record>(change: Change<T>, floor: Timestamp) -> Change<T> {
+    try_restamp_past(change, floor).unwrap_or_else(|change| {
+        tracing::warn!(id = %change.id(), "cannot restamp a resolved write; pushed with its own version");
+        change
+    })
+}
+
+/// `change` with a version strictly after `floor`: unchanged when it already is, else moved to
+/// `floor` + [`RESTAMP_STEP`] (deletes directly, records through [`Record::with_updated_at`]).
+/// `Err` gives the change back unchanged when it cannot be moved past `floor`.
+pub(crate) fn try_restamp_past<T: Record>(
+    change: Change<T>,
+    floor: Timestamp,
+) -> std::result::Result<Change<T>, Change<T>> {
     if change.version() > floor {
-        return change;
+        return Ok(change);
     }
     let at = floor + RESTAMP_STEP;
     match change {
-        Change::Delete(t) => Change::Delete(Tombstone {
+        Change::Delete(t) => Ok(Change::Delete(Tombstone {
             deleted_at: at,
             ..t
-        }),
+        })),
         Change::Upsert(r) => match r.with_updated_at(at) {
-            Ok(r) if Change::Upsert(r.clone()).version() > floor => Change::Upsert(r),
-            Ok(r) => Change::Upsert(r),
-            Err(e) => {
-                tracing::warn!(id = %r.id(), error = %e, "cannot restamp a resolved write; pushed with its own version");
-                Change::Upsert(r)
+            Ok(moved) if Change::Upsert(moved.clone()).version() > floor => {
+                Ok(Change::Upsert(moved))
             }
+            _ => Err(Change::Upsert(r)),
         },
     }
 }

@@ -158,21 +158,18 @@ fn restamp_write<T: Record>(mut op: PendingOp<T>, current: Timestamp) -> Result<
     if version > current {
         return Ok(op);
     }
-    let at = current + decide::RESTAMP_STEP;
-    let stale = || Error::StaleVersion {
-        id: op.id.clone(),
-        version,
-        current,
-    };
-    match op.payload.take() {
-        None => op.updated_at = at,
-        Some(record) => {
-            let record = record.with_updated_at(at).map_err(|_| stale())?;
-            if Change::Upsert(record.clone()).version() <= current {
-                return Err(stale());
-            }
+    match decide::try_restamp_past(op.change(), current) {
+        Ok(Change::Upsert(record)) => {
             op.updated_at = record.updated_at();
             op.payload = Some(record);
+        }
+        Ok(Change::Delete(t)) => op.updated_at = t.deleted_at,
+        Err(_) => {
+            return Err(Error::StaleVersion {
+                id: op.id.clone(),
+                version,
+                current,
+            });
         }
     }
     tracing::debug!(id = %op.id, %version, %current, "local write restamped past the record's version");
