@@ -54,8 +54,8 @@ use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::{
-    CachePolicy, JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig,
-    PendingOp, QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
+    JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig, PendingOp,
+    QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -961,17 +961,8 @@ impl OtherDevice {
                 _ = &mut stop => return Ok(writes),
                 _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..8))) => {}
             }
-            let id = worker::pick_record(&mut rng, self.records);
-            let live = self
-                .orch
-                .get(&self.scope, &id, CachePolicy::OfflineOnly)
-                .await?
-                .is_some();
-            let kind = match live {
-                false => OpKind::Create,
-                true if rng.random_bool(0.25) => OpKind::Delete,
-                true => OpKind::Update,
-            };
+            let (id, kind) =
+                worker::pick_write(&mut rng, &self.orch, &self.scope, self.records).await?;
             // Odd: the killed client's versions are even.
             let version = nanos(Timestamp::now()).max(self.last + 1) | 1;
             self.last = version;

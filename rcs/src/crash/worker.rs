@@ -58,6 +58,27 @@ pub fn pick_record(rng: &mut StdRng, records: usize) -> String {
     client_id(n)
 }
 
+/// A device's next write: a record ([`pick_record`]) and what to do with it: create it when the
+/// device's cache does not hold it live, else update it, or delete it a quarter of the time.
+pub async fn pick_write(
+    rng: &mut StdRng,
+    orch: &Orchestrator<JsonRecord>,
+    scope: &SyncScope,
+    records: usize,
+) -> anyhow::Result<(String, OpKind)> {
+    let id = pick_record(rng, records);
+    let live = orch
+        .get(scope, &id, CachePolicy::OfflineOnly)
+        .await?
+        .is_some();
+    let kind = match live {
+        false => OpKind::Create,
+        true if rng.random_bool(0.25) => OpKind::Delete,
+        true => OpKind::Update,
+    };
+    Ok((id, kind))
+}
+
 /// Runs until killed.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -91,16 +112,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut n = 0u64;
     loop {
         for _ in 0..rng.random_range(1..=12) {
-            let id = pick_record(&mut rng, args.records);
-            let live = orch
-                .get(&args.scope, &id, CachePolicy::OfflineOnly)
-                .await?
-                .is_some();
-            let kind = match live {
-                false => OpKind::Create,
-                true if rng.random_bool(0.25) => OpKind::Delete,
-                true => OpKind::Update,
-            };
+            let (id, kind) = pick_write(&mut rng, &orch, &args.scope, args.records).await?;
             // A version newer than every earlier write, also across restarts, and even (the
             // other device's are odd, so no two writes share one).
             let version = nanos(Timestamp::now()).max(last + 1);
