@@ -100,7 +100,9 @@ pub(super) fn start<T: Record>(
     interval: Duration,
 ) -> BackgroundSync {
     let handle = BackgroundSync {
-        cancel: CancellationToken::new(),
+        // A child of the orchestrator's token: `shutdown` (or dropping the last handle of the
+        // orchestrator) stops this loop too.
+        cancel: orch.inner.cancel.child_token(),
         wake: Arc::new(Notify::new()),
         online: Arc::new(AtomicBool::new(true)),
         paused: Arc::new(AtomicBool::new(false)),
@@ -122,7 +124,6 @@ pub(super) fn start<T: Record>(
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return,
-                _ = orch.inner.cancel.cancelled() => return,
                 _ = crate::rt::sleep(delay) => {}
                 _ = wake.notified() => {}
             }
@@ -131,15 +132,10 @@ pub(super) fn start<T: Record>(
                 continue;
             }
             for scope in &scopes {
-                let sync = async {
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => None,
-                        r = orch.synchronize(scope) => Some(r),
-                    }
-                };
-                let Some(result) = orch.unless_cancelled(sync).await.flatten() else {
-                    return;
+                let result = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return,
+                    r = orch.synchronize(scope) => r,
                 };
                 match result {
                     Ok(_) => failures = 0,
