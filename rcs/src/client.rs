@@ -274,6 +274,9 @@ impl RemoteStore<JsonRecord> for ProgressRemote {
     async fn server_time(&self) -> remote_cache_sync::Result<Timestamp> {
         self.inner.server_time().await
     }
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<remote_cache_sync::remote::RemoteEvents> {
+        self.inner.subscribe(scopes)
+    }
 }
 
 /// Parses `FIELD OP VALUE`.

@@ -53,6 +53,21 @@ pub(crate) type BoxFuture<'a, T> = futures::future::BoxFuture<'a, T>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxFuture<'a, T> = futures::future::LocalBoxFuture<'a, T>;
 
+/// A boxed stream: `Send` natively, not in the browser.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type BoxStream<'a, T> = futures::stream::BoxStream<'a, T>;
+/// A boxed stream: `Send` natively, not in the browser.
+#[cfg(target_arch = "wasm32")]
+pub(crate) type BoxStream<'a, T> = futures::stream::LocalBoxStream<'a, T>;
+
+/// Boxes a stream as a [`BoxStream`].
+#[allow(dead_code)] // Used by the realtime adapters only.
+pub(crate) fn box_stream<'a, T>(
+    s: impl futures::Stream<Item = T> + MaybeSend + 'a,
+) -> BoxStream<'a, T> {
+    Box::pin(s)
+}
+
 /// A timeout passed before the future completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Elapsed;
@@ -154,7 +169,10 @@ pub(crate) use tokio::task::JoinHandle;
 pub(crate) use tokio::spawn;
 
 /// Spawns `fut` and lets it run on its own (natively this panics outside a tokio runtime).
-#[cfg(all(not(target_arch = "wasm32"), feature = "pocketbase"))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "http-base", feature = "postgres")
+))]
 #[inline]
 pub(crate) fn spawn_detached<F>(fut: F)
 where
@@ -164,7 +182,7 @@ where
 }
 
 /// Spawns `fut` on the browser's event loop and lets it run on its own.
-#[cfg(all(target_arch = "wasm32", feature = "pocketbase"))]
+#[cfg(all(target_arch = "wasm32", feature = "http-base"))]
 pub(crate) fn spawn_detached<F>(fut: F)
 where
     F: Future<Output = ()> + 'static,

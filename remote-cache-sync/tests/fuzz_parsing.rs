@@ -1262,11 +1262,12 @@ mod pocketbase {
             .unwrap();
     }
 
-    /// The realtime (SSE) stream parser: any stream yields only `Resync`, `Changed` of a
-    /// subscribed scope, then `Disconnected` when the stream ends; the task never dies.
+    /// The realtime (SSE) stream parser: any stream yields only `Reconnected` or `Changed` of a
+    /// subscribed scope, and the subscription survives it: it opens the stream again.
     #[test]
     fn realtime_stream_parser_survives_any_stream() {
-        use remote_cache_sync::remote::pocketbase::RealtimeEvent;
+        use futures::StreamExt;
+        use remote_cache_sync::remote::{RealtimeOptions, RemoteEvent, RemoteStore};
         let responder = RT.block_on(Responder::start());
         let line = prop_oneof![
             2 => Just("event: PB_CONNECT".to_owned()),
@@ -1287,9 +1288,18 @@ mod pocketbase {
             status(),
         );
         let scope = SyncScope::named("records").unwrap();
-        let store =
-            PocketBaseRemoteStore::<TestRecord>::new(&responder.url(), Credentials::Anonymous)
-                .unwrap();
+        let config = PocketBaseConfig {
+            realtime: RealtimeOptions::default()
+                .stall_timeout(Duration::from_millis(500))
+                .backoff(Duration::from_millis(1), Duration::from_millis(5)),
+            ..PocketBaseConfig::default()
+        };
+        let store = PocketBaseRemoteStore::<TestRecord>::with_config(
+            &responder.url(),
+            Credentials::Anonymous,
+            config,
+        )
+        .unwrap();
         runner(60)
             .run(&strategy, |(lines, tail, get_status, post_status)| {
                 let mut body: Vec<u8> = lines
@@ -1312,16 +1322,25 @@ mod pocketbase {
                     }
                 });
                 RT.block_on(async {
-                    let mut sub = store.subscribe(vec![scope.clone()]).unwrap();
-                    loop {
-                        let ev = tokio::time::timeout(Duration::from_secs(5), sub.recv())
-                            .await
-                            .map_err(|_| TestCaseError::fail("no event within 5 s"))?;
+                    let before = responder.hits.load(Ordering::SeqCst);
+                    let mut sub = store.subscribe(std::slice::from_ref(&scope)).unwrap();
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    // Two more stream openings than before: the first stream was consumed and
+                    // the task reopened it.
+                    while responder.hits.load(Ordering::SeqCst) < before + 3 {
+                        let ev = tokio::time::timeout_at(deadline, sub.next()).await;
                         match ev {
-                            None => return Err(TestCaseError::fail("the subscription task died")),
-                            Some(RealtimeEvent::Changed(s)) => prop_assert_eq!(&s, &scope),
-                            Some(RealtimeEvent::Disconnected { .. }) => break,
-                            Some(_) => {}
+                            Err(_) => {
+                                if responder.hits.load(Ordering::SeqCst) >= before + 3 {
+                                    break;
+                                }
+                                return Err(TestCaseError::fail("no reconnect within 5 s"));
+                            }
+                            Ok(None) => {
+                                return Err(TestCaseError::fail("the subscription task died"));
+                            }
+                            Ok(Some(RemoteEvent::Changed(s))) => prop_assert_eq!(&s, &scope),
+                            Ok(Some(_)) => {}
                         }
                     }
                     Ok(())

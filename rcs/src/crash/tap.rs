@@ -225,4 +225,8 @@ impl RemoteStore<JsonRecord> for Tap {
     async fn server_time(&self) -> Result<Timestamp> {
         self.inner.server_time().await
     }
+
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<remote_cache_sync::remote::RemoteEvents> {
+        self.inner.subscribe(scopes)
+    }
 }

@@ -1,5 +1,15 @@
-//! Periodic background sync with exponential backoff, connectivity hints and an auth pause.
+//! Background sync: realtime-driven when the remote offers
+//! [`subscribe`](crate::RemoteStore::subscribe), periodic always (as the only trigger for a
+//! remote without realtime, as a safety net otherwise), with exponential backoff, connectivity
+//! hints and an auth pause.
+//!
+//! With realtime, a [`RemoteEvent::Changed`] syncs that scope at once, a
+//! [`RemoteEvent::Reconnected`] syncs every scope (events sent while no connection listened are
+//! lost, so only a pull catches up), and events that arrive while a sync runs are coalesced
+//! into one more pass over the scopes they name. If the subscription ends, the loop goes on
+//! polling.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -7,8 +17,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use futures::{FutureExt, StreamExt};
+
 use super::Orchestrator;
 use crate::record::Record;
+use crate::remote::{RemoteEvent, RemoteEvents};
 use crate::scope::SyncScope;
 
 /// Exponential backoff with jitter: attempt `n` waits a random time in
@@ -46,8 +59,8 @@ impl Backoff {
     }
 }
 
-/// Handle to a periodic background sync started by
-/// [`Orchestrator::start_background_sync`]. Dropping it stops the loop.
+/// Handle to a background sync started by [`Orchestrator::start_background_sync`]. Dropping it
+/// stops the loop and closes its realtime subscription.
 #[derive(Debug)]
 pub struct BackgroundSync {
     cancel: CancellationToken,
@@ -94,6 +107,27 @@ impl Drop for BackgroundSync {
     }
 }
 
+/// The scopes a batch of events asks to sync, as indexes into `scopes`.
+fn mark(event: &RemoteEvent, scopes: &[SyncScope], dirty: &mut BTreeSet<usize>) {
+    match event {
+        RemoteEvent::Changed(scope) => {
+            // A scope nobody subscribed to (a confused server) is ignored.
+            if let Some(i) = scopes.iter().position(|s| s == scope) {
+                dirty.insert(i);
+            }
+        }
+        RemoteEvent::Reconnected => dirty.extend(0..scopes.len()),
+    }
+}
+
+/// The next event, or never when there is no (more) subscription.
+async fn next_event(events: &mut Option<RemoteEvents>) -> Option<RemoteEvent> {
+    match events {
+        Some(e) => e.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 pub(super) fn start<T: Record>(
     orch: Orchestrator<T>,
     scopes: Vec<SyncScope>,
@@ -115,23 +149,51 @@ pub(super) fn start<T: Record>(
     );
     let orch = orch.task_handle();
     let tasks = orch.inner.tasks.clone();
+    let mut events = if orch.inner.config.realtime {
+        orch.inner.remote.subscribe(&scopes)
+    } else {
+        None
+    };
     crate::rt::spawn_tracked(&tasks, async move {
         let backoff = orch.inner.config.backoff;
         let mut failures = 0u32;
         let mut delay = Duration::ZERO;
+        // Scopes to sync in the next pass, as indexes into `scopes`.
+        let mut dirty: BTreeSet<usize> = BTreeSet::new();
         loop {
             // Cancellation first: nothing is polled once the loop or the orchestrator stops.
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return,
-                _ = crate::rt::sleep(delay) => {}
-                _ = wake.notified() => {}
+                event = next_event(&mut events) => match event {
+                    Some(event) => mark(&event, &scopes, &mut dirty),
+                    None => {
+                        tracing::debug!("realtime subscription ended; polling only");
+                        events = None;
+                        continue;
+                    }
+                },
+                _ = crate::rt::sleep(delay) => {
+                    dirty.extend(0..scopes.len());
+                    delay = interval;
+                }
+                _ = wake.notified() => {
+                    dirty.extend(0..scopes.len());
+                    delay = interval;
+                }
             }
-            delay = interval;
+            // Coalesce: everything already waiting joins this pass.
+            while let Some(Some(event)) = events.as_mut().and_then(|e| e.next().now_or_never())
+            {
+                mark(&event, &scopes, &mut dirty);
+            }
             if !online.load(Ordering::SeqCst) || paused.load(Ordering::SeqCst) {
+                // Offline or paused: coming back (a wake) syncs every scope anyway.
+                dirty.clear();
                 continue;
             }
-            for scope in &scopes {
+            while let Some(i) = dirty.pop_first() {
+                let scope = &scopes[i];
                 let result = tokio::select! {
                     biased;
                     _ = cancel.cancelled() => return,
@@ -142,6 +204,7 @@ pub(super) fn start<T: Record>(
                     Err(e) if e.is_auth() => {
                         tracing::warn!(%scope, "credentials refused; background sync paused");
                         paused.store(true, Ordering::SeqCst);
+                        dirty.clear();
                         break;
                     }
                     Err(e) if e.is_retryable() => {
@@ -150,6 +213,8 @@ pub(super) fn start<T: Record>(
                             .min(interval.max(backoff.max));
                         failures = failures.saturating_add(1);
                         tracing::debug!(%scope, error = %e, ?delay, "background sync failed");
+                        // The retry after `delay` syncs every scope.
+                        dirty.clear();
                         break;
                     }
                     // A refusal of the scope (403, 404) is kept as its pause reason; the other
@@ -160,4 +225,28 @@ pub(super) fn start<T: Record>(
         }
     });
     handle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_mark_scopes() {
+        let scopes: Vec<SyncScope> = ["a", "b", "c"]
+            .iter()
+            .map(|n| SyncScope::named(*n).unwrap())
+            .collect();
+        let mut dirty = BTreeSet::new();
+        mark(&RemoteEvent::Changed(scopes[1].clone()), &scopes, &mut dirty);
+        mark(&RemoteEvent::Changed(scopes[1].clone()), &scopes, &mut dirty);
+        mark(
+            &RemoteEvent::Changed(SyncScope::named("other").unwrap()),
+            &scopes,
+            &mut dirty,
+        );
+        assert_eq!(dirty, BTreeSet::from([1]));
+        mark(&RemoteEvent::Reconnected, &scopes, &mut dirty);
+        assert_eq!(dirty, BTreeSet::from([0, 1, 2]));
+    }
 }

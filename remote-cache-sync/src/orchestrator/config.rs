@@ -17,6 +17,10 @@ pub struct OrchestratorConfig {
     pub sync_after_write: bool,
     /// Retry schedule for background syncs after transient failures.
     pub backoff: Backoff,
+    /// Whether [`start_background_sync`](super::Orchestrator::start_background_sync) subscribes
+    /// to the remote's realtime events when it offers them
+    /// ([`RemoteStore::subscribe`](crate::RemoteStore::subscribe)). Default true.
+    pub realtime: bool,
 }
 
 impl Default for OrchestratorConfig {
@@ -27,6 +31,7 @@ impl Default for OrchestratorConfig {
             max_rejections: 1,
             sync_after_write: true,
             backoff: Backoff::default(),
+            realtime: true,
         }
     }
 }
@@ -50,6 +55,11 @@ impl OrchestratorConfig {
     /// Sets `sync_after_write`.
     pub fn sync_after_write(mut self, on: bool) -> Self {
         self.sync_after_write = on;
+        self
+    }
+    /// Sets `realtime`.
+    pub fn realtime(mut self, on: bool) -> Self {
+        self.realtime = on;
         self
     }
     /// Sets the retry schedule.

@@ -300,7 +300,10 @@ impl<T: Record> Orchestrator<T> {
         sync::discard(&self.inner, scope, op_ids).await
     }
 
-    /// Starts a periodic sync of `scopes` every `interval` (see [`BackgroundSync`]).
+    /// Keeps `scopes` in sync in the background (see [`BackgroundSync`]): driven by the remote's
+    /// realtime events when it offers them ([`RemoteStore::subscribe`], unless
+    /// [`OrchestratorConfig::realtime`] is off), and every `interval` in any case. With
+    /// realtime, `interval` is only a safety net: make it long (minutes).
     pub fn start_background_sync(
         &self,
         scopes: Vec<SyncScope>,

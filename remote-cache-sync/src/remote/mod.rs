@@ -16,8 +16,10 @@ use crate::scope::SyncScope;
 
 pub mod memory;
 mod parse;
+pub mod realtime;
 
 pub use parse::{RemoteOptions, from_url, from_url_with};
+pub use realtime::{RealtimeOptions, RemoteEvent, RemoteEvents};
 
 #[cfg(feature = "http-base")]
 mod client;
@@ -86,6 +88,20 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
             .map(|t| PendingOp::<T>::delete(scope.clone(), t.id.clone(), t.deleted_at))
             .collect();
         push_unconditionally(self, scope, ops).await
+    }
+
+    /// Realtime change notifications for `scopes`, when the remote offers them (the default:
+    /// `None`, and the background sync keeps polling).
+    ///
+    /// Contract: the stream yields [`RemoteEvent::Reconnected`] each time it starts listening
+    /// (first connect and every reconnect) and [`RemoteEvent::Changed`] for a subscribed scope
+    /// after a change to it commits; never data (see [`realtime`]). A change committed after
+    /// the pull that answers a `Reconnected` started is always followed by an event. The
+    /// implementation reconnects by itself; dropping the stream stops all its work. Refused
+    /// credentials or scopes do not end it: the pulls it triggers report them.
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<RemoteEvents> {
+        let _ = scopes;
+        None
     }
 }
 
@@ -192,5 +208,8 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
     }
     async fn batch_delete(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
         (**self).batch_delete(scope, tombstones).await
+    }
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<RemoteEvents> {
+        (**self).subscribe(scopes)
     }
 }

@@ -24,6 +24,8 @@ pub const PULL: &str = "/v1/pull";
 pub const PUSH: &str = "/v1/push";
 /// `POST` [`GetRequest`] → [`GetResponse`].
 pub const GET: &str = "/v1/get";
+/// `GET`: server-sent change notifications of the `scope` query parameters (JSON scopes).
+pub const EVENTS: &str = "/v1/events";
 
 /// Largest page a server returns, whatever the client asks for.
 pub const MAX_PULL_LIMIT: usize = 5_000;

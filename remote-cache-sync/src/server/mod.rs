@@ -61,8 +61,11 @@ use crate::scope::SyncScope;
 use jiff::Timestamp;
 
 pub mod auth;
+mod events;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
+pub use events::{ChangeFeed, DEFAULT_HEARTBEAT, MAX_EVENT_SCOPES};
+use events::Hub;
 
 /// Default largest request body: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -79,6 +82,10 @@ pub struct Server {
     max_pull_limit: usize,
     max_push_ops: usize,
     request_timeout: std::time::Duration,
+    heartbeat: std::time::Duration,
+    change_feed: Option<Arc<dyn ChangeFeed>>,
+    hub: Arc<Hub>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -100,7 +107,33 @@ impl Server {
             max_pull_limit: protocol::MAX_PULL_LIMIT,
             max_push_ops: protocol::MAX_PUSH_OPS,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            heartbeat: DEFAULT_HEARTBEAT,
+            change_feed: None,
+            hub: Arc::new(Hub::default()),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Interval of the heartbeat comment an idle event stream (`GET /v1/events`) sends, so
+    /// clients can tell a silent stream from a dead one (default 15 s).
+    pub fn heartbeat(mut self, interval: std::time::Duration) -> Self {
+        self.heartbeat = interval.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// Also announces on the event streams the changes `feed` reports: pushes made through
+    /// other servers sharing the storage (the PostgreSQL storage implements [`ChangeFeed`]
+    /// with `LISTEN`). Without it only pushes through this server are announced.
+    pub fn change_feed(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
+        self.change_feed = Some(feed);
+        self
+    }
+
+    /// A token that ends every event stream when cancelled. Cancel it when shutting down:
+    /// a graceful shutdown waits for open connections, and an event stream never ends by
+    /// itself. [`serve_server`] does it for you.
+    pub fn stop_handle(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     /// Serves pulls from `feed`, which must read the same data as the storage, as ready-made
@@ -140,13 +173,20 @@ impl Server {
     pub fn into_router(self) -> Router {
         let max_body = self.max_body_bytes;
         let timeout = self.request_timeout;
-        let state = Arc::new(self);
+        let mut server = self;
+        server.hub = Arc::new(Hub::new(server.change_feed.clone(), server.stop.clone()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Listen for other servers' writes from the start, not from the first stream.
+            server.hub.ensure_feed();
+        }
+        let state = Arc::new(server);
         Router::new()
             .route(protocol::HEALTH, get(health))
             .route(protocol::TIME, get(time))
             .route(protocol::PULL, post(pull))
             .route(protocol::PUSH, post(push))
             .route(protocol::GET, post(get_one))
+            .route(protocol::EVENTS, get(events))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(max_body))
@@ -221,6 +261,22 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves `server` on `listener` until `shutdown` completes; then ends the event streams and
+/// lets in-flight requests finish.
+pub async fn serve_server(
+    listener: tokio::net::TcpListener,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = server.stop_handle();
+    let router = server.into_router();
+    serve(listener, router, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
@@ -617,6 +673,12 @@ async fn push(
             "internal error",
         ));
     }
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, PushOutcome::Applied { .. }))
+    {
+        server.hub.publish(&req.scope);
+    }
     let mut outcomes = outcomes.into_iter();
     let results: Vec<_> = results
         .into_iter()
@@ -632,4 +694,43 @@ async fn push(
         .collect();
     tracing::debug!(principal = %principal.name, scope = %req.scope, ops = n, "push");
     Ok(axum::Json(PushResponse { results }))
+}
+
+/// `GET /v1/events?scope=…`: authenticated and authorized exactly as a pull of each scope.
+async fn events(
+    State(server): AppState,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&server, &headers)?;
+    let axum::extract::Query(pairs) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, e.body_text())
+    })?;
+    let mut scopes: Vec<SyncScope> = Vec::new();
+    for (key, value) in pairs {
+        if key != "scope" {
+            continue;
+        }
+        let scope: SyncScope = serde_json::from_str(&value).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_SCOPE, e.to_string())
+        })?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if scopes.is_empty() || scopes.len() > MAX_EVENT_SCOPES {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::INVALID_REQUEST,
+            format!("give between 1 and {MAX_EVENT_SCOPES} scope parameters"),
+        ));
+    }
+    for scope in &scopes {
+        authorize(&server, &principal, scope, Access::Read)?;
+    }
+    tracing::debug!(principal = %principal.name, scopes = scopes.len(), "events stream opened");
+    Ok(events::stream(&server.hub, scopes, server.heartbeat).into_response())
 }

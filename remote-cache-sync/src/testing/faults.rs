@@ -159,4 +159,8 @@ impl<T: Record, R: RemoteStore<T>> RemoteStore<T> for FaultyRemote<R> {
     async fn server_time(&self) -> Result<Timestamp> {
         self.inner.server_time().await
     }
+
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
+        self.inner.subscribe(scopes)
+    }
 }

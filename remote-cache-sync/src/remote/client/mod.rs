@@ -11,3 +11,4 @@
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod url;
+pub(crate) mod sse;

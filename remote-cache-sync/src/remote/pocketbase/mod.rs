@@ -63,10 +63,9 @@ mod auth;
 mod client;
 pub mod cursor;
 mod filter;
-pub mod realtime;
+mod realtime;
 
 pub use auth::Credentials;
-pub use realtime::{RealtimeEvent, RealtimeSubscription};
 
 use client::{BACKEND, Client, status_error};
 use cursor::{CursorState, Start};
@@ -117,6 +116,9 @@ pub struct PocketBaseConfig {
     pub auth_recheck: Duration,
     /// Per-request timeout. Default 30 s.
     pub request_timeout: Duration,
+    /// Timings of [`subscribe`](RemoteStore::subscribe)'s event stream. PocketBase sends no
+    /// heartbeat and drops clients idle for 5 minutes, so the default stall timeout is 330 s.
+    pub realtime: crate::remote::RealtimeOptions,
 }
 
 impl Default for PocketBaseConfig {
@@ -128,6 +130,8 @@ impl Default for PocketBaseConfig {
             prefetch: true,
             auth_recheck: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            realtime: crate::remote::RealtimeOptions::default()
+                .stall_timeout(realtime::IDLE_LIMIT),
         }
     }
 }
@@ -229,14 +233,6 @@ impl<T: Record> PocketBaseRemoteStore<T> {
     /// [`Error::Unauthorized`].
     pub async fn authenticate(&self) -> Result<()> {
         self.client.authorization(false).await.map(|_| ())
-    }
-
-    /// Subscribes to changes of `scopes` over PocketBase realtime (SSE). See [`realtime`].
-    pub fn subscribe(&self, scopes: Vec<SyncScope>) -> Result<RealtimeSubscription> {
-        for s in &scopes {
-            validate_scope(s)?;
-        }
-        Ok(realtime::spawn(self.client.clone(), scopes))
     }
 
     fn records_url(&self, collection: &str) -> Result<Url> {
@@ -781,6 +777,28 @@ fn op_body<T: Record>(
 impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
     fn name(&self) -> &'static str {
         BACKEND
+    }
+
+    /// Realtime over PocketBase's SSE endpoint (`docs/backends/pocketbase.md`, "Realtime"; timings
+    /// in [`PocketBaseConfig::realtime`]). A scope that
+    /// fails validation is left out (its pulls report why).
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
+        let scopes: Vec<SyncScope> = scopes
+            .iter()
+            .filter(|s| match validate_scope(s) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(scope = %s, error = %e, "scope left out of the realtime subscription");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        Some(realtime::spawn(
+            self.client.clone(),
+            scopes,
+            self.config.realtime,
+        ))
     }
 
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {

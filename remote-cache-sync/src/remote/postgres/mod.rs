@@ -110,18 +110,25 @@
 //! in the connection string too. `sslmode=disable` and the default `prefer` connect without TLS (libpq's
 //! `prefer` would encrypt without verifying anything, which protects against little): use
 //! `require` for any server that is not on the same machine or network.
+//!
+//! # Realtime
+//!
+//! [`RemoteStore::subscribe`] listens on the channel `{p}changes` with `LISTEN` on a dedicated
+//! connection; every push that writes anything sends `pg_notify('{p}changes', scope)` in its
+//! transaction, so listeners hear of it exactly when it commits. Events are triggers: the
+//! subscription says `Reconnected` whenever its `LISTEN` (re)starts, and the orchestrator pulls.
+//! A writer that bypasses the store should notify the same way, or its changes wait for the
+//! periodic sync. Details in the `listen` module's source.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::config::SslMode;
@@ -132,7 +139,7 @@ use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
-use crate::remote::{RemoteStore, applied_version, base_matches};
+use crate::remote::RemoteStore;
 use crate::scope::SyncScope;
 
 const BACKEND: &str = "postgres";
@@ -143,441 +150,18 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// Earliest instant a `timestamptz` can hold (4714-11-24 BC, Julian day 0), in Unix seconds.
 const PG_MIN_UNIX_SECOND: i64 = -210_866_803_200;
 
-/// Settings for [`PostgresRemoteStore::connect`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct PostgresOptions {
-    /// Prefix of the store's table and sequence names (`[a-z_][a-z0-9_]*`, at most 40 bytes).
-    /// Default `rcs_`. Use one prefix per app sharing a database.
-    pub table_prefix: String,
-    /// Most connections the store opens. Default 8.
-    pub max_connections: usize,
-    /// How long to wait for a connection (TCP connect and pool wait). Default 10 s.
-    pub connect_timeout: Duration,
-    /// Create the schema on connect (see [`PostgresRemoteStore::migrate`]). Default true.
-    pub auto_migrate: bool,
-    /// A PEM file of CA certificates to trust, in addition to the system's, for
-    /// `sslmode=require` (e.g. a private CA or a self-signed server certificate).
-    pub tls_root_certificates: Option<PathBuf>,
-    /// Longest a push waits for its scope's lock or a row lock (PostgreSQL `lock_timeout`)
-    /// before failing with [`Error::Unavailable`]. Default 30 s.
-    pub lock_timeout: Duration,
-}
+mod errors;
+mod listen;
+mod options;
+mod push;
+mod sql;
+mod tls;
 
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            table_prefix: "rcs_".into(),
-            max_connections: 8,
-            connect_timeout: Duration::from_secs(10),
-            auto_migrate: true,
-            tls_root_certificates: None,
-            lock_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl PostgresOptions {
-    /// Sets [`table_prefix`](Self::table_prefix).
-    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.table_prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`max_connections`](Self::max_connections).
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// Sets [`connect_timeout`](Self::connect_timeout).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`auto_migrate`](Self::auto_migrate).
-    pub fn auto_migrate(mut self, yes: bool) -> Self {
-        self.auto_migrate = yes;
-        self
-    }
-
-    /// Sets [`lock_timeout`](Self::lock_timeout).
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// Sets [`tls_root_certificates`](Self::tls_root_certificates).
-    pub fn tls_root_certificates(mut self, pem_file: impl Into<PathBuf>) -> Self {
-        self.tls_root_certificates = Some(pem_file.into());
-        self
-    }
-}
-
-/// A rustls connector trusting the system's roots plus the certificates in `extra`.
-fn tls_connector(extra: &[&Path]) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore::empty();
-    // Errors from individual system certificates are ignored, like every TLS client does.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    for path in extra {
-        let bad = |e: &dyn fmt::Display| {
-            Error::InvalidInput(format!(
-                "postgres: cannot read TLS root certificates from {}: {e}",
-                path.display()
-            ))
-        };
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(bad(&"no certificate in the file"));
-        }
-    }
-    if roots.is_empty() {
-        return Err(Error::InvalidInput(
-            "postgres: sslmode=require but no trusted root certificate was found; set tls_root_certificates".into(),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::InvalidInput(format!("postgres TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Accepts libpq's TLS parameters that `tokio-postgres` does not parse: `sslrootcert=PATH` is
-/// taken out (and returned), `sslmode=verify-ca`/`verify-full` become `require` (which always
-/// verifies fully here). Works on URLs and on the key/value form.
-fn libpq_tls_parameters(url: &str) -> (String, Option<PathBuf>) {
-    let mut root_cert = None;
-    if url.contains("://") {
-        let Some((base, query)) = url.split_once('?') else {
-            return (url.to_owned(), None);
-        };
-        let mut kept = Vec::new();
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("sslrootcert", v)) => root_cert = Some(PathBuf::from(percent_decode(v))),
-                Some(("sslmode", "verify-ca" | "verify-full")) => kept.push("sslmode=require"),
-                _ => kept.push(pair),
-            }
-        }
-        let url = if kept.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        (url, root_cert)
-    } else {
-        // Key/value form; rewritten only when one of these parameters is present (unquoted).
-        let mut kept = Vec::new();
-        let mut changed = false;
-        for part in url.split_whitespace() {
-            match part.split_once('=') {
-                Some(("sslrootcert", v)) if !v.starts_with('\'') => {
-                    root_cert = Some(PathBuf::from(v));
-                    changed = true;
-                }
-                Some(("sslmode", "verify-ca" | "verify-full")) => {
-                    kept.push("sslmode=require");
-                    changed = true;
-                }
-                _ => kept.push(part),
-            }
-        }
-        if changed {
-            (kept.join(" "), root_cert)
-        } else {
-            (url.to_owned(), None)
-        }
-    }
-}
-
-/// The SQL of one store, built once from the validated prefix.
-#[derive(Debug)]
-struct Sql {
-    records: String,
-    applied: String,
-    meta: String,
-    seq: String,
-    migrate: Vec<String>,
-    lock_scope: String,
-    tx_settings: String,
-    lock_key_prefix: String,
-    applied_check: String,
-    current_for_update: String,
-    upsert_rows: String,
-    insert_applied: String,
-    pull: String,
-    get: String,
-    prune: String,
-}
-
-impl Sql {
-    fn new(prefix: &str) -> Result<Self> {
-        let valid = !prefix.is_empty()
-            && prefix.len() <= 40
-            && prefix
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| b == b'_' || b.is_ascii_lowercase() || (i > 0 && b.is_ascii_digit()));
-        if !valid {
-            return Err(Error::InvalidInput(format!(
-                "postgres table prefix {prefix:?} must match [a-z_][a-z0-9_]* and be at most 40 bytes"
-            )));
-        }
-        let records = format!("{prefix}records");
-        let applied = format!("{prefix}applied_ops");
-        let meta = format!("{prefix}meta");
-        let seq = format!("{prefix}seq");
-        let migrate = vec![
-            format!("CREATE SEQUENCE IF NOT EXISTS {seq} AS bigint CACHE 1"),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {records} (
-                    scope text NOT NULL,
-                    id text NOT NULL,
-                    seq bigint NOT NULL,
-                    version text NOT NULL,
-                    updated_at timestamptz NOT NULL,
-                    deleted boolean NOT NULL,
-                    data jsonb,
-                    PRIMARY KEY (scope, id)
-                )"
-            ),
-            format!("CREATE UNIQUE INDEX IF NOT EXISTS {records}_feed ON {records} (scope, seq)"),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {applied} (
-                    scope text NOT NULL,
-                    op_id text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now(),
-                    PRIMARY KEY (scope, op_id)
-                )"
-            ),
-            format!("CREATE INDEX IF NOT EXISTS {applied}_applied_at ON {applied} (applied_at)"),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL)"
-            ),
-        ];
-        Ok(Sql {
-            lock_scope: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))".into(),
-            tx_settings: "SELECT set_config('lock_timeout', $1, true), \
-                          set_config('idle_in_transaction_session_timeout', $2, true)"
-                .into(),
-            lock_key_prefix: format!("{records}\n"),
-            applied_check: format!("SELECT op_id FROM {applied} WHERE scope = $1 AND op_id = ANY($2::text[])"),
-            current_for_update: format!(
-                "SELECT id, version, deleted, data FROM {records}
-                 WHERE scope = $1 AND id = ANY($2::text[]) FOR UPDATE"
-            ),
-            upsert_rows: format!(
-                "INSERT INTO {records} (scope, id, seq, version, updated_at, deleted, data)
-                 SELECT $1, u.id, nextval('{seq}'), u.version, u.updated_at, u.deleted, u.data
-                 FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::jsonb[])
-                      AS u(id, version, updated_at, deleted, data)
-                 ON CONFLICT (scope, id) DO UPDATE SET
-                    seq = EXCLUDED.seq, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-                    deleted = EXCLUDED.deleted, data = EXCLUDED.data"
-            ),
-            insert_applied: format!(
-                "INSERT INTO {applied} (scope, op_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING"
-            ),
-            pull: format!(
-                "SELECT seq, id, version, data FROM {records}
-                 WHERE scope = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-            ),
-            get: format!(
-                "SELECT data FROM {records}
-                 WHERE scope = $1 AND id = $2 AND NOT deleted AND data IS NOT NULL"
-            ),
-            prune: format!("DELETE FROM {applied} WHERE applied_at < $1"),
-            records,
-            applied,
-            meta,
-            seq,
-            migrate,
-        })
-    }
-}
-
-/// Masks the password of a `postgres://user:password@host/db` URL (or a `password=` key/value),
-/// for messages and logs.
-pub fn redact_connection_string(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-        return url.to_owned();
-    }
-    // key=value form: mask whatever follows `password=` up to the next whitespace.
-    let mut out = String::with_capacity(url.len());
-    for (i, part) in url.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if part
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("password=")
-        {
-            out.push_str("password=***");
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-/// Turns driver errors into the crate's [`Error`], scrubbing the password from every message.
-#[derive(Clone)]
-struct ErrorMapper {
-    secret: Option<String>,
-}
-
-impl fmt::Debug for ErrorMapper {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ErrorMapper").finish_non_exhaustive()
-    }
-}
-
-impl ErrorMapper {
-    fn scrub(&self, message: impl Into<String>) -> String {
-        let message = message.into();
-        match &self.secret {
-            Some(s) if !s.is_empty() => message.replace(s.as_str(), "***"),
-            _ => message,
-        }
-    }
-
-    fn pg(&self, e: &tokio_postgres::Error) -> Error {
-        let unavailable = |message: String| Error::Unavailable {
-            backend: BACKEND,
-            message: self.scrub(message),
-            source: None,
-        };
-        if let Some(db) = e.as_db_error() {
-            let code = db.code().code();
-            let message = match db.detail() {
-                Some(d) => format!("{} ({code}): {}: {d}", db.severity(), db.message()),
-                None => format!("{} ({code}): {}", db.severity(), db.message()),
-            };
-            let class = &code[..2];
-            return match class {
-                "28" => Error::Unauthorized {
-                    backend: BACKEND,
-                    message: self.scrub(message),
-                },
-                "08" | "53" | "57" | "58" | "XX" => unavailable(message),
-                "40" | "55" if matches!(code, "40001" | "40P01" | "55P03" | "55006") => {
-                    unavailable(message)
-                }
-                "42" if code == "42501" => Error::Rejected {
-                    backend: BACKEND,
-                    status: None,
-                    message: self.scrub(format!("permission denied: {message}")),
-                },
-                _ => Error::Rejected {
-                    backend: BACKEND,
-                    status: None,
-                    message: self.scrub(message),
-                },
-            };
-        }
-        // Client-side errors: the Display text names the kind; the causes (io, TLS) follow.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        if text.starts_with("error performing TLS handshake") && text.contains("certificate") {
-            Error::Rejected {
-                backend: BACKEND,
-                status: None,
-                message: self.scrub(format!(
-                    "the server's TLS certificate is not trusted: {text}"
-                )),
-            }
-        } else if text.starts_with("authentication error") {
-            Error::Unauthorized {
-                backend: BACKEND,
-                message: self.scrub(text),
-            }
-        } else if text.starts_with("invalid connection string")
-            || text.starts_with("invalid configuration")
-        {
-            Error::InvalidInput(self.scrub(format!("postgres: {text}")))
-        } else if text.starts_with("error serializing") {
-            Error::Codec(self.scrub(format!("postgres: {text}")))
-        } else if text.starts_with("error deserializing")
-            || text.starts_with("invalid column")
-            || text.starts_with("query returned an unexpected")
-        {
-            Error::MalformedResponse {
-                backend: BACKEND,
-                message: self.scrub(text),
-            }
-        } else {
-            // io, closed connection, timeout, TLS, protocol errors: transient.
-            unavailable(text)
-        }
-    }
-
-    fn pool(&self, e: PoolError) -> Error {
-        match e {
-            PoolError::Backend(e) => self.pg(&e),
-            PoolError::PostCreateHook(h) => Error::Unavailable {
-                backend: BACKEND,
-                message: self.scrub(h.to_string()),
-                source: None,
-            },
-            other => Error::Unavailable {
-                backend: BACKEND,
-                message: self.scrub(format!("connection pool: {other}")),
-                source: None,
-            },
-        }
-    }
-}
+use errors::ErrorMapper;
+pub use options::PostgresOptions;
+use sql::Sql;
+pub use tls::redact_connection_string;
+use tls::{libpq_tls_parameters, tls_connector};
 
 /// A PostgreSQL database as a [`RemoteStore`], for any record type (stored as `jsonb`). See the
 /// [module docs](self) for the schema and the exact-cursor design.
@@ -590,6 +174,8 @@ pub struct PostgresRemoteStore<T> {
     /// `lock_timeout` and `idle_in_transaction_session_timeout` (ms) for write transactions.
     tx_settings: [String; 2],
     prefix: String,
+    /// How subscriptions open their `LISTEN` connection.
+    listen: Arc<listen::ListenSetup>,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -722,7 +308,7 @@ impl<T: Record> PostgresRemoteStore<T> {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = if config.get_ssl_mode() == SslMode::Require {
+        let (manager, listen_config, listen_tls) = if config.get_ssl_mode() == SslMode::Require {
             let extra: Vec<&Path> = options
                 .tls_root_certificates
                 .as_deref()
@@ -730,11 +316,21 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .chain(url_root_cert.as_deref())
                 .collect();
             let tls = tls_connector(&extra)?;
-            Manager::from_config(config, tls, manager_config)
+            let listen = (config.clone(), Some(tls.clone()));
+            (
+                Manager::from_config(config, tls, manager_config),
+                listen.0,
+                listen.1,
+            )
         } else {
             // `prefer` without verification would be theatre; see the module docs.
             config.ssl_mode(SslMode::Disable);
-            Manager::from_config(config, NoTls, manager_config)
+            let listen = config.clone();
+            (
+                Manager::from_config(config, NoTls, manager_config),
+                listen,
+                None,
+            )
         };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections)
@@ -753,10 +349,18 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .max(1_000)
                 .to_string(),
         ];
+        let listen = Arc::new(listen::ListenSetup {
+            config: listen_config,
+            tls: listen_tls,
+            channel: sql.channel.clone(),
+            errors: errors.clone(),
+            options: options.realtime,
+        });
         let store = PostgresRemoteStore {
             pool,
             sql,
             errors,
+            listen,
             tx_settings,
             prefix: options.table_prefix,
             _records: PhantomData,
@@ -1051,174 +655,12 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        if ops.iter().any(|op| &op.scope != scope) {
-            return Err(Error::InvalidInput(
-                "op scope differs from push scope".into(),
-            ));
-        }
-        // Encode and validate before touching the database.
-        let mut prepared = Vec::with_capacity(ops.len());
-        for op in ops {
-            let change = op.change();
-            let data = match change.record() {
-                Some(r) => Some(serde_json::to_value(r)?),
-                None => None,
-            };
-            let invalid = self.invalid_op(op, &change, data.as_ref());
-            prepared.push((change, data, invalid));
-        }
-        let canonical = scope.canonical();
-        let ids: Vec<&str> = {
-            let mut seen = HashSet::new();
-            ops.iter()
-                .map(|o| o.id.as_str())
-                .filter(|id| seen.insert(*id))
-                .collect()
-        };
-        let op_ids: Vec<&str> = ops.iter().map(|o| o.op_id.as_str()).collect();
+        self.push_ops(scope, ops).await
+    }
 
-        let mut client = self.client().await?;
-        let broken = client.broken.clone();
-        let e = |e: tokio_postgres::Error| self.fail(&broken, &e);
-        let tx = client.transaction().await.map_err(e)?;
-        // See the module docs: this lock is what keeps the cursor exact.
-        let lock_key = format!("{}{canonical}", self.sql.lock_key_prefix);
-        let (settings, lock, applied_stmt, current_stmt) = tokio::try_join!(
-            tx.prepare_cached(&self.sql.tx_settings),
-            tx.prepare_cached(&self.sql.lock_scope),
-            tx.prepare_cached(&self.sql.applied_check),
-            tx.prepare_cached(&self.sql.current_for_update),
-        )
-        .map_err(e)?;
-        let [lock_timeout, idle_timeout] = &self.tx_settings;
-        let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [lock_timeout, idle_timeout];
-        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_key];
-        // Pipelined: the settings apply before the lock wait starts.
-        tokio::try_join!(
-            tx.execute(&settings, &settings_params),
-            tx.execute(&lock, &lock_params)
-        )
-        .map_err(e)?;
-        let applied_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&canonical, &op_ids];
-        let current_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&canonical, &ids];
-        let (applied_rows, current_rows) = tokio::try_join!(
-            tx.query(&applied_stmt, &applied_params),
-            tx.query(&current_stmt, &current_params),
-        )
-        .map_err(e)?;
-        let mut applied: HashSet<String> = applied_rows
-            .iter()
-            .map(|r| column(r, "op_id"))
-            .collect::<Result<_>>()?;
-        let mut current: HashMap<String, Current> = HashMap::with_capacity(current_rows.len());
-        // Rows another writer left malformed: ops on them cannot be checked, so they are
-        // rejected (with the reason) and the other ops of the push go on.
-        let mut unreadable: HashMap<String, Error> = HashMap::new();
-        for row in &current_rows {
-            let id: String = column(row, "id")?;
-            match Self::current_row(row, &id) {
-                Ok(cur) => {
-                    current.insert(id, cur);
-                }
-                Err(err) => {
-                    tracing::warn!(id = %id, error = %err, "postgres row is malformed");
-                    unreadable.insert(id, err);
-                }
-            }
-        }
-
-        let mut outcomes = Vec::with_capacity(ops.len());
-        // Ids to write, in first-write order; their final state is in `current`.
-        let mut written: Vec<&str> = Vec::new();
-        let mut written_set: HashSet<&str> = HashSet::new();
-        let mut new_applied: Vec<&str> = Vec::new();
-        for (op, (change, data, invalid)) in ops.iter().zip(prepared) {
-            let cur = current.get(&op.id);
-            if applied.contains(op.op_id.as_str()) {
-                // The version this op wrote back then, not whatever superseded it since.
-                outcomes.push(PushOutcome::Applied {
-                    version: applied_version(op),
-                });
-                continue;
-            }
-            if let Some(reason) = invalid {
-                outcomes.push(PushOutcome::Rejected { reason });
-                continue;
-            }
-            if let Some(err) = unreadable.get(&op.id) {
-                outcomes.push(PushOutcome::undecodable_current(err));
-                continue;
-            }
-            if !base_matches(
-                op.kind,
-                op.base_version,
-                cur.map(|c| (c.version, c.deleted)),
-            ) {
-                let cur = cur.expect("base_matches accepts every op on a missing record");
-                match self.current_change(&op.id, cur) {
-                    Ok(c) => outcomes.push(PushOutcome::Conflict { current: Some(c) }),
-                    Err(err) => outcomes.push(PushOutcome::undecodable_current(err)),
-                }
-                continue;
-            }
-            current.insert(
-                op.id.clone(),
-                Current {
-                    version: change.version(),
-                    deleted: change.is_delete(),
-                    data,
-                },
-            );
-            if written_set.insert(op.id.as_str()) {
-                written.push(op.id.as_str());
-            }
-            applied.insert(op.op_id.0.clone());
-            new_applied.push(op.op_id.as_str());
-            outcomes.push(PushOutcome::Applied {
-                version: applied_version(op),
-            });
-        }
-
-        if !written.is_empty() {
-            let finals: Vec<&Current> = written.iter().map(|id| &current[*id]).collect();
-            let w_versions: Vec<String> = finals.iter().map(|c| c.version.to_string()).collect();
-            let w_times: Vec<Timestamp> = finals.iter().map(|c| c.version).collect();
-            let w_deleted: Vec<bool> = finals.iter().map(|c| c.deleted).collect();
-            let w_data: Vec<Option<&Value>> = finals.iter().map(|c| c.data.as_ref()).collect();
-            let (upsert, insert_applied) = tokio::try_join!(
-                tx.prepare_cached(&self.sql.upsert_rows),
-                tx.prepare_cached(&self.sql.insert_applied),
-            )
-            .map_err(e)?;
-            tx.execute(
-                &upsert,
-                &[
-                    &canonical,
-                    &written,
-                    &w_versions,
-                    &w_times,
-                    &w_deleted,
-                    &w_data,
-                ],
-            )
-            .await
-            .map_err(e)?;
-            tx.execute(&insert_applied, &[&canonical, &new_applied])
-                .await
-                .map_err(e)?;
-        }
-        tx.commit().await.map_err(e)?;
-        tracing::debug!(
-            scope = %scope,
-            ops = ops.len(),
-            written = written.len(),
-            "postgres push committed"
-        );
-        Ok(outcomes)
+    /// `LISTEN`/`NOTIFY` on a dedicated connection; see [Realtime](self#realtime).
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
+        Some(listen::spawn(self.listen.clone(), Some(scopes)))
     }
 
     async fn server_time(&self) -> Result<Timestamp> {
@@ -1232,8 +674,17 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
     }
 }
 
+/// Every change of every scope, for a server sharing this database with others (`rcs serve`).
+#[cfg(feature = "server")]
+impl<T: Record> crate::server::ChangeFeed for PostgresRemoteStore<T> {
+    fn changes(&self) -> crate::remote::RemoteEvents {
+        listen::spawn(self.listen.clone(), None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use super::*;
 
     #[test]

@@ -44,6 +44,8 @@ use crate::remote::protocol::{
 };
 use crate::scope::SyncScope;
 
+mod events;
+
 const BACKEND: &str = "http";
 
 /// Default request timeout.
@@ -56,6 +58,7 @@ pub struct HttpRemoteStoreBuilder<T> {
     timeout: Duration,
     connect_timeout: Duration,
     prefetch: bool,
+    realtime: crate::remote::RealtimeOptions,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -97,6 +100,14 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
         self
     }
 
+    /// Timings of [`subscribe`](RemoteStore::subscribe)'s event stream: keep the stall timeout
+    /// a few times the server's heartbeat (`rcs serve` sends one every 15 s; the default stall
+    /// timeout is 45 s).
+    pub fn realtime(mut self, options: crate::remote::RealtimeOptions) -> Self {
+        self.realtime = options;
+        self
+    }
+
     /// Builds the store. Fails with [`Error::InvalidInput`] for a URL that is not `http(s)://`
     /// or that carries credentials (give those with [`token`](Self::token)).
     pub fn build(self) -> Result<HttpRemoteStore<T>> {
@@ -127,6 +138,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
                 #[cfg(target_arch = "wasm32")]
                 timeout: self.timeout,
                 prefetch: self.prefetch.then(|| Mutex::new(HashMap::new())),
+                realtime: self.realtime,
             }),
         })
     }
@@ -206,6 +218,8 @@ struct Inner<T> {
     timeout: Duration,
     /// Next pages being fetched in the background, by scope.
     prefetch: Option<Mutex<HashMap<SyncScope, Prefetch<T>>>>,
+    /// Timings of event streams.
+    realtime: crate::remote::RealtimeOptions,
 }
 
 /// A pull started ahead of time: valid for exactly this cursor and limit.
@@ -268,6 +282,7 @@ impl<T: Record> HttpRemoteStore<T> {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(10),
             prefetch: true,
+            realtime: crate::remote::RealtimeOptions::default(),
             _t: PhantomData,
         }
     }
@@ -527,6 +542,22 @@ async fn pull_page<T: Record>(
 impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
     fn name(&self) -> &'static str {
         BACKEND
+    }
+
+    /// Realtime over the server's `GET /v1/events` (server-sent events; `docs/protocol.md`,
+    /// "Events"), one stream for all `scopes`. A refusal (401, 403) is retried with backoff
+    /// like any failure; the pulls the orchestrator makes report it.
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
+        if scopes.is_empty() {
+            return None;
+        }
+        let url = events::url(&self.inner.url, scopes).ok()?;
+        Some(events::spawn(
+            self.inner.client.clone(),
+            url,
+            self.inner.token.clone(),
+            self.inner.realtime,
+        ))
     }
 
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
