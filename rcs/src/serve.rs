@@ -2,7 +2,9 @@
 //! PostgreSQL database.
 //!
 //! Prints `listening: http://ADDR` on stdout once bound (so scripts and tests can use port 0),
-//! stops gracefully on SIGINT or SIGTERM.
+//! stops gracefully on SIGINT or SIGTERM (ending the open event streams first). Over
+//! PostgreSQL, each server hears the others' writes through `LISTEN/NOTIFY` and announces them
+//! on its own event streams.
 
 use std::sync::Arc;
 
@@ -13,7 +15,8 @@ use remote_cache_sync::remote::postgres::{
 };
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{
-    AllowAll, Authorizer, DEFAULT_MAX_BODY_BYTES, Server, StaticTokens, serve, shutdown_signal,
+    AllowAll, Authorizer, DEFAULT_MAX_BODY_BYTES, Server, StaticTokens, serve_server,
+    shutdown_signal,
 };
 
 /// Arguments of `rcs serve`.
@@ -41,6 +44,9 @@ pub struct Args {
     /// Longest time one request may take, body upload included (seconds).
     #[arg(long, default_value_t = 60)]
     request_timeout: u64,
+    /// Interval of the heartbeat on idle event streams (`GET /v1/events`), in seconds.
+    #[arg(long, default_value_t = 15)]
+    heartbeat: u64,
 }
 
 /// Opens the storage; SQLite also serves pulls through the raw fast path.
@@ -54,7 +60,10 @@ async fn open_storage(db: &str, auth: Arc<dyn Authorizer>) -> anyhow::Result<Ser
                     redact_connection_string(db)
                 )
             })?;
-        Ok(Server::from_arcs(Arc::new(store), auth))
+        // Several servers may share the database: each announces the others' writes to its
+        // event streams through LISTEN/NOTIFY.
+        let store = Arc::new(store);
+        Ok(Server::from_arcs(store.clone(), auth).change_feed(store))
     } else {
         let store = SqliteRemoteStore::<JsonRecord>::open(db)
             .await
@@ -96,11 +105,11 @@ fn authorizer(args: &Args) -> anyhow::Result<Arc<dyn Authorizer>> {
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let auth = authorizer(&args)?;
-    let router = open_storage(&args.db, auth)
+    let server = open_storage(&args.db, auth)
         .await?
         .max_body_bytes(args.max_body_bytes)
         .request_timeout(std::time::Duration::from_secs(args.request_timeout.max(1)))
-        .into_router();
+        .heartbeat(std::time::Duration::from_secs(args.heartbeat.max(1)));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -112,7 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%addr, "rcs serve started");
-    serve(listener, router, shutdown_signal()).await?;
+    serve_server(listener, server, shutdown_signal()).await?;
     tracing::info!("rcs serve stopped");
     Ok(())
 }

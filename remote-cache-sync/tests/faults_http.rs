@@ -580,8 +580,10 @@ async fn one_write(device: &Orchestrator<TestRecord>, scope: &SyncScope, id: &st
 }
 
 fn config_with(backoff: Backoff) -> OrchestratorConfig {
+    // These tests measure the polling loop's requests: no realtime stream in the log.
     OrchestratorConfig::default()
         .sync_after_write(false)
+        .realtime(false)
         .backoff(backoff)
 }
 

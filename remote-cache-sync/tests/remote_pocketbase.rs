@@ -852,9 +852,7 @@ async fn realtime_notifies_changes_and_resyncs_after_reconnect() {
     )
     .unwrap();
     let other = scope();
-    let mut sub = via_proxy
-        .subscribe(std::slice::from_ref(&watched))
-        .unwrap();
+    let mut sub = via_proxy.subscribe(std::slice::from_ref(&watched)).unwrap();
     assert_eq!(next_event(&mut sub).await, RemoteEvent::Reconnected);
 
     // A write in another scope is not reported; one in the watched scope is.
@@ -1182,10 +1180,7 @@ async fn realtime_events_follow_the_users_rules() {
         .batch_upsert(&s1, &[TestRecord::new("y", "u1's", ts(1))])
         .await
         .unwrap();
-    assert_eq!(
-        next_event(&mut sub).await,
-        RemoteEvent::Changed(s1.clone())
-    );
+    assert_eq!(next_event(&mut sub).await, RemoteEvent::Changed(s1.clone()));
     // Nothing else is pending (in particular no event for u2's record).
     let extra = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
     assert!(extra.is_err(), "unexpected event {extra:?}");
@@ -1240,7 +1235,12 @@ async fn realtime_wakes_the_background_sync_and_resyncs_after_a_cut() {
         .batch_upsert(&s, &[TestRecord::new("a", "first", ts(1))])
         .await
         .unwrap();
-    wait_for("first", "a", "the realtime event never woke the background sync").await;
+    wait_for(
+        "first",
+        "a",
+        "the realtime event never woke the background sync",
+    )
+    .await;
 
     // Cut the stream, write while no stream listens, and see the change arrive on reconnect.
     proxy.cut();

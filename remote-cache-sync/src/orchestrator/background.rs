@@ -183,8 +183,7 @@ pub(super) fn start<T: Record>(
                 }
             }
             // Coalesce: everything already waiting joins this pass.
-            while let Some(Some(event)) = events.as_mut().and_then(|e| e.next().now_or_never())
-            {
+            while let Some(Some(event)) = events.as_mut().and_then(|e| e.next().now_or_never()) {
                 mark(&event, &scopes, &mut dirty);
             }
             if !online.load(Ordering::SeqCst) || paused.load(Ordering::SeqCst) {
@@ -238,8 +237,16 @@ mod tests {
             .map(|n| SyncScope::named(*n).unwrap())
             .collect();
         let mut dirty = BTreeSet::new();
-        mark(&RemoteEvent::Changed(scopes[1].clone()), &scopes, &mut dirty);
-        mark(&RemoteEvent::Changed(scopes[1].clone()), &scopes, &mut dirty);
+        mark(
+            &RemoteEvent::Changed(scopes[1].clone()),
+            &scopes,
+            &mut dirty,
+        );
+        mark(
+            &RemoteEvent::Changed(scopes[1].clone()),
+            &scopes,
+            &mut dirty,
+        );
         mark(
             &RemoteEvent::Changed(SyncScope::named("other").unwrap()),
             &scopes,

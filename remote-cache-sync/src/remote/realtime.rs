@@ -174,7 +174,6 @@ mod driver {
         crate::rt::box_stream(s)
     }
 
-
     /// Starts a subscription: a task that keeps one connection from `connect` open, reopening
     /// it with jittered exponential backoff, until the returned stream is dropped.
     pub(crate) fn spawn(

@@ -97,12 +97,7 @@ impl Hub {
 
     /// Tells every stream to resync all its scopes.
     fn resync_all(&self) {
-        for listener in self
-            .all
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for listener in self.all.lock().unwrap_or_else(|e| e.into_inner()).values() {
             listener.mark(|p| p.resync = true);
         }
     }
@@ -224,7 +219,11 @@ pub(super) fn stream(
                     break vec![Event::default().event("resync").data("{}")];
                 }
                 if !pending.scopes.is_empty() {
-                    break pending.scopes.iter().map(|i| changed(&scopes[*i])).collect();
+                    break pending
+                        .scopes
+                        .iter()
+                        .map(|i| changed(&scopes[*i]))
+                        .collect();
                 }
                 tokio::select! {
                     () = stop.cancelled() => return None,

@@ -64,8 +64,8 @@ pub mod auth;
 mod events;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
-pub use events::{ChangeFeed, DEFAULT_HEARTBEAT, MAX_EVENT_SCOPES};
 use events::Hub;
+pub use events::{ChangeFeed, DEFAULT_HEARTBEAT, MAX_EVENT_SCOPES};
 
 /// Default largest request body: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -707,7 +707,11 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&server, &headers)?;
     let axum::extract::Query(pairs) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, e.body_text())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            e.body_text(),
+        )
     })?;
     let mut scopes: Vec<SyncScope> = Vec::new();
     for (key, value) in pairs {

@@ -75,6 +75,10 @@ pub enum HttpFault {
     TruncatedBody,
     /// Forward, then answer `200` with a JSON content type and random bytes as the body.
     GarbageBody,
+    /// Forward, send the upstream status and headers, then no body byte at all (a stalled
+    /// stream: no event, no heartbeat) for the hang time, then close the connection. Not in
+    /// [`all_kinds`](Self::all_kinds).
+    StallBody,
 }
 
 impl HttpFault {
@@ -107,6 +111,7 @@ impl HttpFault {
                 | HttpFault::HangAfterForward
                 | HttpFault::TruncatedBody
                 | HttpFault::GarbageBody
+                | HttpFault::StallBody
         )
     }
 }
@@ -168,6 +173,8 @@ struct State {
     plan: Mutex<Plan>,
     log: Mutex<Vec<RequestRecord>>,
     cancel: CancellationToken,
+    /// Cancelled by [`FaultProxy::cut_streams`] (then replaced): ends the bodies streaming now.
+    cut: Mutex<CancellationToken>,
 }
 
 /// Configures a [`FaultProxy`].
@@ -215,6 +222,7 @@ impl FaultProxyBuilder {
             }),
             log: Mutex::new(Vec::new()),
             cancel: CancellationToken::new(),
+            cut: Mutex::new(CancellationToken::new()),
         });
         tokio::spawn(accept_loop(listener, state.clone()));
         Ok(FaultProxy { addr, state })
@@ -312,6 +320,14 @@ impl FaultProxy {
         plan.script.clear();
         plan.always = None;
         plan.random = None;
+    }
+
+    /// Breaks every response body streaming through the proxy right now (server-sent event
+    /// streams, long downloads): the client sees its connection fail mid-body. Later requests
+    /// are served normally.
+    pub fn cut_streams(&self) {
+        let old = std::mem::take(&mut *self.state.cut.lock().unwrap_or_else(|e| e.into_inner()));
+        old.cancel();
     }
 
     /// Every request received so far, in arrival order.
@@ -554,11 +570,17 @@ async fn forward(state: &State, req: Request<Incoming>) -> Result<Upstream, Resp
     }
 }
 
-fn streamed(up: Upstream) -> Response<ProxyBody> {
-    let stream = up
+fn streamed(state: &State, up: Upstream) -> Response<ProxyBody> {
+    let cut = state.cut.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let body = up
         .body
         .bytes_stream()
         .map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as BoxError));
+    // Once cut, the body fails: hyper closes the connection mid-body.
+    let stream = body.take_until(cut.clone().cancelled_owned()).chain(
+        futures::stream::once(async move { Err(Box::new(DropConnection) as BoxError) })
+            .filter(move |_| std::future::ready(cut.is_cancelled())),
+    );
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
     *resp.status_mut() = up.status;
     copy_headers(&up.headers, resp.headers_mut());
@@ -604,13 +626,13 @@ async fn handle(
     };
     match fault {
         None => Ok(match forward_now(req).await {
-            Ok(up) => streamed(up),
+            Ok(up) => streamed(&state, up),
             Err(resp) => resp,
         }),
         Some(HttpFault::Delay(d)) => {
             tokio::time::sleep(d).await;
             Ok(match forward_now(req).await {
-                Ok(up) => streamed(up),
+                Ok(up) => streamed(&state, up),
                 Err(resp) => resp,
             })
         }
@@ -673,6 +695,28 @@ async fn handle(
             copy_headers(&headers, resp.headers_mut());
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Ok(resp)
+        }
+        Some(HttpFault::StallBody) => {
+            let up = match forward_now(req).await {
+                Ok(up) => up,
+                Err(resp) => return Ok(resp),
+            };
+            let (status, headers) = (up.status, up.headers.clone());
+            let hang = state.hang;
+            let cancel = state.cancel.clone();
+            // Hold the upstream answer unread, send nothing, then fail the body.
+            let stream = futures::stream::once(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(hang) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                drop(up);
+                Err::<Frame<Bytes>, BoxError>(Box::new(DropConnection))
+            });
+            let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+            *resp.status_mut() = status;
+            copy_headers(&headers, resp.headers_mut());
             Ok(resp)
         }
         Some(HttpFault::GarbageBody) => {

@@ -4,11 +4,13 @@
 //! - [`status`]: the one status → [`Error`](crate::Error) table, with a per-backend hook that
 //!   reads the backend's error bodies;
 //! - [`retry`]: a small, bounded retry in place of idempotent requests, honouring `Retry-After`;
-//! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins.
+//! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins;
+//! - [`sse`]: server-sent event streams (parsed by `eventsource-stream`) with stall detection,
+//!   for the realtime subscriptions (reconnects are [`realtime`](crate::remote::realtime)'s).
 //!
 //! Internal (feature `http-base`, pulled in by `http` and `pocketbase`).
 
 pub(crate) mod retry;
+pub(crate) mod sse;
 pub(crate) mod status;
 pub(crate) mod url;
-pub(crate) mod sse;

@@ -52,4 +52,3 @@ pub(crate) fn events(
         })
     }))
 }
-

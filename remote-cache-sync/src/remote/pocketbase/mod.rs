@@ -130,8 +130,7 @@ impl Default for PocketBaseConfig {
             prefetch: true,
             auth_recheck: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
-            realtime: crate::remote::RealtimeOptions::default()
-                .stall_timeout(realtime::IDLE_LIMIT),
+            realtime: crate::remote::RealtimeOptions::default().stall_timeout(realtime::IDLE_LIMIT),
         }
     }
 }

@@ -92,7 +92,9 @@ async fn connect(
     let mut events = sse::events(BACKEND, resp, stall);
     let client_id = loop {
         let Some(ev) = events.next().await else {
-            return Err(unavailable("realtime stream ended before PB_CONNECT".into()));
+            return Err(unavailable(
+                "realtime stream ended before PB_CONNECT".into(),
+            ));
         };
         let ev = ev?;
         if ev.event == "PB_CONNECT" {

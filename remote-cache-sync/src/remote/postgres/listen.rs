@@ -78,9 +78,7 @@ fn decode(payload: &str, filter: &Filter) -> Option<RemoteEvent> {
         return Some(RemoteEvent::Reconnected);
     }
     match filter {
-        Some(scopes) => scopes
-            .get(payload)
-            .map(|s| RemoteEvent::Changed(s.clone())),
+        Some(scopes) => scopes.get(payload).map(|s| RemoteEvent::Changed(s.clone())),
         None => Some(match SyncScope::from_canonical(payload) {
             Ok(scope) => RemoteEvent::Changed(scope),
             Err(e) => {

@@ -349,6 +349,15 @@ impl<T: Record> PostgresRemoteStore<T> {
                 .max(1_000)
                 .to_string(),
         ];
+        let mut listen_config = listen_config;
+        // Named apart, so operators (and tests) can tell the listening sessions from the pool.
+        listen_config.application_name(format!(
+            "{}-listen:{}",
+            listen_config
+                .get_application_name()
+                .unwrap_or("remote-cache-sync"),
+            sql.channel
+        ));
         let listen = Arc::new(listen::ListenSetup {
             config: listen_config,
             tls: listen_tls,
@@ -684,8 +693,8 @@ impl<T: Record> crate::server::ChangeFeed for PostgresRemoteStore<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn prefix_is_validated() {
