@@ -1219,14 +1219,11 @@ async fn realtime_wakes_the_background_sync_and_resyncs_after_a_cut() {
                 .is_some_and(|r| r.title == title)
         }
     };
-    let wait_for = |title: &'static str, id: &'static str, what: &'static str| {
-        let has = has.clone();
-        async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            while !has(title, id).await {
-                assert!(std::time::Instant::now() < deadline, "{what}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+    let wait_for = |title: &'static str, id: &'static str, what: &'static str| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !has(title, id).await {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     // Let the first pass (and the subscription) settle, then write elsewhere.

@@ -62,11 +62,14 @@ impl Listener {
     }
 }
 
+/// The streams subscribed to one scope: stream id → (stream, index of the scope in it).
+type Subscribers = HashMap<u64, (Arc<Listener>, usize)>;
+
 /// The streams of one server, by scope.
 #[derive(Default)]
 pub(super) struct Hub {
-    /// Canonical scope → stream id → (stream, index of the scope in the stream).
-    by_scope: Mutex<HashMap<String, HashMap<u64, (Arc<Listener>, usize)>>>,
+    /// Canonical scope → its subscribers.
+    by_scope: Mutex<HashMap<String, Subscribers>>,
     all: Mutex<HashMap<u64, Arc<Listener>>>,
     next_id: AtomicU64,
     feed: Option<Arc<dyn ChangeFeed>>,

@@ -105,7 +105,11 @@ mod tests {
         );
         assert_eq!(decode("changed", "{"), Some(RemoteEvent::Reconnected));
         assert_eq!(decode("other", "{}"), None);
-        let u = url(&Url::parse("http://h:1/base/").unwrap(), &[s.clone()]).unwrap();
+        let u = url(
+            &Url::parse("http://h:1/base/").unwrap(),
+            std::slice::from_ref(&s),
+        )
+        .unwrap();
         let pairs: Vec<_> = u.query_pairs().into_owned().collect();
         assert_eq!(pairs.len(), 1);
         assert_eq!(serde_json::from_str::<SyncScope>(&pairs[0].1).unwrap(), s);
