@@ -11,6 +11,7 @@
 #   export RCS_TEST_SUPABASE_ANON_KEY=<anon key (a JWT)>
 #   export RCS_TEST_SUPABASE_SERVICE_KEY=<service_role key (a JWT)>
 #   export RCS_TEST_SUPABASE_JWT_SECRET=<the HS256 secret>
+#   export RCS_TEST_SUPABASE_DB_URL=<the stand-in's database> (tests hold transactions in it)
 #   export RCS_TEST_SUPABASE_DIR=<run dir>       (what scripts/stop-supabase.sh stops)
 set -euo pipefail
 
@@ -41,13 +42,14 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ -n "$READY" ] || { log "the stand-in did not start in 30 s"; cat "$DIR/log" >&2; exit 1; }
-read -r _ PORT ANON SERVICE _ <<<"$READY"
+read -r _ PORT ANON SERVICE _ DB_URL <<<"$READY"
 log "stand-in on http://127.0.0.1:$PORT (run dir $DIR)"
 
 OUT="export RCS_TEST_SUPABASE_URL=http://127.0.0.1:$PORT
 export RCS_TEST_SUPABASE_ANON_KEY=$ANON
 export RCS_TEST_SUPABASE_SERVICE_KEY=$SERVICE
 export RCS_TEST_SUPABASE_JWT_SECRET=$SECRET
+export RCS_TEST_SUPABASE_DB_URL=$DB_URL
 export RCS_TEST_SUPABASE_DIR=$DIR"
 if [ -n "$ENV_FILE" ]; then
     (umask 077; printf '%s\n' "$OUT" >"$ENV_FILE")

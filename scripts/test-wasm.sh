@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The library in a real browser: builds it for wasm32 (features sqlite, http, pocketbase,
+# The library in a real browser: builds it for wasm32 (features sqlite, http, pocketbase, supabase,
 # testing) and runs tests/browser.rs (in a dedicated worker, where OPFS lives) and
 # tests/browser_main_thread.rs (a page) in headless Chromium with wasm-bindgen-test.
 # RCS_WASM_CLIPPY=1 also lints the wasm32 build.
@@ -42,7 +42,7 @@ if [ "$(wasm-bindgen-test-runner --version 2>/dev/null || true)" != "wasm-bindge
     cargo install wasm-bindgen-cli --version "$wb_version" --locked
 fi
 
-features="sqlite,http,pocketbase,testing"
+features="sqlite,http,pocketbase,supabase,testing"
 # Lints of the wasm32 build are opt-in: a second (check) compile of every wasm dependency.
 if [ "${RCS_WASM_CLIPPY:-0}" = 1 ]; then
     echo "== cargo clippy (wasm32-unknown-unknown, features $features)"

@@ -296,3 +296,14 @@ pub async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
     }
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// `GET /auth/v1/health`.
+pub async fn health(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = gateway(&app, &headers, None) {
+        return r;
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"version": "stand-in", "name": "GoTrue", "description": "stand-in"}),
+    )
+}

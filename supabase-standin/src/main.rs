@@ -14,7 +14,7 @@
 //! Usage: `rcs-supabase-standin --pg URL --guide docs/backends/supabase.md [--port N]
 //! [--jwt-secret S] [--jwt-exp SECONDS]`. It creates a fresh database next to the one `--pg`
 //! names, applies the platform shapes and the guide's SQL blocks verbatim, and prints one line
-//! `READY <port> <anon key> <service key> <jwt secret>` once it listens.
+//! `READY <port> <anon key> <service key> <jwt secret> <database URL>` once it listens.
 //!
 //! Written in Rust with axum and tokio-postgres (both already used by the workspace), so the
 //! test set-up needs no other toolchain, and it builds with the workspace.
@@ -185,10 +185,11 @@ async fn main() -> Result<()> {
         .route("/auth/v1/token", post(gotrue::token))
         .route("/auth/v1/user", get(gotrue::user))
         .route("/auth/v1/logout", post(gotrue::logout))
+        .route("/auth/v1/health", get(gotrue::health))
         .route("/health", get(|| async { "ok" }))
         .with_state(app.clone());
     println!(
-        "READY {port} {} {} {}",
+        "READY {port} {} {} {} {db_url}",
         app.anon_key,
         app.service_key,
         String::from_utf8_lossy(&secret)

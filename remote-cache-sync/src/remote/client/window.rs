@@ -1,11 +1,14 @@
-//! The pull cursor: a keyset position on `(updated, id)`, an overlap window and a seen-set.
+//! A pull cursor for remotes that stamp rows with a server clock before the write commits
+//! (PocketBase's `updated`, a Supabase table's trigger-stamped `updated_at`): a keyset position
+//! on `(updated, id)`, an overlap window and a seen-set.
 //!
-//! PocketBase stamps `updated` in Go *before* the write transaction commits, so a row can become
-//! visible after rows stamped later were already read (a 1,000-row batch was measured invisible
-//! for 0.4 s after its stamps). A plain keyset cursor would skip it forever. The rule used here:
+//! Such a row can become visible after rows stamped later were already read (a PocketBase
+//! 1,000-row batch was measured invisible for 0.4 s after its stamps). A plain keyset cursor
+//! would skip it forever. The rule used here:
 //!
 //! * a read answered at server time `R` has seen every row stamped before `R - window`
-//!   (no write transaction lasts longer than `window`; PocketBase's batch timeout bounds it);
+//!   (no write transaction lasts longer than `window`: PocketBase's batch timeout, or the
+//!   database role's statement timeout, bounds it);
 //! * while paging forward (`has_more`), pages continue strictly after the last `(updated, id)`;
 //! * a read that reached the end of the feed, or whose last row is stamped after `R - window`,
 //!   lowers the *rescan mark* to `R - window`;
@@ -16,6 +19,7 @@
 //! The cursor is never "server now": at most `R - window`, from the server's own clock.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +30,18 @@ use crate::error::{Error, Result};
 /// row to be delivered twice (a no-op for the local store), never skipped.
 const MAX_SEEN: usize = 5_000;
 
-const PREFIX: &str = "pb1:";
+/// Who owns a cursor: its text starts with `PREFIX`, so one adapter refuses another's cursor.
+pub(crate) trait CursorKind {
+    /// The cursor text's prefix, e.g. `pb1:`.
+    const PREFIX: &'static str;
+    /// The adapter, for messages.
+    const NAME: &'static str;
+}
 
 /// Decoded cursor state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct CursorState {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct WindowCursor<K> {
     /// Last scanned `(updated, id)`, as PocketBase strings (they sort like the values).
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub pos: Option<(String, String)>,
@@ -43,6 +54,20 @@ pub(crate) struct CursorState {
     /// Delivered rows at or after the rescan mark: `updated` → hashes of ids.
     #[serde(rename = "s", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub seen: BTreeMap<String, Vec<u64>>,
+    #[serde(skip)]
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Default for WindowCursor<K> {
+    fn default() -> Self {
+        WindowCursor {
+            pos: None,
+            tail: false,
+            low: None,
+            seen: BTreeMap::new(),
+            _kind: PhantomData,
+        }
+    }
 }
 
 /// Where a read starts.
@@ -56,24 +81,25 @@ pub(crate) enum Start {
     From(String),
 }
 
-impl CursorState {
-    /// Parses a cursor produced by [`CursorState::encode`].
+impl<K: CursorKind> WindowCursor<K> {
+    /// Parses a cursor produced by [`WindowCursor::encode`].
     pub fn decode(c: Option<&Cursor>) -> Result<Self> {
         let Some(c) = c else {
             return Ok(Self::default());
         };
         let json = c
             .as_str()
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| Error::InvalidInput("not a pocketbase cursor".into()))?;
+            .strip_prefix(K::PREFIX)
+            .ok_or_else(|| Error::InvalidInput(format!("not a {} cursor", K::NAME)))?;
         serde_json::from_str(json)
-            .map_err(|e| Error::InvalidInput(format!("bad pocketbase cursor: {e}")))
+            .map_err(|e| Error::InvalidInput(format!("bad {} cursor: {e}", K::NAME)))
     }
 
     /// The opaque cursor string.
     pub fn encode(&self) -> Cursor {
         Cursor::new(format!(
-            "{PREFIX}{}",
+            "{}{}",
+            K::PREFIX,
             serde_json::to_string(self).expect("cursor state serializes")
         ))
     }
@@ -152,6 +178,14 @@ fn hash(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Pb;
+    impl CursorKind for Pb {
+        const PREFIX: &'static str = "pb1:";
+        const NAME: &'static str = "pocketbase";
+    }
+    type CursorState = WindowCursor<Pb>;
 
     fn s(x: &str) -> String {
         x.to_owned()
