@@ -84,7 +84,10 @@ fn credentials(body: &Bytes) -> Result<(String, String), Response> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| auth_error(400, "bad_json", "Could not parse request body as JSON"))?;
     let email = v.get("email").and_then(Value::as_str).unwrap_or_default();
-    let password = v.get("password").and_then(Value::as_str).unwrap_or_default();
+    let password = v
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if email.is_empty() || password.is_empty() {
         return Err(auth_error(
             400,
@@ -105,7 +108,11 @@ pub async fn signup(State(app): State<Shared>, headers: HeaderMap, body: Bytes) 
         Err(r) => return r,
     };
     if password.len() < 6 {
-        return auth_error(422, "weak_password", "Password should be at least 6 characters.");
+        return auth_error(
+            422,
+            "weak_password",
+            "Password should be at least 6 characters.",
+        );
     }
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let client = match app.pool.get().await {
@@ -207,10 +214,12 @@ pub async fn token(
                     "refresh_token_already_used",
                     "Invalid Refresh Token: Already Used",
                 ),
-                Ok(Some(r)) => match session(&app, r.get(1), &r.get::<_, String>(3), r.get(2)).await {
-                    Ok(s) => json_response(StatusCode::OK, &s),
-                    Err(r) => r,
-                },
+                Ok(Some(r)) => {
+                    match session(&app, r.get(1), &r.get::<_, String>(3), r.get(2)).await {
+                        Ok(s) => json_response(StatusCode::OK, &s),
+                        Err(r) => r,
+                    }
+                }
             }
         }
         other => auth_error(
@@ -229,13 +238,21 @@ fn claims(app: &App, headers: &HeaderMap) -> Result<Value, Response> {
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
     if token.is_empty() {
-        return Err(auth_error(401, "no_authorization", "This endpoint requires a Bearer token"));
+        return Err(auth_error(
+            401,
+            "no_authorization",
+            "This endpoint requires a Bearer token",
+        ));
     }
     // GoTrue allows no clock skew.
     let now = jiff::Timestamp::now().as_second();
     let claims = crate::jwt::verify(token, &app.secret, now)
         .map_err(|e| auth_error(403, "bad_jwt", &format!("invalid JWT: {}", e.message)))?;
-    if claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e <= now) {
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|e| e <= now)
+    {
         return Err(auth_error(403, "bad_jwt", "invalid JWT: token is expired"));
     }
     Ok(claims)
@@ -266,7 +283,11 @@ pub async fn user(State(app): State<Shared>, headers: HeaderMap) -> Response {
         .await
     {
         Ok(Some(r)) => json_response(StatusCode::OK, &user_json(&sub, &r.get::<_, String>(0))),
-        Ok(None) => auth_error(403, "user_not_found", "User from sub claim in JWT does not exist"),
+        Ok(None) => auth_error(
+            403,
+            "user_not_found",
+            "User from sub claim in JWT does not exist",
+        ),
         Err(e) => internal(e),
     }
 }

@@ -109,7 +109,9 @@ async fn load_role_settings(pool: &Pool) -> Result<HashMap<String, Vec<(String, 
         let role: String = row.get(0);
         let setting: String = row.get(1);
         if let Some((k, v)) = setting.split_once('=') {
-            out.entry(role).or_default().push((k.to_owned(), v.to_owned()));
+            out.entry(role)
+                .or_default()
+                .push((k.to_owned(), v.to_owned()));
         }
     }
     Ok(out)
@@ -119,8 +121,7 @@ async fn load_role_settings(pool: &Pool) -> Result<HashMap<String, Vec<(String, 
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -139,8 +140,8 @@ async fn main() -> Result<()> {
         bail!("the JWT secret must be at least 32 characters (as PostgREST requires)");
     }
     let jwt_exp: i64 = arg(&args, "--jwt-exp").map_or(Ok(3600), |p| p.parse())?;
-    let guide = std::fs::read_to_string(&guide_path)
-        .with_context(|| format!("reading {guide_path}"))?;
+    let guide =
+        std::fs::read_to_string(&guide_path).with_context(|| format!("reading {guide_path}"))?;
     let db_url = setup::create_database(&pg, &guide).await?;
     let config: tokio_postgres::Config = db_url.parse()?;
     let manager = Manager::from_config(

@@ -28,7 +28,13 @@ use crate::query::{self, ident};
 use crate::{Shared, gateway, json_response};
 
 /// A PostgREST error answer.
-fn error(status: StatusCode, code: &str, message: &str, details: Option<&str>, hint: Option<&str>) -> Response {
+fn error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<&str>,
+    hint: Option<&str>,
+) -> Response {
     json_response(
         status,
         &json!({"code": code, "message": message, "details": details, "hint": hint}),
@@ -201,11 +207,15 @@ fn prefer(headers: &HeaderMap, key: &str) -> Option<String> {
 }
 
 async fn table_exists(app: &crate::App, table: &str) -> Result<bool, Response> {
-    let client = app
-        .pool
-        .get()
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", &e.to_string(), None, None))?;
+    let client = app.pool.get().await.map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PGRST000",
+            &e.to_string(),
+            None,
+            None,
+        )
+    })?;
     let row = client
         .query_opt(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -258,7 +268,10 @@ fn where_clause(query: &str) -> Result<String, Response> {
 }
 
 fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The answer to a read or a returned representation: an array, or one object for
@@ -287,7 +300,10 @@ fn rows_response(status: StatusCode, headers: &HeaderMap, body: String) -> Respo
         return (
             status,
             [
-                ("content-type", "application/vnd.pgrst.object+json; charset=utf-8".to_owned()),
+                (
+                    "content-type",
+                    "application/vnd.pgrst.object+json; charset=utf-8".to_owned(),
+                ),
                 ("content-range", range),
             ],
             rows[0].to_string(),
@@ -327,7 +343,8 @@ pub async fn read(
     }
     let pairs: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
     let build = || -> Result<String, Response> {
-        let select = query::parse_select(param(&pairs, "select").unwrap_or("*")).map_err(parse_error)?;
+        let select =
+            query::parse_select(param(&pairs, "select").unwrap_or("*")).map_err(parse_error)?;
         let mut sql = format!(
             "SELECT coalesce(json_agg(_pgrst_t), '[]')::text FROM (SELECT {select} FROM \"public\".{} WHERE {}",
             ident(&table),
@@ -340,7 +357,13 @@ pub async fn read(
         for key in ["limit", "offset"] {
             if let Some(n) = param(&pairs, key) {
                 let n: u64 = n.parse().map_err(|_| {
-                    error(StatusCode::BAD_REQUEST, "PGRST100", &format!("\"failed to parse {key} parameter ({n})\""), None, None)
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "PGRST100",
+                        &format!("\"failed to parse {key} parameter ({n})\""),
+                        None,
+                        None,
+                    )
                 })?;
                 sql.push_str(&format!(" {} {n}", key.to_uppercase()));
             }
@@ -353,7 +376,11 @@ pub async fn read(
         Err(r) => return r,
     };
     match run(&app, &auth, &Method::GET, &format!("/{table}"), &sql, None).await {
-        Ok(body) => rows_response(StatusCode::OK, &headers, body.unwrap_or_else(|| "[]".into())),
+        Ok(body) => rows_response(
+            StatusCode::OK,
+            &headers,
+            body.unwrap_or_else(|| "[]".into()),
+        ),
         Err(r) => r,
     }
 }
@@ -370,9 +397,15 @@ fn bad_body(details: &str) -> Response {
 
 /// The representation a write returns, by `Prefer: return=`.
 fn write_response(headers: &HeaderMap, created: bool, body: Option<String>) -> Response {
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     match prefer(headers, "return").as_deref() {
-        Some("representation") => rows_response(status, headers, body.unwrap_or_else(|| "[]".into())),
+        Some("representation") => {
+            rows_response(status, headers, body.unwrap_or_else(|| "[]".into()))
+        }
         _ if created => StatusCode::CREATED.into_response(),
         _ => StatusCode::NO_CONTENT.into_response(),
     }
@@ -419,8 +452,17 @@ pub async fn insert(
         return write_response(&headers, true, Some("[]".into()));
     };
     let keys: Vec<&String> = first.keys().collect();
-    if rows.iter().any(|r| r.len() != keys.len() || keys.iter().any(|k| !r.contains_key(*k))) {
-        return error(StatusCode::BAD_REQUEST, "PGRST102", "All object keys must match", None, None);
+    if rows
+        .iter()
+        .any(|r| r.len() != keys.len() || keys.iter().any(|k| !r.contains_key(*k)))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "PGRST102",
+            "All object keys must match",
+            None,
+            None,
+        );
     }
     let cols: Vec<String> = keys.iter().map(|k| ident(k)).collect();
     let cols = cols.join(", ");
@@ -452,7 +494,16 @@ pub async fn insert(
          SELECT coalesce(json_agg(_pgrst_t), '[]')::text FROM pgrst_source _pgrst_t"
     );
     let body = Value::Array(rows.into_iter().map(Value::Object).collect()).to_string();
-    match run(&app, &auth, &Method::POST, &format!("/{table}"), &sql, Some(&body)).await {
+    match run(
+        &app,
+        &auth,
+        &Method::POST,
+        &format!("/{table}"),
+        &sql,
+        Some(&body),
+    )
+    .await
+    {
         Ok(out) => write_response(&headers, true, out),
         Err(r) => r,
     }
@@ -498,7 +549,16 @@ pub async fn update(
          SELECT coalesce(json_agg(_pgrst_t), '[]')::text FROM pgrst_source _pgrst_t"
     );
     let body = Value::Object(obj).to_string();
-    match run(&app, &auth, &Method::PATCH, &format!("/{table}"), &sql, Some(&body)).await {
+    match run(
+        &app,
+        &auth,
+        &Method::PATCH,
+        &format!("/{table}"),
+        &sql,
+        Some(&body),
+    )
+    .await
+    {
         Ok(out) => write_response(&headers, false, out),
         Err(r) => r,
     }
@@ -530,7 +590,15 @@ pub async fn rpc(
     };
     let client = match app.pool.get().await {
         Ok(c) => c,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "PGRST000", &e.to_string(), None, None),
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PGRST000",
+                &e.to_string(),
+                None,
+                None,
+            );
+        }
     };
     let found = client
         .query(
@@ -564,7 +632,9 @@ pub async fn rpc(
                 list.join(", ")
             ),
             None,
-            Some("If a new function was created in the database with this name and parameters, try reloading the schema cache."),
+            Some(
+                "If a new function was created in the database with this name and parameters, try reloading the schema cache.",
+            ),
         );
     };
     let names: Vec<String> = row.get(0);
@@ -583,10 +653,17 @@ pub async fn rpc(
     let from = if names.is_empty() {
         String::new()
     } else {
-        format!(" FROM json_to_record($1::text::json) AS _({})", record.join(", "))
+        format!(
+            " FROM json_to_record($1::text::json) AS _({})",
+            record.join(", ")
+        )
     };
     let sql = if set {
-        let lateral = if names.is_empty() { " FROM " } else { ", LATERAL " };
+        let lateral = if names.is_empty() {
+            " FROM "
+        } else {
+            ", LATERAL "
+        };
         format!(
             "SELECT coalesce(json_agg(_pgrst_t), '[]')::text{}{lateral}{call} _pgrst_t",
             if names.is_empty() { "" } else { &from }
@@ -596,7 +673,16 @@ pub async fn rpc(
     };
     let body = Value::Object(args).to_string();
     let param = (!names.is_empty()).then_some(body.as_str());
-    match run(&app, &auth, &Method::POST, &format!("/rpc/{function}"), &sql, param).await {
+    match run(
+        &app,
+        &auth,
+        &Method::POST,
+        &format!("/rpc/{function}"),
+        &sql,
+        param,
+    )
+    .await
+    {
         Ok(out) => (
             StatusCode::OK,
             [("content-type", "application/json; charset=utf-8")],

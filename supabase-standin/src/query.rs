@@ -192,7 +192,9 @@ fn op_expr(c: &mut Cursor, column: String, logic: bool) -> P<Filter> {
         w
     };
     if !c.eat('.') {
-        return err(format!("unknown operator {word:?} or missing delimiter (.)"));
+        return err(format!(
+            "unknown operator {word:?} or missing delimiter (.)"
+        ));
     }
     let value = match word.as_str() {
         "in" => {

@@ -84,7 +84,10 @@ pub fn sql_blocks(markdown: &str) -> Vec<String> {
 /// Creates a new database next to the one `pg_url` names, applies the platform SQL and the
 /// guide's blocks; returns the new database's URL.
 pub async fn create_database(pg_url: &str, guide: &str) -> Result<String> {
-    let name = format!("rcs_supa_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let name = format!(
+        "rcs_supa_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let (client, conn) = tokio_postgres::connect(pg_url, NoTls)
         .await
         .context("connecting to PostgreSQL")?;
@@ -95,9 +98,13 @@ pub async fn create_database(pg_url: &str, guide: &str) -> Result<String> {
         .context("CREATE DATABASE")?;
     drop(client);
     let _ = task.await;
-    let mut config: tokio_postgres::Config = pg_url.parse().context("parsing the PostgreSQL URL")?;
+    let mut config: tokio_postgres::Config =
+        pg_url.parse().context("parsing the PostgreSQL URL")?;
     config.dbname(&name);
-    let (client, conn) = config.connect(NoTls).await.context("connecting to the new database")?;
+    let (client, conn) = config
+        .connect(NoTls)
+        .await
+        .context("connecting to the new database")?;
     tokio::spawn(conn);
     client
         .batch_execute(PLATFORM_SQL)
@@ -110,7 +117,10 @@ pub async fn create_database(pg_url: &str, guide: &str) -> Result<String> {
             .with_context(|| format!("applying SQL block {} of the guide:\n{block}", i + 1))?;
     }
     let url = pg_url.rsplit_once('/').map(|(base, rest)| {
-        let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+        let query = rest
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
         format!("{base}/{name}{query}")
     });
     url.context("the PostgreSQL URL has no database part")
@@ -120,7 +130,8 @@ pub async fn create_database(pg_url: &str, guide: &str) -> Result<String> {
 mod tests {
     #[test]
     fn blocks() {
-        let md = "x\n```sql\nSELECT 1;\n```\n```rust\nno\n```\n  ```sql\nSELECT 2;\nSELECT 3;\n  ```\n";
+        let md =
+            "x\n```sql\nSELECT 1;\n```\n```rust\nno\n```\n  ```sql\nSELECT 2;\nSELECT 3;\n  ```\n";
         assert_eq!(
             super::sql_blocks(md),
             vec!["SELECT 1;\n", "SELECT 2;\nSELECT 3;\n"]

@@ -268,8 +268,14 @@ mod tests {
         assert_eq!(c.get().await.unwrap().as_deref(), Some("t0"));
         assert_eq!(c.get().await.unwrap().as_deref(), Some("t0"), "cached");
         // A refusal renews once; a second caller holding the old token gets the new one.
-        assert_eq!(c.after_refusal(Some("t0")).await.unwrap().as_deref(), Some("t1"));
-        assert_eq!(c.after_refusal(Some("t0")).await.unwrap().as_deref(), Some("t1"));
+        assert_eq!(
+            c.after_refusal(Some("t0")).await.unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(
+            c.after_refusal(Some("t0")).await.unwrap().as_deref(),
+            Some("t1")
+        );
         // Due (within a quarter of a 8 s lifetime): renewed before it is sent.
         let c = cache(1, true);
         assert_eq!(c.get().await.unwrap().as_deref(), Some("t1"));

@@ -62,9 +62,14 @@ pub(crate) fn error_detail(body: &[u8]) -> ErrorDetail {
         };
     };
     let text = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let code = text("code").or_else(|| text("error_code")).map(str::to_owned);
+    let code = text("code")
+        .or_else(|| text("error_code"))
+        .map(str::to_owned);
     let mut message = text("message").or_else(|| text("msg")).map(str::to_owned);
-    let extra: Vec<&str> = [text("details"), text("hint")].into_iter().flatten().collect();
+    let extra: Vec<&str> = [text("details"), text("hint")]
+        .into_iter()
+        .flatten()
+        .collect();
     if let Some(m) = &mut message
         && !extra.is_empty()
     {
@@ -301,12 +306,27 @@ mod tests {
 
     #[test]
     fn postgrest_errors_map_to_typed_errors() {
-        let e = map(401, r#"{"code":"PGRST303","message":"JWT expired","details":null,"hint":null}"#);
+        let e = map(
+            401,
+            r#"{"code":"PGRST303","message":"JWT expired","details":null,"hint":null}"#,
+        );
         assert!(e.is_auth());
-        assert_eq!(e.to_string(), "supabase: unauthorized: PGRST303: JWT expired");
-        assert!(map(401, r#"{"code":"PGRST301","message":"JWT cryptographic operation failed"}"#).is_auth());
+        assert_eq!(
+            e.to_string(),
+            "supabase: unauthorized: PGRST303: JWT expired"
+        );
+        assert!(
+            map(
+                401,
+                r#"{"code":"PGRST301","message":"JWT cryptographic operation failed"}"#
+            )
+            .is_auth()
+        );
         assert!(map(401, r#"{"message":"Invalid API key"}"#).is_auth());
-        let e = map(403, r#"{"code":"42501","message":"new row violates row-level security policy"}"#);
+        let e = map(
+            403,
+            r#"{"code":"42501","message":"new row violates row-level security policy"}"#,
+        );
         assert!(
             matches!(&e, Error::Refused { status: Some(403), code: Some(c), .. } if c == "42501"),
             "{e:?}"
@@ -317,13 +337,28 @@ mod tests {
             assert!(matches!(e, Error::NotFound { .. }), "{code}: {e:?}");
             assert!(e.pauses_scope());
         }
-        let e = map(409, r#"{"code":"23505","message":"duplicate key value","details":"Key (id)=(x) already exists."}"#);
+        let e = map(
+            409,
+            r#"{"code":"23505","message":"duplicate key value","details":"Key (id)=(x) already exists."}"#,
+        );
         assert!(
             matches!(&e, Error::Rejected { status: Some(409), message, .. } if message.contains("23505") && message.contains("already exists")),
             "{e:?}"
         );
-        assert!(map(503, r#"{"code":"PGRST001","message":"Database client error"}"#).is_retryable());
+        assert!(
+            map(
+                503,
+                r#"{"code":"PGRST001","message":"Database client error"}"#
+            )
+            .is_retryable()
+        );
         assert!(map(500, r#"{"code":"40001","message":"could not serialize"}"#).is_retryable());
-        assert!(matches!(map(400, r#"{"code":"PGRST100","message":"bad filter"}"#), Error::Rejected { status: Some(400), .. }));
+        assert!(matches!(
+            map(400, r#"{"code":"PGRST100","message":"bad filter"}"#),
+            Error::Rejected {
+                status: Some(400),
+                ..
+            }
+        ));
     }
 }

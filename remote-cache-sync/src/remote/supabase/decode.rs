@@ -97,7 +97,9 @@ fn contains_nul(v: &Value) -> bool {
 
 /// What an op writes: `{id, version, deleted, data}`, or the reason it cannot be stored
 /// (answered [`PushOutcome::Rejected`](crate::op::PushOutcome::Rejected) without sending it).
-pub(crate) fn op_row<T: Record>(op: &PendingOp<T>) -> std::result::Result<Map<String, Value>, String> {
+pub(crate) fn op_row<T: Record>(
+    op: &PendingOp<T>,
+) -> std::result::Result<Map<String, Value>, String> {
     if op.id.is_empty() {
         return Err("record id must not be empty".into());
     }
@@ -164,16 +166,28 @@ mod tests {
         assert_eq!(row_state(&row).unwrap(), (ts(1), false));
         assert!(matches!(decode_row::<TestRecord>(&row).unwrap(), Change::Upsert(r) if r.n == 1));
         let tomb = json!({"id": "a", "version": "2026-01-01T00:00:00.002Z", "deleted": true, "data": null});
-        assert!(matches!(decode_row::<TestRecord>(&tomb).unwrap(), Change::Delete(t) if t.deleted_at == ts(2)));
+        assert!(
+            matches!(decode_row::<TestRecord>(&tomb).unwrap(), Change::Delete(t) if t.deleted_at == ts(2))
+        );
         let mut d = Delta::<TestRecord>::empty(ts(0), None);
-        push_row(&mut d, &json!({"id": "b", "version": "nope", "deleted": false, "data": {}}));
+        push_row(
+            &mut d,
+            &json!({"id": "b", "version": "nope", "deleted": false, "data": {}}),
+        );
         assert_eq!(d.quarantined.len(), 1);
         let scope = SyncScope::named("s").unwrap();
-        let op = PendingOp::upsert(scope.clone(), OpKind::Create, TestRecord::new("a", "x\0", ts(0)));
+        let op = PendingOp::upsert(
+            scope.clone(),
+            OpKind::Create,
+            TestRecord::new("a", "x\0", ts(0)),
+        );
         assert!(op_row(&op).unwrap_err().contains("NUL"));
         let del = PendingOp::<TestRecord>::delete(scope, "a", ts(5));
         let r = op_row(&del).unwrap();
-        assert_eq!((r["deleted"].clone(), r["data"].clone()), (json!(true), Value::Null));
+        assert_eq!(
+            (r["deleted"].clone(), r["data"].clone()),
+            (json!(true), Value::Null)
+        );
     }
 
     #[test]
@@ -182,7 +196,10 @@ mod tests {
             stamp("2026-12-01T23:13:45.03+00:00").unwrap(),
             "2026-12-01T23:13:45.030000Z"
         );
-        assert_eq!(stamp("2026-12-01T23:13:45+01:00").unwrap(), "2026-12-01T22:13:45.000000Z");
+        assert_eq!(
+            stamp("2026-12-01T23:13:45+01:00").unwrap(),
+            "2026-12-01T22:13:45.000000Z"
+        );
         assert!(stamp("x").is_err());
     }
 }

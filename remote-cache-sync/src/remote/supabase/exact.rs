@@ -79,7 +79,11 @@ pub(crate) async fn pull<T: Record>(
     Ok(delta)
 }
 
-pub(crate) async fn get<T: Record>(client: &Client, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+pub(crate) async fn get<T: Record>(
+    client: &Client,
+    scope: &SyncScope,
+    id: &str,
+) -> Result<Option<T>> {
     if id.contains('\0') {
         return Ok(None);
     }
@@ -89,7 +93,14 @@ pub(crate) async fn get<T: Record>(client: &Client, scope: &SyncScope, id: &str)
         ("id".to_owned(), format!("eq.{id}")),
     ];
     let reply = client
-        .send(Method::GET, client.rest(&[RECORDS])?, &query, None, None, true)
+        .send(
+            Method::GET,
+            client.rest(&[RECORDS])?,
+            &query,
+            None,
+            None,
+            true,
+        )
         .await?;
     if !reply.status.is_success() {
         return Err(reply.error());

@@ -14,8 +14,22 @@ use crate::scope::SyncScope;
 
 /// Query parameters PostgREST reserves, and the columns the adapter owns: never scope keys.
 const RESERVED: &[&str] = &[
-    "select", "order", "limit", "offset", "or", "and", "not", "on_conflict", "columns", "apikey",
-    "id", "version", "deleted", "data", "updated_at", "user_id",
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "or",
+    "and",
+    "not",
+    "on_conflict",
+    "columns",
+    "apikey",
+    "id",
+    "version",
+    "deleted",
+    "data",
+    "updated_at",
+    "user_id",
 ];
 
 /// Whether `s` is a plain identifier.

@@ -75,11 +75,17 @@ pub fn from_url<T: Record>(
     let mut tls = match scheme.to_ascii_lowercase().as_str() {
         "supabase" | "supabase+http" => false,
         "supabase+https" => true,
-        _ => return Err(bad("scheme must be supabase://, supabase+http:// or supabase+https://")),
+        _ => {
+            return Err(bad(
+                "scheme must be supabase://, supabase+http:// or supabase+https://",
+            ));
+        }
     };
     let parsed = Url::parse(&format!("http://{rest}")).map_err(|e| bad(&e.to_string()))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("keys do not belong in the URL; use the RCS_SUPABASE_* variables"));
+        return Err(bad(
+            "keys do not belong in the URL; use the RCS_SUPABASE_* variables",
+        ));
     }
     let mut mode = Mode::Exact;
     let mut window = None;
@@ -105,12 +111,15 @@ pub fn from_url<T: Record>(
     http.set_query(None);
     http.set_scheme(if tls { "https" } else { "http" })
         .map_err(|_| bad("cannot set scheme"))?;
-    let anon = env("RCS_SUPABASE_ANON_KEY").ok_or_else(|| bad("RCS_SUPABASE_ANON_KEY is not set"))?;
+    let anon =
+        env("RCS_SUPABASE_ANON_KEY").ok_or_else(|| bad("RCS_SUPABASE_ANON_KEY is not set"))?;
     let credentials = match (env("RCS_SUPABASE_TOKEN"), env("RCS_SUPABASE_SERVICE_KEY")) {
         (Some(t), _) => Credentials::token(t),
         (None, Some(k)) => Credentials::service_role(k),
         (None, None) => {
-            return Err(bad("set RCS_SUPABASE_TOKEN (a user JWT) or RCS_SUPABASE_SERVICE_KEY"));
+            return Err(bad(
+                "set RCS_SUPABASE_TOKEN (a user JWT) or RCS_SUPABASE_SERVICE_KEY",
+            ));
         }
     };
     let mut builder = SupabaseBuilder::<T>::new(http.as_str())

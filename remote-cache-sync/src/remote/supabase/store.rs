@@ -101,7 +101,14 @@ impl<T: Record> RemoteStore<T> for SupabaseRemoteStore<T> {
         match self.config.mode {
             Mode::Exact => exact::pull(&self.client, scope, since, limit).await,
             Mode::Table => {
-                table::pull(&self.client, scope, since, limit, self.config.overlap_window).await
+                table::pull(
+                    &self.client,
+                    scope,
+                    since,
+                    limit,
+                    self.config.overlap_window,
+                )
+                .await
             }
         }
     }

@@ -43,9 +43,20 @@ fn q(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_owned(), v.into())
 }
 
-async fn list(client: &Client, scope: &SyncScope, query: &[(String, String)]) -> Result<(Vec<Value>, Reply)> {
+async fn list(
+    client: &Client,
+    scope: &SyncScope,
+    query: &[(String, String)],
+) -> Result<(Vec<Value>, Reply)> {
     let reply = client
-        .send(Method::GET, client.rest(&[scope.name()])?, query, None, None, true)
+        .send(
+            Method::GET,
+            client.rest(&[scope.name()])?,
+            query,
+            None,
+            None,
+            true,
+        )
         .await?;
     if !reply.status.is_success() {
         return Err(reply.error());
@@ -78,7 +89,10 @@ pub(crate) async fn pull<T: Record>(
         query.push(q("limit", per_page.to_string()));
         let (rows, reply) = list(client, scope, &query).await?;
         if rows.len() > per_page {
-            return Err(malformed(format!("{} rows for limit {per_page}", rows.len())));
+            return Err(malformed(format!(
+                "{} rows for limit {per_page}",
+                rows.len()
+            )));
         }
         let date = reply
             .date()
@@ -88,7 +102,9 @@ pub(crate) async fn pull<T: Record>(
         let reached_end = rows.len() < per_page;
         let mut last = None;
         for row in &rows {
-            let (Some(id), Some(updated)) = (row_id(row), row.get("updated_at").and_then(Value::as_str)) else {
+            let (Some(id), Some(updated)) =
+                (row_id(row), row.get("updated_at").and_then(Value::as_str))
+            else {
                 return Err(malformed(format!(
                     "table {:?} rows lack `id`/`updated_at` (see docs/backends/supabase.md)",
                     scope.name()
@@ -100,7 +116,9 @@ pub(crate) async fn pull<T: Record>(
                 Start::After(su, _) | Start::From(su) => updated < *su,
             };
             if outside {
-                return Err(malformed("a listed row is outside the requested keyset range"));
+                return Err(malformed(
+                    "a listed row is outside the requested keyset range",
+                ));
             }
             if !state.was_seen(&updated, id) {
                 decode::push_row(&mut delta, row);
@@ -121,7 +139,11 @@ pub(crate) async fn pull<T: Record>(
 }
 
 /// The rows of `ids` in the scope, by id.
-async fn current_rows(client: &Client, scope: &SyncScope, ids: &[&str]) -> Result<HashMap<String, Value>> {
+async fn current_rows(
+    client: &Client,
+    scope: &SyncScope,
+    ids: &[&str],
+) -> Result<HashMap<String, Value>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(100) {
         let mut query = vec![q("select", COLUMNS)];
@@ -137,7 +159,11 @@ async fn current_rows(client: &Client, scope: &SyncScope, ids: &[&str]) -> Resul
     Ok(out)
 }
 
-pub(crate) async fn get<T: Record>(client: &Client, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+pub(crate) async fn get<T: Record>(
+    client: &Client,
+    scope: &SyncScope,
+    id: &str,
+) -> Result<Option<T>> {
     if id.contains('\0') {
         return Ok(None);
     }
@@ -149,7 +175,11 @@ pub(crate) async fn get<T: Record>(client: &Client, scope: &SyncScope, id: &str)
 }
 
 /// The outcome of a write whose condition failed: a conflict with the row as it is now.
-async fn lost_race<T: Record>(client: &Client, scope: &SyncScope, id: &str) -> Result<(PushOutcome<T>, Option<Value>)> {
+async fn lost_race<T: Record>(
+    client: &Client,
+    scope: &SyncScope,
+    id: &str,
+) -> Result<(PushOutcome<T>, Option<Value>)> {
     let now = current_rows(client, scope, &[id]).await?.remove(id);
     Ok(match now {
         Some(row) => (
@@ -175,7 +205,11 @@ pub(crate) async fn push<T: Record>(
     scope: &SyncScope,
     ops: &[PendingOp<T>],
 ) -> Result<Vec<PushOutcome<T>>> {
-    let mut ids: Vec<&str> = ops.iter().map(|o| o.id.as_str()).filter(|i| !i.contains('\0')).collect();
+    let mut ids: Vec<&str> = ops
+        .iter()
+        .map(|o| o.id.as_str())
+        .filter(|i| !i.contains('\0'))
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let mut current = current_rows(client, scope, &ids).await?;
@@ -221,19 +255,43 @@ pub(crate) async fn push<T: Record>(
                     .collect();
                 body.extend(row.clone());
                 client
-                    .send(Method::POST, url.clone(), &[], Some(&Value::Object(body)), Some("return=representation"), false)
+                    .send(
+                        Method::POST,
+                        url.clone(),
+                        &[],
+                        Some(&Value::Object(body)),
+                        Some("return=representation"),
+                        false,
+                    )
                     .await?
             }
             Some(c) => {
                 // Compare-and-set: only the row as it was read is updated.
                 let mut query = scope_filters(scope);
                 query.push(eq("id", &op.id));
-                query.push(eq("version", c.get("version").and_then(Value::as_str).unwrap_or_default()));
-                query.push(eq("deleted", if state.is_some_and(|s| s.1) { "true" } else { "false" }));
+                query.push(eq(
+                    "version",
+                    c.get("version").and_then(Value::as_str).unwrap_or_default(),
+                ));
+                query.push(eq(
+                    "deleted",
+                    if state.is_some_and(|s| s.1) {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ));
                 let mut body = row.clone();
                 body.remove("id");
                 client
-                    .send(Method::PATCH, url.clone(), &query, Some(&Value::Object(body)), Some("return=representation"), false)
+                    .send(
+                        Method::PATCH,
+                        url.clone(),
+                        &query,
+                        Some(&Value::Object(body)),
+                        Some("return=representation"),
+                        false,
+                    )
                     .await?
             }
         };
