@@ -276,8 +276,8 @@ mod tests {
             c.after_refusal(Some("t0")).await.unwrap().as_deref(),
             Some("t1")
         );
-        // Due (within a quarter of a 8 s lifetime): renewed before it is sent.
-        let c = cache(1, true);
+        // Due (at its expiry): renewed before it is sent.
+        let c = cache(0, true);
         assert_eq!(c.get().await.unwrap().as_deref(), Some("t1"));
     }
 
