@@ -17,11 +17,12 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 
-const require = createRequire(path.join(process.env.RCS_NODE_DIR || ".", "package.json"));
+const require = createRequire(path.resolve(process.env.RCS_NODE_DIR || ".", "package.json"));
 const { chromium } = require("playwright-core");
 
-const [site, rcs, outDir] = process.argv.slice(2);
-if (!site || !rcs || !outDir) {
+const [site, rcs, outArg] = process.argv.slice(2);
+const outDir = outArg && path.resolve(outArg);
+if (!site || !rcs || !outArg) {
   console.error("usage: example-test.mjs SITE_DIR RCS_BIN OUT_DIR");
   process.exit(2);
 }
