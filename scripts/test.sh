@@ -33,6 +33,4 @@ export RCS_TEST_REQUIRE_SERVERS=1
 
 echo "== cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
-
-echo "== the library in the browser (wasm32, headless Chromium)"
-bash scripts/test-wasm.sh
+# The browser suite (wasm32, headless Chromium) is scripts/test-web.sh, which .ci/run runs next.
