@@ -105,6 +105,7 @@ async fn offline_writes_then_sync_reach_rcs_serve() {
     assert_eq!(report.pushed, 2, "{report:?}");
     assert_eq!(app.status(&scope).await.expect("status").pending, 0);
     app.shutdown().await;
+    drop(app); // closes the database (deleting an open one is refused)
 
     // A second device (a fresh cache) pulls both from the server.
     let other = Orchestrator::builder(
