@@ -85,6 +85,9 @@ impl OpenOptions {
     }
 }
 
+/// An event listener kept alive while it is registered.
+type Listener = Closure<dyn FnMut(JsValue)>;
+
 struct Inner {
     app: Orchestrator<JsonRecord>,
     scope: SyncScope,
@@ -92,7 +95,7 @@ struct Inner {
     background: RefCell<Option<BackgroundSync>>,
     online: Cell<bool>,
     /// The `online`/`offline` listeners on the worker's (or page's) global scope.
-    listeners: RefCell<Vec<(&'static str, Closure<dyn FnMut(JsValue)>)>>,
+    listeners: RefCell<Vec<(&'static str, Listener)>>,
 }
 
 impl Inner {
@@ -120,10 +123,8 @@ where
 
 fn global_call(method: &str, event: &str, listener: &JsValue) {
     let global = js_sys::global();
-    if let Ok(f) = Reflect::get(&global, &method.into()) {
-        if let Ok(f) = f.dyn_into::<Function>() {
-            let _ = f.call2(&global, &event.into(), listener);
-        }
+    if let Ok(f) = Reflect::get(&global, &method.into()).and_then(|f| f.dyn_into::<Function>()) {
+        let _ = f.call2(&global, &event.into(), listener);
     }
 }
 
@@ -187,7 +188,7 @@ impl RemoteCache {
         inner.set_online(navigator_online());
         for (event, online) in [("online", true), ("offline", false)] {
             let weak = Rc::downgrade(&inner);
-            let listener = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+            let listener = Listener::new(move |_event: JsValue| {
                 if let Some(inner) = weak.upgrade() {
                     inner.set_online(online);
                 }
