@@ -54,5 +54,4 @@ if [ ! -d "$SUPABASE_JS/node_modules/@supabase/supabase-js" ]; then
 fi
 NODE_PATH="$SUPABASE_JS/node_modules" node scripts/supabase-js-check.mjs
 
-echo "== the library in the browser (wasm32, headless Chromium)"
-bash scripts/test-wasm.sh
+# The browser suite (wasm32, headless Chromium) is scripts/test-web.sh, which .ci/run runs next.
