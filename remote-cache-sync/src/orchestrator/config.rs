@@ -1,5 +1,7 @@
 //! [`OrchestratorConfig`] and [`SyncReport`].
 
+use std::time::Duration;
+
 use super::background::Backoff;
 use super::decide::ResolvedConflict;
 
@@ -21,6 +23,10 @@ pub struct OrchestratorConfig {
     /// to the remote's realtime events when it offers them
     /// ([`RemoteStore::subscribe`](crate::RemoteStore::subscribe)). Default true.
     pub realtime: bool,
+    /// How often a [`watch`](super::Orchestrator::watch) asks the local store whether another
+    /// process changed it ([`LocalStore::change_token`](crate::LocalStore::change_token)),
+    /// while at least one watch is alive.
+    pub watch_poll_interval: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -32,6 +38,7 @@ impl Default for OrchestratorConfig {
             sync_after_write: true,
             backoff: Backoff::default(),
             realtime: true,
+            watch_poll_interval: Duration::from_millis(20),
         }
     }
 }
@@ -65,6 +72,11 @@ impl OrchestratorConfig {
     /// Sets the retry schedule.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+    /// Sets `watch_poll_interval` (at least 1 ms).
+    pub fn watch_poll_interval(mut self, every: Duration) -> Self {
+        self.watch_poll_interval = every.max(Duration::from_millis(1));
         self
     }
 }

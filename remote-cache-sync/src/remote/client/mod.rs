@@ -5,12 +5,20 @@
 //!   reads the backend's error bodies;
 //! - [`retry`]: a small, bounded retry in place of idempotent requests, honouring `Retry-After`;
 //! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins;
+//! - `token`: bearer tokens (a provider trait for login and refresh, a cache that renews before
+//!   expiry and once after a 401);
+//! - `window`: the overlap-window pull cursor of remotes stamping rows before they commit;
 //! - [`sse`]: server-sent event streams (parsed by `eventsource-stream`) with stall detection,
 //!   for the realtime subscriptions (reconnects are [`realtime`](crate::remote::realtime)'s).
 //!
-//! Internal (feature `http-base`, pulled in by `http` and `pocketbase`).
+//! Internal (feature `http-base`, pulled in by `http`, `pocketbase` and `supabase`).
 
 pub(crate) mod retry;
 pub(crate) mod sse;
 pub(crate) mod status;
+#[cfg(any(feature = "pocketbase", feature = "supabase"))]
+#[cfg_attr(not(feature = "supabase"), allow(dead_code))]
+pub(crate) mod token;
 pub(crate) mod url;
+#[cfg(any(feature = "pocketbase", feature = "supabase"))]
+pub(crate) mod window;
