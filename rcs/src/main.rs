@@ -7,6 +7,7 @@ mod client;
 mod crash;
 mod demo;
 mod serve;
+mod standin;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,9 @@ enum Command {
     Serve(serve::Args),
     /// Kill a syncing client process at random moments and check that no write is lost.
     CrashTest(crash::Args),
+    /// Run the Appwrite-compatible test server (for scripts/start-appwrite.sh).
+    #[command(hide = true)]
+    AppwriteStandin(standin::Args),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(a) => bench::run(a).await,
             Command::Serve(a) => serve::run(a).await,
             Command::CrashTest(a) => crash::run(a).await,
+            Command::AppwriteStandin(a) => standin::run(a).await,
             Command::Client(c) => client::run(c).await,
         }
     })

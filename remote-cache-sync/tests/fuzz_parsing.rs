@@ -1403,7 +1403,8 @@ mod pocketbase {
 /// variant (both adapters map statuses with the shared `remote::client::status` table), each
 /// answer in the backend's own error-body shape. The one documented difference: a 404 on a
 /// PocketBase list (a pull) names the missing collection as `NotFound`; our protocol's 404 is
-/// `Refused`. Both pause the scope.
+/// `Refused`; the same for an Appwrite list. Both pause the scope. Appwrite joins the table
+/// when its feature is on.
 #[cfg(feature = "pocketbase")]
 mod one_status_table {
     use super::*;
@@ -1454,7 +1455,7 @@ mod one_status_table {
     /// Differences the adapters document: (backend, call, status) → summary.
     fn documented(backend: &str, call: &str, status: u16) -> Option<&'static str> {
         match (backend, call, status) {
-            ("pocketbase", "pull", 404) => Some("NotFound"),
+            ("pocketbase" | "appwrite", "pull", 404) => Some("NotFound"),
             _ => None,
         }
     }
@@ -1485,19 +1486,43 @@ mod one_status_table {
             config,
         )
         .unwrap();
+        #[cfg(feature = "appwrite")]
+        let aw = remote_cache_sync::remote::appwrite::AppwriteRemoteStore::<TestRecord>::builder(
+            &responder.url(),
+            "p",
+            "d",
+        )
+        .credential(remote_cache_sync::remote::appwrite::Credential::api_key(
+            "k",
+        ))
+        .build()
+        .unwrap();
+        let backends: &[&str] = if cfg!(feature = "appwrite") {
+            &["http", "pocketbase", "appwrite"]
+        } else {
+            &["http", "pocketbase"]
+        };
         let s = scope();
         let mut failures = Vec::new();
         for (status, retry_after, expected) in table() {
-            for backend in ["http", "pocketbase"] {
-                let body = if backend == "http" {
-                    json!({"error": {"code": "forbidden", "message": "no grant"}})
-                } else {
-                    json!({"status": status, "message": "no grant", "data": {}})
+            for &backend in backends {
+                let body = match backend {
+                    "http" => json!({"error": {"code": "forbidden", "message": "no grant"}}),
+                    "pocketbase" => json!({"status": status, "message": "no grant", "data": {}}),
+                    // Appwrite's error body (`{message, code, type, version}`).
+                    _ => json!({"message": "no grant", "code": status,
+                        "type": "general_access_forbidden", "version": "1.8.0"}),
                 };
                 responder.always(canned(status, &retry_after, body));
                 for call in ["pull", "time"] {
-                    let remote: &dyn RemoteStore<TestRecord> =
-                        if backend == "http" { &http } else { &pb };
+                    let remote: &dyn RemoteStore<TestRecord> = match backend {
+                        "http" => &http,
+                        "pocketbase" => &pb,
+                        #[cfg(feature = "appwrite")]
+                        _ => &aw,
+                        #[cfg(not(feature = "appwrite"))]
+                        _ => unreachable!(),
+                    };
                     let err = RT.block_on(async {
                         match call {
                             "pull" => remote.fetch_since(&s, None, 10).await.map(|_| ()),

@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 
+mod appwrite;
 mod local;
 mod pocketbase;
 mod sync;
@@ -21,6 +22,8 @@ enum Which {
     Sync(sync::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
+    /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
+    Appwrite(appwrite::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
+        Which::Appwrite(a) => appwrite::run(a).await,
     }
 }

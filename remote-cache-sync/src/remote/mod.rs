@@ -19,6 +19,8 @@ mod parse;
 
 pub use parse::{RemoteOptions, from_url, from_url_with};
 
+#[cfg(feature = "appwrite")]
+pub mod appwrite;
 #[cfg(feature = "http-base")]
 mod client;
 #[cfg(feature = "http")]
