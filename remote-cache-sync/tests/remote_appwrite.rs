@@ -1,17 +1,24 @@
-//! `AppwriteRemoteStore` against the Appwrite-compatible stand-in that
-//! `scripts/start-appwrite.sh` starts and sets up with docs/backends/appwrite.md (verbatim).
-//! Skips when `RCS_TEST_APPWRITE_ENDPOINT` is unset (fails under `RCS_TEST_REQUIRE_SERVERS=1`).
-#![cfg(all(feature = "appwrite", feature = "fault-proxy", feature = "sqlite"))]
+//! `AppwriteRemoteStore` against an Appwrite server: the one `RCS_TEST_APPWRITE_ENDPOINT`,
+//! `_PROJECT` and `_KEY` name (`scripts/start-appwrite.sh` starts the stand-in and sets it up
+//! with docs/backends/appwrite.md), else an in-process Appwrite stand-in
+//! (`remote_cache_sync::testing::appwrite`) set up here with the guide's blocks, verbatim.
+#![cfg(all(
+    feature = "appwrite",
+    feature = "appwrite-standin",
+    feature = "fault-proxy",
+    feature = "sqlite"
+))]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use remote_cache_sync::remote::appwrite::{
     AppwriteConfig, AppwriteRemoteStore, Credential, document_id,
 };
+use remote_cache_sync::testing::appwrite::{StandinConfig, spawn};
 use remote_cache_sync::testing::proxy::{FaultProxy, HttpFault};
-use remote_cache_sync::testing::{TestRecord, remote as suite, require_env, ts, unique_scope};
+use remote_cache_sync::testing::{TestRecord, remote as suite, ts, unique_scope};
 use remote_cache_sync::{
     CachePolicy, Error, InMemoryLocalStore, LocalStore, OpKind, Orchestrator, OrchestratorConfig,
     PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
@@ -20,18 +27,81 @@ use serde_json::{Value, json};
 
 const DB: &str = "rcs";
 
+#[derive(Clone)]
 struct Env {
     endpoint: String,
     project: String,
     key: String,
 }
 
+/// The `appwrite-request` blocks of the guide: (method, path, body).
+fn guide_requests() -> Vec<(String, String, Value)> {
+    let guide = include_str!("../../docs/backends/appwrite.md");
+    let mut out = Vec::new();
+    let mut rest = guide;
+    while let Some(start) = rest.find("```appwrite-request\n") {
+        let block = &rest[start + "```appwrite-request\n".len()..];
+        let end = block.find("```").expect("closed block");
+        let (first, body) = block[..end].split_once('\n').expect("a request line");
+        let (method, path) = first.split_once(' ').expect("METHOD PATH");
+        let body = serde_json::from_str(body).expect("a JSON body");
+        out.push((method.to_owned(), path.trim().to_owned(), body));
+        rest = &block[end + 3..];
+    }
+    assert!(out.len() >= 5, "the guide's set-up blocks were not found");
+    out
+}
+
+/// An in-process stand-in with the guide applied, on a runtime of its own (tests come and go).
+static LOCAL: LazyLock<Env> = LazyLock::new(|| {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let key = format!("{:032x}", rand::random::<u128>());
+            let config = StandinConfig {
+                project: "rcs-test".into(),
+                api_key: key.clone(),
+            };
+            let endpoint = spawn(config).await.unwrap();
+            let host = endpoint.trim_end_matches("/v1").to_owned();
+            let http = reqwest::Client::new();
+            for (method, path, body) in guide_requests() {
+                let resp = http
+                    .request(method.parse().unwrap(), format!("{host}{path}"))
+                    .header("X-Appwrite-Project", "rcs-test")
+                    .header("X-Appwrite-Key", &key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{method} {path}: {}", resp.status());
+            }
+            tx.send(Env {
+                endpoint,
+                project: "rcs-test".into(),
+                key,
+            })
+            .unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+});
+
 fn env() -> Option<Env> {
-    let endpoint = require_env("RCS_TEST_APPWRITE_ENDPOINT")?;
-    Some(Env {
-        endpoint,
-        project: std::env::var("RCS_TEST_APPWRITE_PROJECT").expect("RCS_TEST_APPWRITE_PROJECT"),
-        key: std::env::var("RCS_TEST_APPWRITE_KEY").expect("RCS_TEST_APPWRITE_KEY"),
+    Some(match std::env::var("RCS_TEST_APPWRITE_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Env {
+            endpoint,
+            project: std::env::var("RCS_TEST_APPWRITE_PROJECT")
+                .expect("RCS_TEST_APPWRITE_PROJECT"),
+            key: std::env::var("RCS_TEST_APPWRITE_KEY").expect("RCS_TEST_APPWRITE_KEY"),
+        },
+        _ => LOCAL.clone(),
     })
 }
 
@@ -453,17 +523,22 @@ async fn missing_collections_and_foreign_documents() {
         assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
         assert!(err.pauses_scope(), "{err:?}");
     }
-    // A document another app wrote without `updated_at` is pulled with its server stamp; one
-    // without `record_id` cannot be decoded and is quarantined, never blocking the scope.
+    // A document another app wrote is pulled; one whose version does not parse is
+    // quarantined, never blocking the scope.
     let s = scope();
     let owner = s.keys()["owner"].clone();
     let raw = Raw::new(&e);
     for (id, data) in [
         (
             "other1",
-            json!({"record_id": "o1", "owner": owner, "title": "from elsewhere"}),
+            json!({"record_id": "o1", "owner": owner, "title": "from elsewhere",
+                "updated_at": "2026-01-01T00:00:00Z"}),
         ),
-        ("other2", json!({"owner": owner, "title": "no record id"})),
+        (
+            "other2",
+            json!({"record_id": "o2", "owner": owner, "title": "bad version",
+                "updated_at": "yesterday"}),
+        ),
     ] {
         let (st, v) = raw
             .call(

@@ -1,9 +1,9 @@
 //! The [`RemoteStore`] trait: the source of truth, reached over the network.
 //!
 //! Implementations: [`InMemoryRemoteStore`](memory::InMemoryRemoteStore) (tests, demos) and,
-//! behind features, our HTTP protocol, PostgreSQL and PocketBase. Every implementation must pass
+//! behind features, our HTTP protocol, PostgreSQL, PocketBase and Appwrite. Every implementation must pass
 //! [`testing::remote`](crate::testing). [`from_url`] picks the remote a URL names (`http://`,
-//! `pocketbase://`), for tools such as `rcs`.
+//! `pocketbase://`, `appwrite://`), for tools such as `rcs`.
 
 use async_trait::async_trait;
 use jiff::Timestamp;

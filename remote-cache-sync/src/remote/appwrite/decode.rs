@@ -5,6 +5,8 @@
 //! - `updated_at` / `deleted_at` are string attributes holding our versions exactly as written
 //!   (RFC 3339); Appwrite's `$updatedAt` is the server's stamp, used only by the pull cursor.
 //! - A delete writes a tombstone: `deleted_at` set (and `updated_at` = the delete's time).
+//! - Appwrite answers every attribute, `null` when unset; a `null` attribute reads as an absent
+//!   field.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -105,7 +107,9 @@ pub(crate) fn decode_doc<T: Record>(mut raw: Map<String, Value>) -> Result<Chang
     {
         raw.insert("updated_at".into(), Value::String(stamp));
     }
-    raw.retain(|k, _| !k.starts_with('$'));
+    // Appwrite answers every attribute of the collection, `null` when unset: an unset attribute
+    // is an absent field (so `#[serde(default)]` and `skip_serializing_if` fields round-trip).
+    raw.retain(|k, v| !k.starts_with('$') && !v.is_null());
     let Some(Value::String(id)) = raw.remove(RECORD_ID_ATTR) else {
         return Err(Error::Codec(format!(
             "appwrite: document has no `{RECORD_ID_ATTR}` attribute (see docs/backends/appwrite.md)"

@@ -354,7 +354,10 @@ impl<T: Record> AppwriteRemoteStore<T> {
             };
         }
         // 2. Read after staging: a write stamped before the staging is visible now, one
-        //    stamped after it fails the commit.
+        //    stamped after it fails the commit. Stamps have millisecond resolution and the
+        //    commit check is strict (`$updatedAt > S`): waiting 2 ms first makes a write that
+        //    commits after our read carry a stamp later than `S`, not equal to it.
+        crate::rt::sleep(std::time::Duration::from_millis(2)).await;
         let doc_ids: Vec<&str> = todo.iter().map(|p| p.doc_id.as_str()).collect();
         let mut current = self.current_docs(scope.name(), &doc_ids).await?;
         // 3. Decide in order, each op against the state the ops before it leave.

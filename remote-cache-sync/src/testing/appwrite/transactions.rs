@@ -322,16 +322,18 @@ pub(crate) async fn finish(
         }
         set_status(&conn, &id, "committing")?;
     }
-    // Stamped now; with the test knob, visible only after the delay.
-    let stamp = store::now_stamp();
+    // Stamped under the database lock, so stamps follow commit order (no stamp-before-commit
+    // window of its own); with the test knob, stamped now and visible only after the delay.
     let delay = headers
         .get("x-rcs-standin-commit-delay-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let early = delay.map(|_| store::now_stamp());
     if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let mut conn = state.db();
+    let stamp = early.unwrap_or_else(store::now_stamp);
     let owner = match load(&conn, &id, &who)?.owner.strip_prefix("user:") {
         Some(u) => Identity::User(u.to_owned()),
         None => who.clone(),
