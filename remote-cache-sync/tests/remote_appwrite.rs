@@ -79,7 +79,11 @@ static LOCAL: LazyLock<Env> = LazyLock::new(|| {
                     .send()
                     .await
                     .unwrap();
-                assert!(resp.status().is_success(), "{method} {path}: {}", resp.status());
+                assert!(
+                    resp.status().is_success(),
+                    "{method} {path}: {}",
+                    resp.status()
+                );
             }
             tx.send(Env {
                 endpoint,
@@ -97,8 +101,7 @@ fn env() -> Option<Env> {
     Some(match std::env::var("RCS_TEST_APPWRITE_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => Env {
             endpoint,
-            project: std::env::var("RCS_TEST_APPWRITE_PROJECT")
-                .expect("RCS_TEST_APPWRITE_PROJECT"),
+            project: std::env::var("RCS_TEST_APPWRITE_PROJECT").expect("RCS_TEST_APPWRITE_PROJECT"),
             key: std::env::var("RCS_TEST_APPWRITE_KEY").expect("RCS_TEST_APPWRITE_KEY"),
         },
         _ => LOCAL.clone(),
