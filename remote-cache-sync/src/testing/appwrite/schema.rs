@@ -346,10 +346,10 @@ pub(crate) async fn create_jwt(
     let exp = jiff::Timestamp::now().as_second() + duration;
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let jwt = format!(
-        "{}.{}.{}",
+        "{}.{}.{:032x}",
         b64(&json!({"typ": "JWT", "alg": "HS256"})),
         b64(&json!({"userId": user, "sessionId": "", "exp": exp})),
-        format!("{:032x}", rand::random::<u128>())
+        rand::random::<u128>()
     );
     conn.execute(
         "INSERT INTO jwts (token, user_id, exp) VALUES (?, ?, ?)",

@@ -393,11 +393,14 @@ pub(crate) fn initial_permissions(who: &Identity, given: Option<Vec<String>>) ->
     }
 }
 
+/// Permissions given with a write (`None`: not given).
+pub(crate) type Permissions = Option<Vec<String>>;
+
 /// Splits a write's `data` into attributes and the `$permissions` it carries; other `$`
 /// attributes are dropped (Appwrite ignores them from non-privileged callers).
 pub(crate) fn split_data(
     mut data: Map<String, Value>,
-) -> AwResult<(Map<String, Value>, Option<Vec<String>>)> {
+) -> AwResult<(Map<String, Value>, Permissions)> {
     let perms = match data.remove("$permissions") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
