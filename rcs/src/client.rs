@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
 use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::remote::RemoteOptions;
 use remote_cache_sync::{
-    CachePolicy, ConflictOutcome, Cursor, Delta, Direction, Filter, JsonRecord, LocalStore, OpId,
-    OpKind, Orchestrator, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
+    CachePolicy, ConflictOutcome, Direction, Filter, JsonRecord, LocalStore, OpId, OpKind,
+    Orchestrator, PendingOp, QuerySpec, SyncPhase, SyncScope, Timestamp,
 };
 use serde_json::Value;
+
+mod watch;
 
 /// Where the cache and the server are, and which scope to work in.
 #[derive(clap::Args, Clone)]
@@ -140,13 +141,17 @@ pub enum Command {
         #[arg(required = true)]
         op_ids: Vec<String>,
     },
+    /// Print the scope's records, then every change as it arrives (one JSON line per changed
+    /// record; a deletion prints `{"id":…,"deleted":true}`), syncing in the background until
+    /// Ctrl-C. On Ctrl-C, queued writes are pushed (they stay in the cache if the server
+    /// cannot be reached) and it exits.
+    Watch(watch::Args),
 }
 
 struct Client {
     orch: Orchestrator<JsonRecord>,
     local: Arc<SqliteLocalStore<JsonRecord>>,
     scope: SyncScope,
-    progress: ProgressBar,
 }
 
 fn scope_of(conn: &Conn) -> anyhow::Result<SyncScope> {
@@ -167,13 +172,8 @@ impl Client {
         if let Some(t) = &conn.token {
             options = options.token(t.clone());
         }
-        let inner =
+        let remote =
             remote_cache_sync::remote::from_url_with::<JsonRecord>(&conn.remote, options).await?;
-        let progress = ProgressBar::hidden();
-        let remote = ProgressRemote {
-            inner,
-            bar: progress.clone(),
-        };
         let local = Arc::new(
             SqliteLocalStore::<JsonRecord>::open(&conn.cache)
                 .await
@@ -181,36 +181,56 @@ impl Client {
         );
         let orch = Orchestrator::with(
             local.clone(),
-            Arc::new(remote),
+            Arc::<dyn remote_cache_sync::RemoteStore<JsonRecord>>::from(remote),
             Arc::new(remote_cache_sync::LastWriteWins::default()),
             remote_cache_sync::OrchestratorConfig::default()
                 .sync_after_write(false)
                 .pull_page_size(1_000),
         );
-        Ok(Client {
-            orch,
-            local,
-            scope,
-            progress,
-        })
+        Ok(Client { orch, local, scope })
+    }
+
+    /// A progress bar on stderr fed by the orchestrator's status stream, until the task is
+    /// aborted.
+    fn show_progress(&self) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+        let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} {pos} changes pulled ({per_sec}, {elapsed})",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(format!("syncing {}:", self.scope));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut status = self.orch.status_stream();
+        let (shown, scope) = (bar.clone(), self.scope.clone());
+        let task = tokio::spawn(async move {
+            while status.changed().await.is_ok() {
+                let Some(s) = status.borrow_and_update().scope(&scope).cloned() else {
+                    continue;
+                };
+                let phase = match s.phase {
+                    SyncPhase::Pushing => "pushing",
+                    SyncPhase::Pulling => "pulling",
+                    _ => "syncing",
+                };
+                shown.set_message(format!("{phase} {scope}:"));
+                if let Some(total) = s.pull_total {
+                    shown.set_length(total);
+                }
+                shown.set_position(s.pulled as u64);
+            }
+        });
+        (bar, task)
     }
 
     async fn sync(&self, show_progress: bool) -> anyhow::Result<()> {
-        if show_progress {
-            self.progress
-                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            self.progress.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} {pos} changes pulled ({per_sec}, {elapsed})",
-                )
-                .expect("valid template"),
-            );
-            self.progress
-                .set_message(format!("syncing {}:", self.scope));
-            self.progress.enable_steady_tick(Duration::from_millis(200));
-        }
+        let progress = show_progress.then(|| self.show_progress());
         let result = self.orch.synchronize(&self.scope).await;
-        self.progress.finish_and_clear();
+        if let Some((bar, task)) = progress {
+            task.abort();
+            bar.finish_and_clear();
+        }
         let report = match result {
             Ok(r) => r,
             Err(e) if e.pauses_scope() => {
@@ -233,46 +253,6 @@ impl Client {
         println!("rejected: {}", report.rejected);
         println!("quarantined: {}", report.quarantined);
         Ok(())
-    }
-}
-
-/// Counts pulled changes into a progress bar (shown only for long syncs).
-struct ProgressRemote {
-    inner: Box<dyn RemoteStore<JsonRecord>>,
-    bar: ProgressBar,
-}
-
-#[async_trait]
-impl RemoteStore<JsonRecord> for ProgressRemote {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn get_by_id(
-        &self,
-        scope: &SyncScope,
-        id: &str,
-    ) -> remote_cache_sync::Result<Option<JsonRecord>> {
-        self.inner.get_by_id(scope, id).await
-    }
-    async fn fetch_since(
-        &self,
-        scope: &SyncScope,
-        since: Option<&Cursor>,
-        limit: usize,
-    ) -> remote_cache_sync::Result<Delta<JsonRecord>> {
-        let page = self.inner.fetch_since(scope, since, limit).await?;
-        self.bar.inc(page.len() as u64);
-        Ok(page)
-    }
-    async fn push(
-        &self,
-        scope: &SyncScope,
-        ops: &[PendingOp<JsonRecord>],
-    ) -> remote_cache_sync::Result<Vec<PushOutcome<JsonRecord>>> {
-        self.inner.push(scope, ops).await
-    }
-    async fn server_time(&self) -> remote_cache_sync::Result<Timestamp> {
-        self.inner.server_time().await
     }
 }
 
@@ -492,6 +472,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 c.sync(false).await?;
             }
         }
+        Command::Watch(args) => watch::run(args).await?,
         Command::Discard { conn, op_ids } => {
             let c = Client::open(&conn).await?;
             let mut queued: Vec<OpId> = c

@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod serve;
 mod standin;
+mod web_setup;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,8 @@ enum Command {
     Bench(bench::Args),
     /// Run our HTTP sync server.
     Serve(serve::Args),
+    /// Write the browser package (JS/TS API, worker, wasm) and an example todo page to a folder.
+    WebSetup(web_setup::Args),
     /// Kill a syncing client process at random moments and check that no write is lost.
     CrashTest(crash::Args),
     /// Run the Appwrite-compatible test server (for scripts/start-appwrite.sh).
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(a) => serve::run(a).await,
             Command::CrashTest(a) => crash::run(a).await,
             Command::AppwriteStandin(a) => standin::run(a).await,
+            Command::WebSetup(a) => web_setup::run(a).await,
             Command::Client(c) => client::run(c).await,
         }
     })

@@ -57,8 +57,8 @@ pub use local::memory::InMemoryLocalStore;
 pub use local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 pub use op::{OpId, OpKind, PendingOp, PushOutcome};
 pub use orchestrator::{
-    ConflictOutcome, Orchestrator, OrchestratorBuilder, OrchestratorConfig, ResolvedConflict,
-    SyncReport,
+    BackgroundSync, ConflictOutcome, Orchestrator, OrchestratorBuilder, OrchestratorConfig, Paused,
+    ResolvedConflict, ScopeStatus, SyncPhase, SyncReport, SyncStatus, Watch,
 };
 pub use policy::CachePolicy;
 pub use query::{Direction, Filter, FilterOp, OrderBy, QuerySpec};

@@ -53,6 +53,13 @@ pub(crate) type BoxFuture<'a, T> = futures::future::BoxFuture<'a, T>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxFuture<'a, T> = futures::future::LocalBoxFuture<'a, T>;
 
+/// A boxed stream: `Send` natively, not in the browser.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type BoxStream<'a, T> = futures::stream::BoxStream<'a, T>;
+/// A boxed stream: `Send` natively, not in the browser.
+#[cfg(target_arch = "wasm32")]
+pub(crate) type BoxStream<'a, T> = futures::stream::LocalBoxStream<'a, T>;
+
 /// A timeout passed before the future completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Elapsed;

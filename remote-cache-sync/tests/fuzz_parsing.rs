@@ -1403,14 +1403,16 @@ mod pocketbase {
 /// variant (both adapters map statuses with the shared `remote::client::status` table), each
 /// answer in the backend's own error-body shape. The one documented difference: a 404 on a
 /// PocketBase list (a pull) names the missing collection as `NotFound`; our protocol's 404 is
-/// `Refused`; the same for an Appwrite list. Both pause the scope. Appwrite joins the table
-/// when its feature is on.
-#[cfg(feature = "pocketbase")]
+/// `Refused`; a 404 `PGRST202` from Supabase (the guide's function is missing) is `NotFound`; a
+/// 404 on an Appwrite list is `NotFound` (collection or database missing). All pause the scope.
+/// Appwrite joins the table when its feature is on.
+#[cfg(all(feature = "pocketbase", feature = "supabase"))]
 mod one_status_table {
     use super::*;
     use remote_cache_sync::remote::pocketbase::{
         Credentials, PocketBaseConfig, PocketBaseRemoteStore,
     };
+    use remote_cache_sync::remote::supabase::{self, SupabaseRemoteStore};
 
     /// A variant with what identifies it (status, code, `Retry-After` in whole seconds).
     fn summary(e: &Error) -> String {
@@ -1456,6 +1458,7 @@ mod one_status_table {
     fn documented(backend: &str, call: &str, status: u16) -> Option<&'static str> {
         match (backend, call, status) {
             ("pocketbase" | "appwrite", "pull", 404) => Some("NotFound"),
+            ("supabase", _, 404) => Some("NotFound"),
             _ => None,
         }
     }
@@ -1486,6 +1489,11 @@ mod one_status_table {
             config,
         )
         .unwrap();
+        let sb = SupabaseRemoteStore::<TestRecord>::builder(responder.url())
+            .anon_key("anon")
+            .credentials(supabase::Credentials::Anonymous)
+            .build()
+            .unwrap();
         #[cfg(feature = "appwrite")]
         let aw = remote_cache_sync::remote::appwrite::AppwriteRemoteStore::<TestRecord>::builder(
             &responder.url(),
@@ -1498,9 +1506,9 @@ mod one_status_table {
         .build()
         .unwrap();
         let backends: &[&str] = if cfg!(feature = "appwrite") {
-            &["http", "pocketbase", "appwrite"]
+            &["http", "pocketbase", "supabase", "appwrite"]
         } else {
-            &["http", "pocketbase"]
+            &["http", "pocketbase", "supabase"]
         };
         let s = scope();
         let mut failures = Vec::new();
@@ -1509,6 +1517,9 @@ mod one_status_table {
                 let body = match backend {
                     "http" => json!({"error": {"code": "forbidden", "message": "no grant"}}),
                     "pocketbase" => json!({"status": status, "message": "no grant", "data": {}}),
+                    // PostgREST: a missing function is 404 PGRST202, a refused grant 42501.
+                    "supabase" => json!({"code": if status == 404 { "PGRST202" } else { "42501" },
+                                "message": "no grant", "details": null, "hint": null}),
                     // Appwrite's error body (`{message, code, type, version}`).
                     _ => json!({"message": "no grant", "code": status,
                         "type": "general_access_forbidden", "version": "1.8.0"}),
@@ -1518,6 +1529,7 @@ mod one_status_table {
                     let remote: &dyn RemoteStore<TestRecord> = match backend {
                         "http" => &http,
                         "pocketbase" => &pb,
+                        "supabase" => &sb,
                         #[cfg(feature = "appwrite")]
                         _ => &aw,
                         #[cfg(not(feature = "appwrite"))]

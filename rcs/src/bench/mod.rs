@@ -6,6 +6,7 @@ mod appwrite;
 mod local;
 mod pocketbase;
 mod sync;
+mod web;
 
 /// Benchmark arguments.
 #[derive(clap::Args)]
@@ -24,6 +25,8 @@ enum Which {
     Pocketbase(pocketbase::Args),
     /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
     Appwrite(appwrite::Args),
+    /// The library in headless Chromium: initial sync into OPFS, apply vs raw SQLite there.
+    Web(web::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Sync(a) => sync::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
         Which::Appwrite(a) => appwrite::run(a).await,
+        Which::Web(a) => web::run(a).await,
     }
 }

@@ -6,6 +6,7 @@
 //! suite ([`testing::local`](crate::testing::local)).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -108,6 +109,8 @@ struct State<T> {
 #[derive(Debug)]
 pub struct InMemoryLocalStore<T> {
     state: Mutex<State<T>>,
+    /// Bumped by every call that may change the store ([`LocalStore::change_token`]).
+    generation: AtomicU64,
 }
 
 impl<T> Default for InMemoryLocalStore<T> {
@@ -118,6 +121,7 @@ impl<T> Default for InMemoryLocalStore<T> {
                 op_ids: HashSet::new(),
                 next_seq: 1,
             }),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -132,6 +136,13 @@ impl<T: Record> InMemoryLocalStore<T> {
         // Every method validates and encodes its input before mutating, and mutations cannot
         // panic halfway, so a poisoned lock still guards consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`lock`](Self::lock) for a call that may change the store: bumps the change token
+    /// first (a watcher that sees the new token waits on this lock for the change itself).
+    fn lock_mut(&self) -> MutexGuard<'_, State<T>> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock()
     }
 }
 
@@ -274,7 +285,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .iter()
             .map(|r| row_of(&Change::Upsert(r.clone())))
             .collect::<Result<Vec<_>>>()?;
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let sd = state.scopes.entry(scope.clone()).or_default();
         for (id, row) in rows {
             write_row(&mut sd.rows, id, row, true);
@@ -284,7 +295,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
 
     async fn delete_many(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
         check_ids(tombstones.iter().map(|t| t.id.as_str()))?;
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let sd = state.scopes.entry(scope.clone()).or_default();
         for t in tombstones {
             let (id, row) = row_of::<T>(&Change::Delete(t.clone()))?;
@@ -302,7 +313,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     }
 
     async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
-        self.lock()
+        self.lock_mut()
             .scopes
             .entry(scope.clone())
             .or_default()
@@ -325,7 +336,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .chain(page.deletes.iter().map(|t| Change::Delete(t.clone())))
             .map(|c| row_of(&c))
             .collect::<Result<Vec<_>>>()?;
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let sd = state.scopes.entry(scope.clone()).or_default();
         let queued: HashSet<&str> = sd.ops.values().map(|o| o.op.id.as_str()).collect();
         let mut skipped = Vec::new();
@@ -357,7 +368,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     async fn enqueue(&self, op: PendingOp<T>) -> Result<()> {
         check_op(&op)?;
         let (id, row) = row_of(&op.change())?;
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         if state.op_ids.contains(&op.op_id) {
             return Err(Error::InvalidInput(format!(
                 "op {} is already queued",
@@ -388,7 +399,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     }
 
     async fn ack_ops(&self, scope: &SyncScope, acks: &[Ack]) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let State { scopes, op_ids, .. } = &mut *state;
         let Some(sd) = scopes.get_mut(scope) else {
             return Ok(());
@@ -419,7 +430,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
         error: &str,
         park: bool,
     ) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let Some(sd) = state.scopes.get_mut(scope) else {
             return Ok(());
         };
@@ -446,7 +457,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     }
 
     async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let Some(sd) = state.scopes.get_mut(scope) else {
             return Ok(());
         };
@@ -463,7 +474,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     }
 
     async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         let State {
             scopes,
             op_ids: all,
@@ -515,7 +526,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             }
             None => None,
         };
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         if let Some(op) = &requeue
             && state.op_ids.contains(&op.op_id)
             && !settled_ops.contains(&op.op_id)
@@ -596,7 +607,7 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
     }
 
     async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_mut();
         match pause {
             Some(p) => state.scopes.entry(scope.clone()).or_default().pause = Some(p.clone()),
             None => {
@@ -620,5 +631,11 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .map(|(s, _)| s)
             .collect();
         Ok(set.into_iter().cloned().collect())
+    }
+
+    /// Changes with every call that may have changed the store (through any handle sharing
+    /// it: the store lives in this process only).
+    async fn change_token(&self) -> Result<Option<u64>> {
+        Ok(Some(self.generation.load(Ordering::SeqCst)))
     }
 }

@@ -191,6 +191,17 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
 
     /// Every scope the store holds records, ops or a sync point for.
     async fn scopes(&self) -> Result<Vec<SyncScope>>;
+
+    /// A token that changes whenever any connection (another process included) committed a
+    /// change to the store since the last call; `None` when the store cannot tell (the
+    /// default). [`Orchestrator::watch`](crate::Orchestrator::watch) polls it while a watch is
+    /// alive, to see writes made by others.
+    ///
+    /// Only equality matters: a token differs from the previous call's after a change; it may
+    /// also differ without one (a spurious wake-up only re-runs the watched queries).
+    async fn change_token(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A shared, type-erased local store.
@@ -279,5 +290,8 @@ impl<T: Record, S: LocalStore<T> + ?Sized> LocalStore<T> for std::sync::Arc<S> {
     }
     async fn scopes(&self) -> Result<Vec<SyncScope>> {
         (**self).scopes().await
+    }
+    async fn change_token(&self) -> Result<Option<u64>> {
+        (**self).change_token().await
     }
 }

@@ -54,6 +54,8 @@ pub struct BackgroundSync {
     wake: Arc<Notify>,
     online: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
+    /// The hint's other reader: the scopes' sync status.
+    status: (Arc<super::live::Live>, Vec<SyncScope>),
 }
 
 impl BackgroundSync {
@@ -61,6 +63,7 @@ impl BackgroundSync {
     /// coming back online syncs at once.
     pub fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::SeqCst);
+        self.status.0.set_online(&self.status.1, online);
         if online {
             self.wake.notify_one();
         }
@@ -106,6 +109,7 @@ pub(super) fn start<T: Record>(
         wake: Arc::new(Notify::new()),
         online: Arc::new(AtomicBool::new(true)),
         paused: Arc::new(AtomicBool::new(false)),
+        status: (orch.inner.live.clone(), scopes.clone()),
     };
     let (cancel, wake, online, paused) = (
         handle.cancel.clone(),

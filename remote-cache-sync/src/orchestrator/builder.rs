@@ -79,6 +79,13 @@ impl<T: Record> OrchestratorBuilder<T> {
         self
     }
 
+    /// How often watches look for other processes' changes (default 20 ms; see
+    /// [`OrchestratorConfig::watch_poll_interval`]).
+    pub fn watch_poll_interval(mut self, every: std::time::Duration) -> Self {
+        self.config = self.config.watch_poll_interval(every);
+        self
+    }
+
     /// The orchestrator.
     pub fn build(self) -> Orchestrator<T> {
         Orchestrator::from_parts(self.local, self.remote, self.resolver, self.config)

@@ -1,5 +1,7 @@
 //! [`OrchestratorConfig`] and [`SyncReport`].
 
+use std::time::Duration;
+
 use super::background::Backoff;
 use super::decide::ResolvedConflict;
 
@@ -17,6 +19,10 @@ pub struct OrchestratorConfig {
     pub sync_after_write: bool,
     /// Retry schedule for background syncs after transient failures.
     pub backoff: Backoff,
+    /// How often a [`watch`](super::Orchestrator::watch) asks the local store whether another
+    /// process changed it ([`LocalStore::change_token`](crate::LocalStore::change_token)),
+    /// while at least one watch is alive.
+    pub watch_poll_interval: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -27,6 +33,7 @@ impl Default for OrchestratorConfig {
             max_rejections: 1,
             sync_after_write: true,
             backoff: Backoff::default(),
+            watch_poll_interval: Duration::from_millis(20),
         }
     }
 }
@@ -55,6 +62,11 @@ impl OrchestratorConfig {
     /// Sets the retry schedule.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+    /// Sets `watch_poll_interval` (at least 1 ms).
+    pub fn watch_poll_interval(mut self, every: Duration) -> Self {
+        self.watch_poll_interval = every.max(Duration::from_millis(1));
         self
     }
 }

@@ -25,6 +25,7 @@ mod builder;
 mod coalesce;
 mod config;
 mod decide;
+mod live;
 mod sync;
 mod tasks;
 mod write;
@@ -33,10 +34,12 @@ pub use background::{BackgroundSync, Backoff};
 pub use builder::OrchestratorBuilder;
 pub use config::{OrchestratorConfig, SyncReport};
 pub use decide::{ConflictOutcome, ResolvedConflict};
+pub use live::{Paused, ScopeStatus, SyncPhase, SyncStatus, Watch};
 
 type SharedSync = Shared<crate::rt::BoxFuture<'static, Result<SyncReport>>>;
 
 pub(crate) struct Inner<T: Record> {
+    /// The app's store behind a [`live::NotifyingStore`], which tells `live` of every write.
     pub local: Arc<dyn LocalStore<T>>,
     pub remote: Arc<dyn RemoteStore<T>>,
     pub resolver: Arc<dyn ConflictResolver<T>>,
@@ -47,6 +50,8 @@ pub(crate) struct Inner<T: Record> {
     cancel: CancellationToken,
     /// Every task this orchestrator started.
     tasks: TaskTracker,
+    /// Watches and the sync status.
+    live: Arc<live::Live>,
 }
 
 /// Keeps a local cache of a remote in sync: reads by [`CachePolicy`], offline writes, and
@@ -156,6 +161,11 @@ impl<T: Record> Orchestrator<T> {
     ) -> Self {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let live = Arc::new(live::Live::default());
+        let local = Arc::new(live::NotifyingStore {
+            store: local,
+            live: live.clone(),
+        });
         Orchestrator {
             inner: Arc::new(Inner {
                 local,
@@ -166,6 +176,7 @@ impl<T: Record> Orchestrator<T> {
                 kicked: Mutex::new(HashSet::new()),
                 cancel: cancel.clone(),
                 tasks: tasks.clone(),
+                live,
             }),
             guard: Some(Arc::new(tasks::HandleGuard { cancel, tasks })),
         }
@@ -179,7 +190,7 @@ impl<T: Record> Orchestrator<T> {
         }
     }
 
-    /// The local store.
+    /// The local store (writes through it wake [`watch`](Self::watch)es too).
     pub fn local(&self) -> &Arc<dyn LocalStore<T>> {
         &self.inner.local
     }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::coalesce::coalesce;
 use super::decide::{self, Action, Decision, ResolvedConflict};
-use super::{Inner, SyncReport};
+use super::{Inner, SyncPhase, SyncReport};
 use crate::delta::SyncPoint;
 use crate::error::{Error, Result};
 use crate::local::{Ack, ScopePause, Settlement};
@@ -17,31 +17,41 @@ use crate::scope::SyncScope;
 
 pub(super) async fn run<T: Record>(inner: &Inner<T>, scope: &SyncScope) -> Result<SyncReport> {
     let mut report = SyncReport::default();
-    let result = async {
+    inner.live.sync_started(scope);
+    let result: Result<()> = async {
         push(inner, scope, &mut report).await?;
-        pull(inner, scope, &mut report).await
+        inner
+            .live
+            .update_status(scope, |s| s.phase = SyncPhase::Pulling);
+        pull(inner, scope, &mut report).await?;
+        if inner.local.pause(scope).await?.is_some() {
+            tracing::info!(%scope, "sync resumed");
+            inner.local.set_pause(scope, None).await?;
+        }
+        Ok(())
     }
     .await;
-    match result {
-        Ok(()) => {
-            if inner.local.pause(scope).await?.is_some() {
-                tracing::info!(%scope, "sync resumed");
-                inner.local.set_pause(scope, None).await?;
-            }
-            tracing::debug!(%scope, ?report, "synchronized");
-            Ok(report)
-        }
+    let mut pause = None;
+    match &result {
+        Ok(()) => tracing::debug!(%scope, ?report, "synchronized"),
         Err(e) if e.pauses_scope() => {
             // A refusal of the request, not of any op: remember why, charge no op.
             tracing::warn!(%scope, error = %e, "sync paused");
-            let pause = ScopePause::new(e.to_string(), Timestamp::now());
-            if let Err(store) = inner.local.set_pause(scope, Some(&pause)).await {
+            let p = ScopePause::new(e.to_string(), Timestamp::now());
+            if let Err(store) = inner.local.set_pause(scope, Some(&p)).await {
                 tracing::warn!(%scope, error = %store, "cannot record the pause");
             }
-            Err(e)
+            pause = Some(p);
         }
-        Err(e) => Err(e),
+        Err(_) => {}
     }
+    if inner.live.status_listened() {
+        inner.live.refresh_counts(&*inner.local, scope).await;
+    }
+    inner
+        .live
+        .sync_finished(scope, &report, &result, pause.as_ref());
+    result.map(|()| report)
 }
 
 async fn push<T: Record>(
@@ -100,6 +110,9 @@ async fn push<T: Record>(
             execute(inner, scope, d, report, &mut acks, &mut held).await?;
         }
         inner.local.ack_ops(scope, &acks).await?;
+        inner
+            .live
+            .update_status(scope, |s| s.pushed = report.pushed);
     }
     Ok(())
 }
@@ -240,6 +253,9 @@ async fn pull<T: Record>(
         };
         let skipped = inner.local.apply_remote(scope, &page, &point).await?;
         report.pulled += page.len();
+        inner
+            .live
+            .update_status(scope, |s| s.pulled = report.pulled);
         report.skipped += skipped.len();
         report.quarantined += page.quarantined.len();
         for q in &page.quarantined {

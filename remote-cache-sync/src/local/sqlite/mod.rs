@@ -62,6 +62,7 @@ use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
+mod change;
 mod db;
 mod error;
 #[cfg(target_arch = "wasm32")]
@@ -87,6 +88,8 @@ struct Inner {
     /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
     indexed: Vec<String>,
     path: Option<PathBuf>,
+    /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use).
+    watcher: change::Watcher,
 }
 
 /// The persistent local cache: a [`LocalStore`] on a SQLite file (or in memory), feature
@@ -280,6 +283,7 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
                 reader,
                 indexed,
                 path,
+                watcher: change::Watcher::default(),
             }),
             _t: PhantomData,
         })
@@ -435,7 +439,7 @@ impl<T: Record> SqliteLocalStore<T> {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
-        let with_conn = move |inner: &Inner, f: F| {
+        self.blocking(move |inner| {
             let conn = match (&inner.reader, read) {
                 (Some(reader), true) => reader,
                 _ => &inner.conn,
@@ -444,18 +448,28 @@ impl<T: Record> SqliteLocalStore<T> {
             // consistent even when the mutex is poisoned.
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut conn)
-        };
+        })
+        .await
+    }
+
+    /// Runs `f` off the async worker threads, as [`run`](Self::run) describes.
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Inner) -> Result<R> + Send + 'static,
+    {
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| with_conn(&self.inner, f))
+                tokio::task::block_in_place(|| f(&self.inner))
             }
             Ok(_) => {
                 let inner = self.inner.clone();
-                tokio::task::spawn_blocking(move || with_conn(&inner, f))
+                tokio::task::spawn_blocking(move || f(&inner))
                     .await
                     .map_err(join_error)?
             }
-            Err(_) => with_conn(&self.inner, f),
+            Err(_) => f(&self.inner),
         }
     }
 
@@ -755,5 +769,12 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn scopes(&self) -> Result<Vec<SyncScope>> {
         self.read(db::scopes_mut).await
+    }
+
+    /// SQLite's `PRAGMA data_version` on a connection of its own: it changes whenever another
+    /// connection (this store's writer, another store on the file, another process) committed.
+    /// `None` for an in-memory database and in the browser, where no other connection writes.
+    async fn change_token(&self) -> Result<Option<u64>> {
+        change::token(self).await
     }
 }
