@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, with all set-up, on a fresh Debian machine with the Rust toolchain:
-# starts a throwaway PostgreSQL cluster and PocketBase server on 127.0.0.1 (installing them when
-# missing), runs every test of the workspace with every feature against them, and stops them.
+# starts a throwaway PostgreSQL cluster, PocketBase server and the Supabase stand-in on 127.0.0.1
+# (installing them when missing), runs every test of the workspace with every feature against
+# them, runs the official @supabase/supabase-js client against the stand-in, and stops them.
 #
 #   bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -10,6 +11,9 @@ cd "$ROOT"
 ENV_DIR="$(mktemp -d)"
 
 cleanup() {
+    if [ -f "$ENV_DIR/supabase.env" ]; then
+        (. "$ENV_DIR/supabase.env" && bash scripts/stop-supabase.sh) >/dev/null 2>&1 || true
+    fi
     if [ -f "$ENV_DIR/pocketbase.env" ]; then
         (. "$ENV_DIR/pocketbase.env" && bash scripts/stop-pocketbase.sh) >/dev/null 2>&1 || true
     fi
@@ -28,11 +32,26 @@ bash scripts/start-pocketbase.sh "$ENV_DIR/pocketbase.env"
 . "$ENV_DIR/postgres.env"
 # shellcheck disable=SC1091
 . "$ENV_DIR/pocketbase.env"
+echo "== starting the Supabase stand-in"
+bash scripts/start-supabase.sh "$ENV_DIR/supabase.env"
+# shellcheck disable=SC1091
+. "$ENV_DIR/supabase.env"
 # Backend tests fail instead of skipping when their server is expected.
 export RCS_TEST_REQUIRE_SERVERS=1
 
 echo "== cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
 
-echo "== the library in the browser (wasm32, headless Chromium)"
-bash scripts/test-wasm.sh
+echo "== the official supabase-js client against the stand-in"
+SUPABASE_JS="${RCS_SUPABASE_JS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rcs/supabase-js}"
+if [ ! -d "$SUPABASE_JS/node_modules/@supabase/supabase-js" ]; then
+    command -v npm >/dev/null 2>&1 || {
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm
+    }
+    mkdir -p "$SUPABASE_JS"
+    (cd "$SUPABASE_JS" && npm install --no-audit --no-fund --silent @supabase/supabase-js@2.119.0)
+fi
+NODE_PATH="$SUPABASE_JS/node_modules" node scripts/supabase-js-check.mjs
+
+# The browser suite (wasm32, headless Chromium) is scripts/test-web.sh, which .ci/run runs next.

@@ -55,17 +55,21 @@ use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::{
     JsonRecord, LastWriteWins, LocalStore, OpKind, Orchestrator, OrchestratorConfig, PendingOp,
-    QuerySpec, Record, RemoteStore, SyncScope, Timestamp, Tombstone,
+    Record, RemoteStore, SyncScope,
 };
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, watch};
 
+mod check;
 mod journal;
+mod other_device;
 mod tap;
 mod worker;
 
-use journal::{Device, History, Intent};
+use check::{Final, live_records, remote_state};
+use journal::History;
+use other_device::{OtherDevice, direct_writes};
 use tap::{AppliedLog, Tap, Trigger, nanos};
 
 /// Arguments of `rcs crash-test`.
@@ -606,106 +610,6 @@ impl Harness {
         Ok(())
     }
 
-    /// Lost, duplicated and phantom writes, judged on the whole history so far.
-    fn check_writes(&mut self, remote: &BTreeMap<String, Final>, point: KillPoint) {
-        let applied = self.tap.applied();
-        for (version, (id, ops)) in &applied.by_version {
-            match self.history.by_version(*version) {
-                Some(i) if &i.id == id => {}
-                _ => {
-                    if self.figures.phantom.insert(*version) {
-                        eprintln!("crash-test: PHANTOM applied op on {id} at version {version}");
-                    }
-                }
-            }
-            if ops.len() > 1 && self.figures.duplicated.insert(*version) {
-                eprintln!(
-                    "crash-test: DUPLICATED write {version} on {id}, applied by {} ops (after a {} kill)",
-                    ops.len(),
-                    point.name()
-                );
-            }
-        }
-        drop(applied);
-        for (id, idxs) in &self.history.per_record {
-            let writes: Vec<&Intent> = idxs.iter().map(|&i| &self.history.intents[i]).collect();
-            // The write the remote's final state is (`None`: absent, or phantom).
-            let holds = match remote.get(id) {
-                None => None,
-                Some(f) => {
-                    let (version, is_delete, wid_ok) = match f {
-                        Final::Live(r) => (
-                            nanos(r.updated_at()),
-                            false,
-                            r.value().get("wid").and_then(Value::as_str)
-                                == Some(nanos(r.updated_at()).to_string().as_str()),
-                        ),
-                        Final::Gone(t) => (nanos(t.deleted_at), true, true),
-                    };
-                    let w = writes
-                        .iter()
-                        .find(|w| w.version == version && (w.kind == OpKind::Delete) == is_delete)
-                        .copied();
-                    if w.is_none() || !wid_ok {
-                        if self.figures.phantom.insert(version) {
-                            eprintln!(
-                                "crash-test: PHANTOM remote state of {id} at version {version}"
-                            );
-                        }
-                        continue;
-                    }
-                    w
-                }
-            };
-            // Last write wins: the record ends as its newest acknowledged write, or as a newer
-            // one that is unacknowledged because the kill hit its enqueue (it may or may not
-            // have committed). Deleted and absent read the same to the app, so any tombstone,
-            // or none, satisfies a delete among those (a create and a delete of a record fold
-            // into nothing when the remote has not got it or holds a tombstone).
-            let Some(newest) = writes.iter().filter(|w| w.acked).max_by_key(|w| w.version) else {
-                continue;
-            };
-            let may_end_deleted = writes
-                .iter()
-                .any(|w| w.version >= newest.version && w.kind == OpKind::Delete);
-            let kept = match (remote.get(id), holds) {
-                (None | Some(Final::Gone(_)), _) if may_end_deleted => true,
-                (Some(_), Some(h)) => h.version >= newest.version,
-                _ => false,
-            };
-            if !kept && self.figures.lost.insert(newest.version) {
-                let holds = match holds {
-                    Some(h) => {
-                        format!("{:?} at {} by the {:?} device", h.kind, h.version, h.device)
-                    }
-                    None => "nothing".to_owned(),
-                };
-                // The record's latest writes, oldest first, to tell what happened.
-                let mut by_version = writes.clone();
-                by_version.sort_by_key(|w| w.version);
-                let latest: Vec<String> = by_version
-                    .iter()
-                    .rev()
-                    .take(6)
-                    .rev()
-                    .map(|w| {
-                        let acked = if w.acked { "" } else { " (unacknowledged)" };
-                        format!("{:?} {:?} at {}{acked}", w.device, w.kind, w.version)
-                    })
-                    .collect();
-                eprintln!(
-                    "crash-test: LOST {:?} of {id} at version {} by the {:?} device (the newest acknowledged write of {}; the remote holds {holds}; after a {} kill); latest writes: {}",
-                    newest.kind,
-                    newest.version,
-                    newest.device,
-                    writes.len(),
-                    point.name(),
-                    latest.join(", ")
-                );
-            }
-        }
-    }
-
     fn report(&self, kills: usize, elapsed: Duration) -> anyhow::Result<()> {
         let f = &self.figures;
         let mut out = String::new();
@@ -843,197 +747,5 @@ fn spin(d: Duration) {
     let t = Instant::now();
     while t.elapsed() < d {
         std::hint::spin_loop();
-    }
-}
-
-/// A record's state on the remote.
-enum Final {
-    Live(JsonRecord),
-    Gone(Tombstone),
-}
-
-async fn remote_state(
-    storage: &SqliteRemoteStore<JsonRecord>,
-    scope: &SyncScope,
-) -> anyhow::Result<BTreeMap<String, Final>> {
-    let mut out = BTreeMap::new();
-    let mut cursor = None;
-    loop {
-        let page = storage.fetch_since(scope, cursor.as_ref(), 5000).await?;
-        for r in page.upserts {
-            let f = match r.deleted_at() {
-                Some(at) => Final::Gone(Tombstone {
-                    id: r.id().to_owned(),
-                    deleted_at: at,
-                }),
-                None => Final::Live(r),
-            };
-            out.insert(f_id(&f), f);
-        }
-        for t in page.deletes {
-            out.insert(t.id.clone(), Final::Gone(t));
-        }
-        cursor = page.cursor.or(cursor);
-        if !page.has_more {
-            return Ok(out);
-        }
-    }
-}
-
-fn f_id(f: &Final) -> String {
-    match f {
-        Final::Live(r) => r.id().to_owned(),
-        Final::Gone(t) => t.id.clone(),
-    }
-}
-
-/// Live records of a cache, as JSON values by id.
-async fn live_records(
-    local: &SqliteLocalStore<JsonRecord>,
-    scope: &SyncScope,
-) -> anyhow::Result<BTreeMap<String, Value>> {
-    Ok(local
-        .query(scope, &QuerySpec::new())
-        .await?
-        .into_iter()
-        .map(|r| (r.id().to_owned(), Value::Object(r.into_value())))
-        .collect())
-}
-
-/// The other device: an [`Orchestrator`] with its own SQLite cache, in the harness process
-/// (never killed), writing the killed client's record ids through its own server on the same
-/// storage.
-struct OtherDevice {
-    orch: Orchestrator<JsonRecord>,
-    local: Arc<SqliteLocalStore<JsonRecord>>,
-    scope: SyncScope,
-    records: usize,
-    /// Its newest version (its versions are odd and increasing).
-    last: i64,
-    /// Conflicts its resolver settled while writing.
-    settled_conflicts: usize,
-}
-
-impl OtherDevice {
-    async fn open(
-        cache: &std::path::Path,
-        remote: Arc<HttpRemoteStore<JsonRecord>>,
-        scope: SyncScope,
-        records: usize,
-    ) -> anyhow::Result<Self> {
-        let local = Arc::new(
-            SqliteLocalStore::<JsonRecord>::open(cache)
-                .await
-                .context("open the other device's cache")?,
-        );
-        let orch = Orchestrator::with(
-            local.clone(),
-            remote,
-            Arc::new(LastWriteWins::new()),
-            OrchestratorConfig::default()
-                .sync_after_write(false)
-                .push_batch_size(8)
-                .pull_page_size(16),
-        );
-        Ok(OtherDevice {
-            orch,
-            local,
-            scope,
-            records,
-            last: 0,
-            settled_conflicts: 0,
-        })
-    }
-
-    /// Random creates, updates and deletes of the killed client's record ids, a few
-    /// milliseconds apart, with a sync after about every third, until `stop`. Returns the
-    /// writes (a write is acknowledged when its enqueue returned Ok).
-    async fn write_until(
-        &mut self,
-        seed: u64,
-        mut stop: tokio::sync::oneshot::Receiver<()>,
-    ) -> anyhow::Result<Vec<Intent>> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut writes = Vec::new();
-        loop {
-            // Stop only between writes and syncs, never inside one.
-            tokio::select! {
-                _ = &mut stop => return Ok(writes),
-                _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..8))) => {}
-            }
-            let (id, kind) =
-                worker::pick_write(&mut rng, &self.orch, &self.scope, self.records).await?;
-            // Odd: the killed client's versions are even.
-            let version = nanos(Timestamp::now()).max(self.last + 1) | 1;
-            self.last = version;
-            let at = Timestamp::from_nanosecond(i128::from(version))?;
-            let result = match kind {
-                OpKind::Delete => self.orch.enqueue_delete_at(&self.scope, &id, at).await,
-                kind => {
-                    let record = JsonRecord::from_value(serde_json::json!({
-                        "id": id,
-                        "updated_at": at.to_string(),
-                        "wid": version.to_string(),
-                        "by": "other device",
-                    }))?;
-                    if kind == OpKind::Create {
-                        self.orch.enqueue_create(&self.scope, record).await
-                    } else {
-                        self.orch.enqueue_update(&self.scope, record).await
-                    }
-                }
-            };
-            if let Err(e) = &result {
-                eprintln!("crash-test: the other device's enqueue failed: {e}");
-            }
-            writes.push(Intent {
-                version,
-                kind,
-                id,
-                acked: result.is_ok(),
-                device: Device::Other,
-            });
-            if rng.random_bool(0.3) {
-                match self.orch.synchronize(&self.scope).await {
-                    Ok(report) => self.settled_conflicts += report.conflicts,
-                    Err(e) => eprintln!("crash-test: the other device's sync failed: {e}"),
-                }
-            }
-        }
-    }
-}
-
-/// Writes of records of their own (`s-NN`) straight into the storage while the worker runs, so
-/// the worker's pulls have pages to deliver.
-async fn direct_writes(
-    storage: Arc<SqliteRemoteStore<JsonRecord>>,
-    scope: SyncScope,
-    seed: u64,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) -> anyhow::Result<()> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_millis(rng.random_range(1..6))) => {}
-        }
-        let id = format!("s-{:02}", rng.random_range(0..DIRECT_RECORDS));
-        let now = Timestamp::now();
-        if rng.random_bool(0.2) {
-            storage
-                .batch_delete(
-                    &scope,
-                    &[Tombstone {
-                        id,
-                        deleted_at: now,
-                    }],
-                )
-                .await?;
-        } else {
-            let r = JsonRecord::from_value(serde_json::json!({
-                "id": id, "updated_at": now.to_string(), "by": "other device", "x": rng.random::<u32>(),
-            }))?;
-            storage.batch_upsert(&scope, &[r]).await?;
-        }
     }
 }

@@ -7,6 +7,7 @@ mod client;
 mod crash;
 mod demo;
 mod serve;
+mod web_setup;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,8 @@ enum Command {
     Bench(bench::Args),
     /// Run our HTTP sync server.
     Serve(serve::Args),
+    /// Write the browser package (JS/TS API, worker, wasm) and an example todo page to a folder.
+    WebSetup(web_setup::Args),
     /// Kill a syncing client process at random moments and check that no write is lost.
     CrashTest(crash::Args),
     #[command(flatten)]
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(a) => bench::run(a).await,
             Command::Serve(a) => serve::run(a).await,
             Command::CrashTest(a) => crash::run(a).await,
+            Command::WebSetup(a) => web_setup::run(a).await,
             Command::Client(c) => client::run(c).await,
         }
     })

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use axum::http::{HeaderValue, Method, header};
 use remote_cache_sync::JsonRecord;
 use remote_cache_sync::remote::postgres::{
     PostgresOptions, PostgresRemoteStore, redact_connection_string,
@@ -15,6 +16,7 @@ use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{
     AllowAll, Authorizer, DEFAULT_MAX_BODY_BYTES, Server, StaticTokens, serve, shutdown_signal,
 };
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Arguments of `rcs serve`.
 #[derive(clap::Args)]
@@ -41,6 +43,43 @@ pub struct Args {
     /// Longest time one request may take, body upload included (seconds).
     #[arg(long, default_value_t = 60)]
     request_timeout: u64,
+    /// Answers CORS (preflights and `Access-Control-Allow-Origin`) for this origin, e.g.
+    /// `http://127.0.0.1:5173`, so a page served there may call the server from a browser.
+    /// Repeat for more origins; other origins get no CORS headers.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+}
+
+/// The CORS layer for `origins` (`None` when there are none): only those origins are answered,
+/// for the protocol's methods and the headers our clients send (the bearer token, JSON bodies).
+pub(crate) fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let mut allowed = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let trimmed = origin.trim_end_matches('/');
+        let host = trimmed
+            .strip_prefix("http://")
+            .or_else(|| trimmed.strip_prefix("https://"));
+        let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', '*']));
+        if !valid {
+            bail!(
+                "--cors-origin {origin:?}: give scheme://host[:port], e.g. http://127.0.0.1:5173"
+            );
+        }
+        allowed
+            .push(HeaderValue::from_str(trimmed).with_context(|| {
+                format!("--cors-origin {origin:?} is not a valid header value")
+            })?);
+    }
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
 }
 
 /// Opens the storage; SQLite also serves pulls through the raw fast path.
@@ -96,11 +135,16 @@ fn authorizer(args: &Args) -> anyhow::Result<Arc<dyn Authorizer>> {
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let auth = authorizer(&args)?;
-    let router = open_storage(&args.db, auth)
+    let cors = cors_layer(&args.cors_origins)?;
+    let mut router = open_storage(&args.db, auth)
         .await?
         .max_body_bytes(args.max_body_bytes)
         .request_timeout(std::time::Duration::from_secs(args.request_timeout.max(1)))
         .into_router();
+    if let Some(cors) = cors {
+        tracing::info!(origins = ?args.cors_origins, "CORS enabled");
+        router = router.layer(cors);
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -2,7 +2,7 @@
 //! OPFS sync access handles exist): the `LocalStore` conformance suite in memory and on OPFS,
 //! and persistence across closing and reopening an OPFS database.
 //!
-//! Run with `scripts/test-wasm.sh` (it installs Chromium, the wasm target and the matching
+//! Run with `scripts/test-web.sh` (it installs Chromium, the wasm target and the matching
 //! `wasm-bindgen-cli`). Natively this file compiles to an empty test.
 #![cfg(target_arch = "wasm32")]
 

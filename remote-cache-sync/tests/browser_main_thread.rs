@@ -1,6 +1,6 @@
 //! OPFS outside a worker (a page's main thread, where browsers offer no OPFS sync access
 //! handles): opening fails with a typed `Unavailable` storage error, never a silent fall-back to
-//! memory. Run with `scripts/test-wasm.sh`; natively this file compiles to an empty test.
+//! memory. Run with `scripts/test-web.sh`; natively this file compiles to an empty test.
 #![cfg(target_arch = "wasm32")]
 
 use remote_cache_sync::local::sqlite::SqliteLocalStore;

@@ -1403,13 +1403,15 @@ mod pocketbase {
 /// variant (both adapters map statuses with the shared `remote::client::status` table), each
 /// answer in the backend's own error-body shape. The one documented difference: a 404 on a
 /// PocketBase list (a pull) names the missing collection as `NotFound`; our protocol's 404 is
-/// `Refused`. Both pause the scope.
-#[cfg(feature = "pocketbase")]
+/// `Refused`; a 404 `PGRST202` from Supabase (the guide's function is missing) is `NotFound`.
+/// Both pause the scope.
+#[cfg(all(feature = "pocketbase", feature = "supabase"))]
 mod one_status_table {
     use super::*;
     use remote_cache_sync::remote::pocketbase::{
         Credentials, PocketBaseConfig, PocketBaseRemoteStore,
     };
+    use remote_cache_sync::remote::supabase::{self, SupabaseRemoteStore};
 
     /// A variant with what identifies it (status, code, `Retry-After` in whole seconds).
     fn summary(e: &Error) -> String {
@@ -1455,6 +1457,7 @@ mod one_status_table {
     fn documented(backend: &str, call: &str, status: u16) -> Option<&'static str> {
         match (backend, call, status) {
             ("pocketbase", "pull", 404) => Some("NotFound"),
+            ("supabase", _, 404) => Some("NotFound"),
             _ => None,
         }
     }
@@ -1485,19 +1488,29 @@ mod one_status_table {
             config,
         )
         .unwrap();
+        let sb = SupabaseRemoteStore::<TestRecord>::builder(responder.url())
+            .anon_key("anon")
+            .credentials(supabase::Credentials::Anonymous)
+            .build()
+            .unwrap();
         let s = scope();
         let mut failures = Vec::new();
         for (status, retry_after, expected) in table() {
-            for backend in ["http", "pocketbase"] {
-                let body = if backend == "http" {
-                    json!({"error": {"code": "forbidden", "message": "no grant"}})
-                } else {
-                    json!({"status": status, "message": "no grant", "data": {}})
+            for backend in ["http", "pocketbase", "supabase"] {
+                let body = match backend {
+                    "http" => json!({"error": {"code": "forbidden", "message": "no grant"}}),
+                    "pocketbase" => json!({"status": status, "message": "no grant", "data": {}}),
+                    // PostgREST: a missing function is 404 PGRST202, a refused grant 42501.
+                    _ => json!({"code": if status == 404 { "PGRST202" } else { "42501" },
+                                "message": "no grant", "details": null, "hint": null}),
                 };
                 responder.always(canned(status, &retry_after, body));
                 for call in ["pull", "time"] {
-                    let remote: &dyn RemoteStore<TestRecord> =
-                        if backend == "http" { &http } else { &pb };
+                    let remote: &dyn RemoteStore<TestRecord> = match backend {
+                        "http" => &http,
+                        "pocketbase" => &pb,
+                        _ => &sb,
+                    };
                     let err = RT.block_on(async {
                         match call {
                             "pull" => remote.fetch_since(&s, None, 10).await.map(|_| ()),

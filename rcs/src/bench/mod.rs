@@ -5,6 +5,7 @@ use clap::Subcommand;
 mod local;
 mod pocketbase;
 mod sync;
+mod web;
 
 /// Benchmark arguments.
 #[derive(clap::Args)]
@@ -21,6 +22,8 @@ enum Which {
     Sync(sync::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
+    /// The library in headless Chromium: initial sync into OPFS, apply vs raw SQLite there.
+    Web(web::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
+        Which::Web(a) => web::run(a).await,
     }
 }

@@ -88,7 +88,8 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-async fn seed(
+/// Writes `n` generated rows into `scope` of the server's database (also `rcs bench web`'s).
+pub(super) async fn seed(
     remote: &SqliteRemoteStore<TestRecord>,
     scope: &SyncScope,
     n: usize,

@@ -1,9 +1,9 @@
 //! The [`RemoteStore`] trait: the source of truth, reached over the network.
 //!
 //! Implementations: [`InMemoryRemoteStore`](memory::InMemoryRemoteStore) (tests, demos) and,
-//! behind features, our HTTP protocol, PostgreSQL and PocketBase. Every implementation must pass
+//! behind features, our HTTP protocol, PostgreSQL, PocketBase and Supabase. Every implementation must pass
 //! [`testing::remote`](crate::testing). [`from_url`] picks the remote a URL names (`http://`,
-//! `pocketbase://`), for tools such as `rcs`.
+//! `pocketbase://`, `supabase://`), for tools such as `rcs`.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -31,6 +31,8 @@ pub mod postgres;
 pub mod protocol;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "supabase")]
+pub mod supabase;
 
 /// The remote side of sync.
 ///

@@ -78,6 +78,7 @@ pub async fn from_url<T: Record>(url: &str) -> Result<Box<dyn RemoteStore<T>>> {
 /// | --- | --- | --- |
 /// | `http://HOST:PORT[/PATH]`, `https://…` | our sync server (`rcs serve`), [`HttpRemoteStore`](crate::remote::http::HttpRemoteStore), with [`RemoteOptions::token`] | `http` |
 /// | `pocketbase://HOST:PORT[/PATH]?auth=…`, `pocketbase+http(s)://…` | [`PocketBaseRemoteStore`](crate::remote::pocketbase::PocketBaseRemoteStore), URL parameters and credential variables as in [`pocketbase::from_url`](crate::remote::pocketbase::from_url) | `pocketbase` |
+/// | `supabase://HOST:PORT[/PATH]?mode=exact\|table`, `supabase+http(s)://…` | [`SupabaseRemoteStore`](crate::remote::supabase::SupabaseRemoteStore), keys from `RCS_SUPABASE_ANON_KEY` plus `RCS_SUPABASE_TOKEN` or `RCS_SUPABASE_SERVICE_KEY` ([`supabase::from_url`](crate::remote::supabase::from_url)) | `supabase` |
 ///
 /// Nothing is sent: building checks the URL and the settings only. It is `async` so remotes
 /// whose set-up talks to the server can join the table.
@@ -114,14 +115,15 @@ pub async fn from_url_with<T: Record>(
         "http" | "https" => http(url, options),
         "pocketbase" | "pocketbase+http" | "pocketbase+https" | "http+pocketbase"
         | "https+pocketbase" => pocketbase(url, options),
+        "supabase" | "supabase+http" | "supabase+https" => supabase(url, options),
         other => Err(Error::InvalidInput(format!(
-            "remote URL scheme {other:?} is not supported: use http(s):// (rcs serve) or \
-             pocketbase://"
+            "remote URL scheme {other:?} is not supported: use http(s):// (rcs serve), \
+             pocketbase:// or supabase://"
         ))),
     }
 }
 
-#[cfg(not(all(feature = "http", feature = "pocketbase")))]
+#[cfg(not(all(feature = "http", feature = "pocketbase", feature = "supabase")))]
 fn missing_feature(feature: &str) -> Error {
     Error::InvalidInput(format!(
         "this build has no {feature} remote (enable the `{feature}` feature)"
@@ -161,6 +163,19 @@ fn pocketbase<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStor
     Err(missing_feature("pocketbase"))
 }
 
+#[cfg(feature = "supabase")]
+fn supabase<T: Record>(url: &str, options: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    let RemoteOptions { timeout, env, .. } = options;
+    Ok(Box::new(crate::remote::supabase::from_url::<T>(
+        url, env, timeout,
+    )?))
+}
+
+#[cfg(not(feature = "supabase"))]
+fn supabase<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    Err(missing_feature("supabase"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +185,8 @@ mod tests {
         let env = |k: &str| match k {
             "RCS_POCKETBASE_IDENTITY" => Some("a@b.c".to_owned()),
             "RCS_POCKETBASE_PASSWORD" => Some("pw".to_owned()),
+            "RCS_SUPABASE_ANON_KEY" => Some("anon".to_owned()),
+            "RCS_SUPABASE_TOKEN" => Some("jwt".to_owned()),
             _ => None,
         };
         let options = RemoteOptions::new().token("t0k3n").env(env);
@@ -195,6 +212,13 @@ mod tests {
             assert!(pick("http://u:p@127.0.0.1:1").await.is_err());
         } else {
             assert!(http.unwrap_err().to_string().contains("`http` feature"));
+        }
+        let sb = pick("supabase://127.0.0.1:54321?mode=table").await;
+        if cfg!(feature = "supabase") {
+            assert_eq!(sb.unwrap(), "supabase");
+            assert!(pick("supabase://u:p@127.0.0.1:1").await.is_err());
+        } else {
+            assert!(sb.unwrap_err().to_string().contains("`supabase` feature"));
         }
         if cfg!(feature = "pocketbase") {
             assert_eq!(pb.unwrap(), "pocketbase");

@@ -4,10 +4,18 @@
 //! - [`status`]: the one status → [`Error`](crate::Error) table, with a per-backend hook that
 //!   reads the backend's error bodies;
 //! - [`retry`]: a small, bounded retry in place of idempotent requests, honouring `Retry-After`;
-//! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins.
+//! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins;
+//! - `token`: bearer tokens (a provider trait for login and refresh, a cache that renews before
+//!   expiry and once after a 401);
+//! - `window`: the overlap-window pull cursor of remotes stamping rows before they commit.
 //!
-//! Internal (feature `http-base`, pulled in by `http` and `pocketbase`).
+//! Internal (feature `http-base`, pulled in by `http`, `pocketbase` and `supabase`).
 
 pub(crate) mod retry;
 pub(crate) mod status;
+#[cfg(any(feature = "pocketbase", feature = "supabase"))]
+#[cfg_attr(not(feature = "supabase"), allow(dead_code))]
+pub(crate) mod token;
 pub(crate) mod url;
+#[cfg(any(feature = "pocketbase", feature = "supabase"))]
+pub(crate) mod window;

@@ -1,0 +1,138 @@
+//! [`SupabaseRemoteStore`]: the [`RemoteStore`] of a Supabase project, in either mode.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use super::builder::{Mode, SupabaseBuilder, SupabaseConfig};
+use super::client::{BACKEND, Client};
+use super::{exact, filter, table};
+use crate::delta::{Cursor, Delta};
+use crate::error::{Error, Result};
+use crate::op::{PendingOp, PushOutcome};
+use crate::record::Record;
+use crate::remote::RemoteStore;
+use crate::scope::SyncScope;
+
+/// A Supabase project (PostgREST + GoTrue) as a [`RemoteStore`]. Cheap to clone. See the
+/// [module docs](super) and `docs/backends/supabase.md`.
+pub struct SupabaseRemoteStore<T> {
+    client: Arc<Client>,
+    config: SupabaseConfig,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SupabaseRemoteStore<T> {
+    fn clone(&self) -> Self {
+        SupabaseRemoteStore {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for SupabaseRemoteStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseRemoteStore")
+            .field("client", &self.client)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<T: Record> SupabaseRemoteStore<T> {
+    /// A builder for the project at `url` (e.g. `https://xyz.supabase.co`).
+    pub fn builder(url: impl Into<String>) -> SupabaseBuilder<T> {
+        SupabaseBuilder::new(url)
+    }
+
+    pub(crate) fn from_parts(client: Arc<Client>, config: SupabaseConfig) -> Self {
+        SupabaseRemoteStore {
+            client,
+            config,
+            _t: PhantomData,
+        }
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &SupabaseConfig {
+        &self.config
+    }
+
+    /// Gets a token now (signs in when configured to), so bad credentials fail early with
+    /// [`Error::Unauthorized`].
+    pub async fn authenticate(&self) -> Result<()> {
+        self.client.tokens.get().await.map(|_| ())
+    }
+
+    fn check(&self, scope: &SyncScope) -> Result<()> {
+        match self.config.mode {
+            Mode::Exact => Ok(()),
+            Mode::Table => filter::validate_table_scope(scope),
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl<T: Record> RemoteStore<T> for SupabaseRemoteStore<T> {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
+        self.check(scope)?;
+        match self.config.mode {
+            Mode::Exact => exact::get(&self.client, scope, id).await,
+            Mode::Table => table::get(&self.client, scope, id).await,
+        }
+    }
+
+    async fn fetch_since(
+        &self,
+        scope: &SyncScope,
+        since: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Delta<T>> {
+        self.check(scope)?;
+        match self.config.mode {
+            Mode::Exact => exact::pull(&self.client, scope, since, limit).await,
+            Mode::Table => {
+                table::pull(
+                    &self.client,
+                    scope,
+                    since,
+                    limit,
+                    self.config.overlap_window,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
+        self.check(scope)?;
+        if ops.iter().any(|op| &op.scope != scope) {
+            return Err(Error::InvalidInput(
+                "op scope differs from push scope".into(),
+            ));
+        }
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.config.mode {
+            Mode::Exact => exact::push(&self.client, scope, ops, self.config.push_batch).await,
+            Mode::Table => table::push(&self.client, scope, ops).await,
+        }
+    }
+
+    async fn server_time(&self) -> Result<Timestamp> {
+        match self.config.mode {
+            Mode::Exact => exact::now(&self.client).await,
+            Mode::Table => table::now(&self.client).await,
+        }
+    }
+}
