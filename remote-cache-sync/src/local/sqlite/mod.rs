@@ -88,7 +88,9 @@ struct Inner {
     /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
     indexed: Vec<String>,
     path: Option<PathBuf>,
-    /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use).
+    /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use;
+    /// unused in the browser, where no other connection writes).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     watcher: change::Watcher,
 }
 
