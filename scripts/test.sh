@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, with all set-up, on a fresh Debian machine with the Rust toolchain:
-# starts a throwaway PostgreSQL cluster, PocketBase server and the Supabase stand-in on 127.0.0.1
-# (installing them when missing), runs every test of the workspace with every feature against
-# them, runs the official @supabase/supabase-js client against the stand-in, and stops them.
+# starts a throwaway PostgreSQL cluster, PocketBase server and the Supabase and Appwrite
+# stand-ins on 127.0.0.1 (installing them when missing), runs every test of the workspace with
+# every feature against them, runs the official @supabase/supabase-js client and the official
+# Appwrite Node SDK (node-appwrite) against the stand-ins, and stops them.
 #
 #   bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -11,6 +12,9 @@ cd "$ROOT"
 ENV_DIR="$(mktemp -d)"
 
 cleanup() {
+    if [ -f "$ENV_DIR/appwrite.env" ]; then
+        (. "$ENV_DIR/appwrite.env" && bash scripts/stop-appwrite.sh) >/dev/null 2>&1 || true
+    fi
     if [ -f "$ENV_DIR/supabase.env" ]; then
         (. "$ENV_DIR/supabase.env" && bash scripts/stop-supabase.sh) >/dev/null 2>&1 || true
     fi
@@ -28,6 +32,10 @@ echo "== starting PostgreSQL"
 bash scripts/start-postgres.sh "$ENV_DIR/postgres.env"
 echo "== starting PocketBase"
 bash scripts/start-pocketbase.sh "$ENV_DIR/pocketbase.env"
+echo "== starting the Appwrite stand-in"
+bash scripts/start-appwrite.sh "$ENV_DIR/appwrite.env"
+# shellcheck disable=SC1091
+. "$ENV_DIR/appwrite.env"
 # shellcheck disable=SC1091
 . "$ENV_DIR/postgres.env"
 # shellcheck disable=SC1091
@@ -53,5 +61,8 @@ if [ ! -d "$SUPABASE_JS/node_modules/@supabase/supabase-js" ]; then
     (cd "$SUPABASE_JS" && npm install --no-audit --no-fund --silent @supabase/supabase-js@2.119.0)
 fi
 NODE_PATH="$SUPABASE_JS/node_modules" node scripts/supabase-js-check.mjs
+
+echo "== the official Appwrite SDK (node-appwrite) against the stand-in"
+bash scripts/appwrite-sdk-check.sh
 
 # The browser suite (wasm32, headless Chromium) is scripts/test-web.sh, which .ci/run runs next.

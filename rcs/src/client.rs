@@ -26,7 +26,9 @@ pub struct Conn {
     /// Remote URL: an `rcs serve` base URL (`http://HOST:PORT`), or a PocketBase server as
     /// `pocketbase://HOST:PORT?auth=superuser|<auth collection>|token` (credentials from
     /// RCS_POCKETBASE_IDENTITY/RCS_POCKETBASE_PASSWORD or RCS_POCKETBASE_TOKEN; the scope name is
-    /// the collection, scope keys are field filters).
+    /// the collection, scope keys are field filters), or a Supabase project as
+    /// `supabase://HOST:PORT[/PATH]?mode=exact|table[&tls=true]` (keys from RCS_SUPABASE_ANON_KEY
+    /// plus RCS_SUPABASE_TOKEN or RCS_SUPABASE_SERVICE_KEY; see docs/backends/supabase.md).
     #[arg(long, env = "RCS_REMOTE", default_value = "http://127.0.0.1:8080")]
     remote: String,
     /// Local cache file (SQLite; created when missing).

@@ -7,6 +7,7 @@ mod client;
 mod crash;
 mod demo;
 mod serve;
+mod standin;
 mod web_setup;
 
 #[derive(Parser)]
@@ -32,6 +33,9 @@ enum Command {
     WebSetup(web_setup::Args),
     /// Kill a syncing client process at random moments and check that no write is lost.
     CrashTest(crash::Args),
+    /// Run the Appwrite-compatible test server (for scripts/start-appwrite.sh).
+    #[command(hide = true)]
+    AppwriteStandin(standin::Args),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(a) => bench::run(a).await,
             Command::Serve(a) => serve::run(a).await,
             Command::CrashTest(a) => crash::run(a).await,
+            Command::AppwriteStandin(a) => standin::run(a).await,
             Command::WebSetup(a) => web_setup::run(a).await,
             Command::Client(c) => client::run(c).await,
         }

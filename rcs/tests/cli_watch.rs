@@ -130,6 +130,7 @@ fn a_watch_sees_another_process_write_within_100_ms() {
             let lag = seen.saturating_duration_since(committed);
             worst = worst.max(lag);
         }
+        eprintln!("worst lag from another process's commit to the watch: {worst:?}");
         assert!(
             worst <= Duration::from_millis(100),
             "a write of another process took {worst:?} to reach the watch"

@@ -1419,8 +1419,9 @@ mod pocketbase {
 /// variant (both adapters map statuses with the shared `remote::client::status` table), each
 /// answer in the backend's own error-body shape. The one documented difference: a 404 on a
 /// PocketBase list (a pull) names the missing collection as `NotFound`; our protocol's 404 is
-/// `Refused`; a 404 `PGRST202` from Supabase (the guide's function is missing) is `NotFound`.
-/// Both pause the scope.
+/// `Refused`; a 404 `PGRST202` from Supabase (the guide's function is missing) is `NotFound`; a
+/// 404 on an Appwrite list is `NotFound` (collection or database missing). All pause the scope.
+/// Appwrite joins the table when its feature is on.
 #[cfg(all(feature = "pocketbase", feature = "supabase"))]
 mod one_status_table {
     use super::*;
@@ -1472,7 +1473,7 @@ mod one_status_table {
     /// Differences the adapters document: (backend, call, status) → summary.
     fn documented(backend: &str, call: &str, status: u16) -> Option<&'static str> {
         match (backend, call, status) {
-            ("pocketbase", "pull", 404) => Some("NotFound"),
+            ("pocketbase" | "appwrite", "pull", 404) => Some("NotFound"),
             ("supabase", _, 404) => Some("NotFound"),
             _ => None,
         }
@@ -1509,23 +1510,46 @@ mod one_status_table {
             .credentials(supabase::Credentials::Anonymous)
             .build()
             .unwrap();
+        #[cfg(feature = "appwrite")]
+        let aw = remote_cache_sync::remote::appwrite::AppwriteRemoteStore::<TestRecord>::builder(
+            &responder.url(),
+            "p",
+            "d",
+        )
+        .credential(remote_cache_sync::remote::appwrite::Credential::api_key(
+            "k",
+        ))
+        .build()
+        .unwrap();
+        let backends: &[&str] = if cfg!(feature = "appwrite") {
+            &["http", "pocketbase", "supabase", "appwrite"]
+        } else {
+            &["http", "pocketbase", "supabase"]
+        };
         let s = scope();
         let mut failures = Vec::new();
         for (status, retry_after, expected) in table() {
-            for backend in ["http", "pocketbase", "supabase"] {
+            for &backend in backends {
                 let body = match backend {
                     "http" => json!({"error": {"code": "forbidden", "message": "no grant"}}),
                     "pocketbase" => json!({"status": status, "message": "no grant", "data": {}}),
                     // PostgREST: a missing function is 404 PGRST202, a refused grant 42501.
-                    _ => json!({"code": if status == 404 { "PGRST202" } else { "42501" },
+                    "supabase" => json!({"code": if status == 404 { "PGRST202" } else { "42501" },
                                 "message": "no grant", "details": null, "hint": null}),
+                    // Appwrite's error body (`{message, code, type, version}`).
+                    _ => json!({"message": "no grant", "code": status,
+                        "type": "general_access_forbidden", "version": "1.8.0"}),
                 };
                 responder.always(canned(status, &retry_after, body));
                 for call in ["pull", "time"] {
                     let remote: &dyn RemoteStore<TestRecord> = match backend {
                         "http" => &http,
                         "pocketbase" => &pb,
-                        _ => &sb,
+                        "supabase" => &sb,
+                        #[cfg(feature = "appwrite")]
+                        _ => &aw,
+                        #[cfg(not(feature = "appwrite"))]
+                        _ => unreachable!(),
                     };
                     let err = RT.block_on(async {
                         match call {

@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 
+mod appwrite;
 mod local;
 mod pocketbase;
 mod sync;
@@ -22,6 +23,8 @@ enum Which {
     Sync(sync::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
+    /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
+    Appwrite(appwrite::Args),
     /// The library in headless Chromium: initial sync into OPFS, apply vs raw SQLite there.
     Web(web::Args),
 }
@@ -31,6 +34,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
+        Which::Appwrite(a) => appwrite::run(a).await,
         Which::Web(a) => web::run(a).await,
     }
 }

@@ -1,9 +1,9 @@
 //! The [`RemoteStore`] trait: the source of truth, reached over the network.
 //!
 //! Implementations: [`InMemoryRemoteStore`](memory::InMemoryRemoteStore) (tests, demos) and,
-//! behind features, our HTTP protocol, PostgreSQL, PocketBase and Supabase. Every implementation must pass
-//! [`testing::remote`](crate::testing). [`from_url`] picks the remote a URL names (`http://`,
-//! `pocketbase://`, `supabase://`), for tools such as `rcs`.
+//! behind features, our HTTP protocol, PostgreSQL, PocketBase, Supabase and Appwrite. Every
+//! implementation must pass [`testing::remote`](crate::testing). [`from_url`] picks the remote a
+//! URL names (`http://`, `pocketbase://`, `supabase://`, `appwrite://`), for tools such as `rcs`.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -21,6 +21,8 @@ pub mod realtime;
 pub use parse::{RemoteOptions, from_url, from_url_with};
 pub use realtime::{RealtimeOptions, RemoteEvent, RemoteEvents};
 
+#[cfg(feature = "appwrite")]
+pub mod appwrite;
 #[cfg(feature = "http-base")]
 mod client;
 #[cfg(feature = "http")]

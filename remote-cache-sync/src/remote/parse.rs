@@ -79,6 +79,7 @@ pub async fn from_url<T: Record>(url: &str) -> Result<Box<dyn RemoteStore<T>>> {
 /// | `http://HOST:PORT[/PATH]`, `https://…` | our sync server (`rcs serve`), [`HttpRemoteStore`](crate::remote::http::HttpRemoteStore), with [`RemoteOptions::token`] | `http` |
 /// | `pocketbase://HOST:PORT[/PATH]?auth=…`, `pocketbase+http(s)://…` | [`PocketBaseRemoteStore`](crate::remote::pocketbase::PocketBaseRemoteStore), URL parameters and credential variables as in [`pocketbase::from_url`](crate::remote::pocketbase::from_url) | `pocketbase` |
 /// | `supabase://HOST:PORT[/PATH]?mode=exact\|table`, `supabase+http(s)://…` | [`SupabaseRemoteStore`](crate::remote::supabase::SupabaseRemoteStore), keys from `RCS_SUPABASE_ANON_KEY` plus `RCS_SUPABASE_TOKEN` or `RCS_SUPABASE_SERVICE_KEY` ([`supabase::from_url`](crate::remote::supabase::from_url)) | `supabase` |
+/// | `appwrite://HOST:PORT[/v1]?project=P&database=D[&tls=true]` | [`AppwriteRemoteStore`](crate::remote::appwrite::AppwriteRemoteStore), credentials from `RCS_APPWRITE_KEY` or `RCS_APPWRITE_JWT` as in [`appwrite::from_url`](crate::remote::appwrite::from_url) | `appwrite` |
 ///
 /// Nothing is sent: building checks the URL and the settings only. It is `async` so remotes
 /// whose set-up talks to the server can join the table.
@@ -116,14 +117,20 @@ pub async fn from_url_with<T: Record>(
         "pocketbase" | "pocketbase+http" | "pocketbase+https" | "http+pocketbase"
         | "https+pocketbase" => pocketbase(url, options),
         "supabase" | "supabase+http" | "supabase+https" => supabase(url, options),
+        "appwrite" => appwrite(url, options),
         other => Err(Error::InvalidInput(format!(
             "remote URL scheme {other:?} is not supported: use http(s):// (rcs serve), \
-             pocketbase:// or supabase://"
+             pocketbase://, supabase:// or appwrite://"
         ))),
     }
 }
 
-#[cfg(not(all(feature = "http", feature = "pocketbase", feature = "supabase")))]
+#[cfg(not(all(
+    feature = "http",
+    feature = "pocketbase",
+    feature = "supabase",
+    feature = "appwrite"
+)))]
 fn missing_feature(feature: &str) -> Error {
     Error::InvalidInput(format!(
         "this build has no {feature} remote (enable the `{feature}` feature)"
@@ -176,6 +183,22 @@ fn supabase<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStore<
     Err(missing_feature("supabase"))
 }
 
+#[cfg(feature = "appwrite")]
+fn appwrite<T: Record>(url: &str, options: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    let RemoteOptions { timeout, env, .. } = options;
+    let store = crate::remote::appwrite::from_url_config::<T>(url, env, |config| {
+        if let Some(d) = timeout {
+            config.request_timeout = d;
+        }
+    })?;
+    Ok(Box::new(store))
+}
+
+#[cfg(not(feature = "appwrite"))]
+fn appwrite<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    Err(missing_feature("appwrite"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +210,7 @@ mod tests {
             "RCS_POCKETBASE_PASSWORD" => Some("pw".to_owned()),
             "RCS_SUPABASE_ANON_KEY" => Some("anon".to_owned()),
             "RCS_SUPABASE_TOKEN" => Some("jwt".to_owned()),
+            "RCS_APPWRITE_KEY" => Some("k3y".to_owned()),
             _ => None,
         };
         let options = RemoteOptions::new().token("t0k3n").env(env);
@@ -219,6 +243,17 @@ mod tests {
             assert!(pick("supabase://u:p@127.0.0.1:1").await.is_err());
         } else {
             assert!(sb.unwrap_err().to_string().contains("`supabase` feature"));
+        }
+        let aw = pick("appwrite://127.0.0.1:8080/v1?project=p&database=d").await;
+        if cfg!(feature = "appwrite") {
+            assert_eq!(aw.unwrap(), "appwrite");
+            assert!(
+                pick("appwrite://u:p@127.0.0.1:1?project=p&database=d")
+                    .await
+                    .is_err()
+            );
+        } else {
+            assert!(aw.unwrap_err().to_string().contains("`appwrite` feature"));
         }
         if cfg!(feature = "pocketbase") {
             assert_eq!(pb.unwrap(), "pocketbase");

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::record::Record;
 use crate::scope::SyncScope;
 
+#[cfg(feature = "appwrite-standin")]
+pub mod appwrite;
 pub mod faults;
 pub mod local;
 #[cfg(feature = "fault-proxy")]

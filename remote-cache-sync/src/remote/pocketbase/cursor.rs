@@ -1,5 +1,5 @@
 //! The pull cursor: a keyset position on `(updated, id)`, an overlap window and a seen-set (the
-//! shared `WindowCursor` (`remote::client::window`), see there for the rule).
+//! shared `remote::client::window::WindowCursor`, see there for the rule).
 //!
 //! PocketBase stamps `updated` in Go *before* the write transaction commits, so a row can become
 //! visible after rows stamped later were already read; the window (the server's batch timeout

@@ -1,6 +1,6 @@
 //! Table mode: plain PostgREST table requests on a table whose `updated_at` a trigger stamps with
 //! the server's clock (the guide, section 4). Pulls page on the keyset `(updated_at, id)` with
-//! an overlap window and a seen-set (the shared [`WindowCursor`]); pushes are one conditional
+//! an overlap window and a seen-set (the shared `WindowCursor`); pushes are one conditional
 //! request per op.
 
 use std::collections::HashMap;
