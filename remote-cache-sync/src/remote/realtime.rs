@@ -5,7 +5,7 @@
 //! - a reconnecting driver: one task per subscription opens a connection, forwards its events,
 //!   and after any failure reopens it with jittered exponential backoff (`backon`), so an adapter
 //!   only writes "open one connection and turn what arrives into events";
-//! - stall detection ([`stall_guard`]): a connection on which nothing arrives (no event, no
+//! - stall detection (`stall_guard`): a connection on which nothing arrives (no event, no
 //!   heartbeat) for [`RealtimeOptions::stall_timeout`] is treated as dead and reopened, since a
 //!   half-open TCP connection can stay silent forever;
 //! - the SSE transport for the HTTP adapters lives beside the other HTTP plumbing, in

@@ -22,7 +22,7 @@
 //! - `{p}records(scope, id, seq, version, updated_at, deleted, data)`, primary key `(scope, id)`,
 //!   unique index `(scope, seq)`. `scope` is [`SyncScope::canonical`]; `data` is the record as
 //!   `jsonb` (`NULL` for a pure tombstone); `version` is the record's exact version (RFC 3339 with
-//!   nanoseconds, what [`base_matches`] compares); `updated_at` is the same instant as a
+//!   nanoseconds, what [`base_matches`](crate::remote::base_matches) compares); `updated_at` is the same instant as a
 //!   `timestamptz` (microseconds) for people and SQL; `deleted` marks tombstones. Deleted rows are
 //!   kept (with `data` cleared) so the deletion reaches every client.
 //! - `{p}applied_ops(scope, op_id, applied_at)`: op ids already applied, for idempotent pushes.
@@ -67,7 +67,7 @@
 //! statement, so one snapshot.) An aborted W1 leaves a gap that nobody will fill, which is
 //! harmless. Readers take no lock, and a pull returns everything committed before it started.
 //!
-//! The lock also serialises pushes *within one scope*, which makes the [`base_matches`] check,
+//! The lock also serialises pushes *within one scope*, which makes the [`base_matches`](crate::remote::base_matches) check,
 //! the op-id deduplication and create-vs-create races simple and exact (no retries needed). Pushes
 //! to different scopes run in parallel; a hash collision between two scopes only makes them wait
 //! for each other. Costs and rules that follow:
@@ -468,7 +468,7 @@ impl<T: Record> PostgresRemoteStore<T> {
     }
 
     /// Forgets applied op ids recorded before `before`; returns how many. A client that replays
-    /// an op older than that gets it applied again (under [`base_matches`]), so keep this well
+    /// an op older than that gets it applied again (under [`base_matches`](crate::remote::base_matches)), so keep this well
     /// beyond the longest time a client can stay offline.
     pub async fn prune_applied_ops(&self, before: Timestamp) -> Result<u64> {
         let client = self.client().await?;

@@ -1,4 +1,4 @@
-//! [`PostgresOptions`]: the settings of [`PostgresRemoteStore::connect`](super::PostgresRemoteStore::connect).
+//! [`PostgresOptions`]: the settings of [`PostgresRemoteStore::connect`](super::PostgresRemoteStore::connect)(super::PostgresRemoteStore::connect).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::remote::RealtimeOptions;
 
-/// Settings for [`PostgresRemoteStore::connect`].
+/// Settings for [`PostgresRemoteStore::connect`](super::PostgresRemoteStore::connect).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -18,7 +18,7 @@ pub struct PostgresOptions {
     pub max_connections: usize,
     /// How long to wait for a connection (TCP connect and pool wait). Default 10 s.
     pub connect_timeout: Duration,
-    /// Create the schema on connect (see [`PostgresRemoteStore::migrate`]). Default true.
+    /// Create the schema on connect (see [`PostgresRemoteStore::migrate`](super::PostgresRemoteStore::migrate)). Default true.
     pub auto_migrate: bool,
     /// A PEM file of CA certificates to trust, in addition to the system's, for
     /// `sslmode=require` (e.g. a private CA or a self-signed server certificate).

@@ -29,7 +29,7 @@
 //! `apikey: <anon key>` on every request and `Authorization: Bearer <JWT>` (see
 //! [`Credentials`]). Sessions are renewed through GoTrue's refresh grant before the access
 //! token expires; a 401 renews once and retries. An expired or invalid JWT is
-//! [`Error::Unauthorized`](crate::Error::Unauthorized), never an empty page. Keys never appear
+//! [`Error::Unauthorized`], never an empty page. Keys never appear
 //! in errors, logs or `Debug`.
 //!
 //! # Errors
