@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the official Appwrite Node SDK (node-appwrite, from npm) against the Appwrite stand-in,
-# making the calls AppwriteRemoteStore makes: remote-cache-sync/tests/appwrite-sdk/crosscheck.mjs.
+# making the calls AppwriteRemoteStore makes: remote-cache-sync/tests/appwrite-sdk/crosscheck.mjs;
+# and the official web SDK's realtime (appwrite, with the ws package as Node 20's WebSocket)
+# against the stand-in's /v1/realtime: realtime.mjs.
 # Needs the variables scripts/start-appwrite.sh prints. Installs Node.js with apt-get when it is
 # missing (as root on Debian) and the SDK with npm.
 set -euo pipefail
@@ -19,4 +21,4 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 cd "$DIR"
 npm install --no-audit --no-fund --silent >&2
-node --test crosscheck.mjs
+node --test crosscheck.mjs realtime.mjs

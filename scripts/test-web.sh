@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-features="sqlite,http,pocketbase,supabase,testing"
+features="sqlite,http,pocketbase,supabase,appwrite,testing"
 if [ "${RCS_WASM_CLIPPY:-0}" = 1 ]; then
     echo "== cargo clippy (wasm32-unknown-unknown, features $features)"
     cargo clippy -p remote-cache-sync --target wasm32-unknown-unknown --no-default-features \

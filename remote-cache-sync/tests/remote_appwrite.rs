@@ -9,14 +9,15 @@
     feature = "sqlite"
 ))]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use remote_cache_sync::remote::appwrite::{
     AppwriteConfig, AppwriteRemoteStore, Credential, document_id,
 };
-use remote_cache_sync::testing::appwrite::{StandinConfig, spawn};
 use remote_cache_sync::testing::proxy::{FaultProxy, HttpFault};
 use remote_cache_sync::testing::{TestRecord, remote as suite, ts, unique_scope};
 use remote_cache_sync::{
@@ -24,100 +25,7 @@ use remote_cache_sync::{
     PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
 };
 use serde_json::{Value, json};
-
-const DB: &str = "rcs";
-
-#[derive(Clone)]
-struct Env {
-    endpoint: String,
-    project: String,
-    key: String,
-}
-
-/// The `appwrite-request` blocks of the guide: (method, path, body).
-fn guide_requests() -> Vec<(String, String, Value)> {
-    let guide = include_str!("../../docs/backends/appwrite.md");
-    let mut out = Vec::new();
-    let mut rest = guide;
-    while let Some(start) = rest.find("```appwrite-request\n") {
-        let block = &rest[start + "```appwrite-request\n".len()..];
-        let end = block.find("```").expect("closed block");
-        let (first, body) = block[..end].split_once('\n').expect("a request line");
-        let (method, path) = first.split_once(' ').expect("METHOD PATH");
-        let body = serde_json::from_str(body).expect("a JSON body");
-        out.push((method.to_owned(), path.trim().to_owned(), body));
-        rest = &block[end + 3..];
-    }
-    assert!(out.len() >= 5, "the guide's set-up blocks were not found");
-    out
-}
-
-/// An in-process stand-in with the guide applied, on a runtime of its own (tests come and go).
-static LOCAL: LazyLock<Env> = LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let key = format!("{:032x}", rand::random::<u128>());
-            let config = StandinConfig {
-                project: "rcs-test".into(),
-                api_key: key.clone(),
-            };
-            let endpoint = spawn(config).await.unwrap();
-            let host = endpoint.trim_end_matches("/v1").to_owned();
-            let http = reqwest::Client::new();
-            for (method, path, body) in guide_requests() {
-                let resp = http
-                    .request(method.parse().unwrap(), format!("{host}{path}"))
-                    .header("X-Appwrite-Project", "rcs-test")
-                    .header("X-Appwrite-Key", &key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(
-                    resp.status().is_success(),
-                    "{method} {path}: {}",
-                    resp.status()
-                );
-            }
-            tx.send(Env {
-                endpoint,
-                project: "rcs-test".into(),
-                key,
-            })
-            .unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-});
-
-fn env() -> Option<Env> {
-    Some(match std::env::var("RCS_TEST_APPWRITE_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Env {
-            endpoint,
-            project: std::env::var("RCS_TEST_APPWRITE_PROJECT").expect("RCS_TEST_APPWRITE_PROJECT"),
-            key: std::env::var("RCS_TEST_APPWRITE_KEY").expect("RCS_TEST_APPWRITE_KEY"),
-        },
-        _ => LOCAL.clone(),
-    })
-}
-
-fn store_at(e: &Env, endpoint: &str, c: Credential) -> AppwriteRemoteStore<TestRecord> {
-    AppwriteRemoteStore::builder(endpoint, &e.project, DB)
-        .credential(c)
-        .build()
-        .unwrap()
-}
-
-fn keyed(e: &Env) -> AppwriteRemoteStore<TestRecord> {
-    store_at(e, &e.endpoint, Credential::api_key(&e.key))
-}
+use support::appwrite::{DB, Raw, env, keyed, store_at};
 
 fn scope() -> SyncScope {
     unique_scope("records")
@@ -131,68 +39,6 @@ fn update(scope: &SyncScope, r: TestRecord, base: Option<Timestamp>) -> PendingO
     let mut op = PendingOp::upsert(scope.clone(), OpKind::Update, r);
     op.base_version = base;
     op
-}
-
-/// Raw REST calls, for set-up (users, JWTs) and for writing as another app would.
-struct Raw<'a> {
-    e: &'a Env,
-    http: reqwest::Client,
-}
-
-impl<'a> Raw<'a> {
-    fn new(e: &'a Env) -> Self {
-        Raw {
-            e,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.e.endpoint))
-            .header("X-Appwrite-Project", &self.e.project)
-            .header("X-Appwrite-Key", &self.e.key);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A new user; returns its id and a JWT valid `secs` seconds.
-    async fn user_with_jwt(&self, secs: i64) -> (String, String) {
-        let id = format!("u{}", &uuid::Uuid::now_v7().simple().to_string()[..20]);
-        let (s, v) = self
-            .call(
-                reqwest::Method::POST,
-                "/users",
-                &[],
-                Some(json!({"userId": id})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/users/{id}/jwts"),
-                &[],
-                Some(json!({"duration": secs})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        (id, v["jwt"].as_str().unwrap().to_owned())
-    }
 }
 
 #[tokio::test]

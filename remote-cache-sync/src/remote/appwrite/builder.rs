@@ -38,6 +38,10 @@ pub struct AppwriteConfig {
     /// Transactions tried per push before giving up with [`Error::Unavailable`] when other
     /// writers keep changing the same documents. Default 8.
     pub max_rounds: usize,
+    /// Timings of [`subscribe`](crate::RemoteStore::subscribe)'s WebSocket: stall detection
+    /// and reconnect backoff (the adapter pings every `stall_timeout / 3`, at most every 20 s,
+    /// as Appwrite's SDKs do). Default: [`RealtimeOptions::default`](crate::remote::RealtimeOptions).
+    pub realtime: crate::remote::RealtimeOptions,
 }
 
 impl Default for AppwriteConfig {
@@ -50,6 +54,7 @@ impl Default for AppwriteConfig {
             owner_key: None,
             transaction_ttl_s: 60,
             max_rounds: 8,
+            realtime: crate::remote::RealtimeOptions::default(),
         }
     }
 }
@@ -98,6 +103,12 @@ impl<T: Record> AppwriteBuilder<T> {
     /// See [`AppwriteConfig::overlap_window`].
     pub fn overlap_window(mut self, d: Duration) -> Self {
         self.config.overlap_window = d;
+        self
+    }
+
+    /// See [`AppwriteConfig::realtime`].
+    pub fn realtime(mut self, options: crate::remote::RealtimeOptions) -> Self {
+        self.config.realtime = options;
         self
     }
 

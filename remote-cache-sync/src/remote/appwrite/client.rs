@@ -148,8 +148,13 @@ impl Client {
         })
     }
 
-    fn credential(&self) -> std::sync::RwLockReadGuard<'_, Credential> {
+    pub(super) fn credential(&self) -> std::sync::RwLockReadGuard<'_, Credential> {
         self.credential.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the credential is a user JWT (what realtime authenticates with).
+    pub fn has_jwt(&self) -> bool {
+        matches!(*self.credential(), Credential::Jwt(_))
     }
 
     /// Replaces the credential (a fresh JWT).

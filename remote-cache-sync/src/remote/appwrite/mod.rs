@@ -45,6 +45,14 @@
 //! answered `Applied` without a write. Outcomes are per op; a commit refused for one op's data
 //! (`400`) is retried op by op so only that op is rejected.
 //!
+//! # Realtime
+//! [`subscribe`](crate::RemoteStore::subscribe) listens on Appwrite's realtime WebSocket, one
+//! channel `databases.<db>.collections.<collection>.documents` per scope collection, with the
+//! store's JWT; every event is only a trigger to pull (module `realtime`). Native only, and only
+//! with a [`Credential::Jwt`]: Appwrite's realtime does not read API keys (the connection would
+//! be a guest's, deaf to documents readable by users only), and a browser WebSocket cannot send
+//! the JWT header. Otherwise `subscribe` returns `None` and the orchestrator polls.
+//!
 //! # Auth and failures
 //! [`Credential::ApiKey`] or [`Credential::Jwt`], always with `X-Appwrite-Project`. An expired
 //! JWT fails with [`Error::Unauthorized`](crate::Error) before any request is sent, so no empty
@@ -59,6 +67,8 @@ mod credential;
 pub mod cursor;
 mod decode;
 mod query;
+#[cfg(not(target_arch = "wasm32"))]
+mod realtime;
 mod store;
 
 pub(crate) use builder::from_url_config;

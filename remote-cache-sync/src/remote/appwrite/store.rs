@@ -570,6 +570,49 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
         BACKEND
     }
 
+    /// Realtime over Appwrite's WebSocket (module docs, "Realtime"; timings in
+    /// [`AppwriteConfig::realtime`]). `None` (poll) with an API key or in the browser. A scope
+    /// that fails validation is left out (its pulls report why).
+    fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = scopes;
+            None
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            if !self.client.has_jwt() {
+                tracing::info!(
+                    "appwrite realtime needs a user JWT (it ignores API keys): polling instead"
+                );
+                return None;
+            }
+            let scopes: Vec<SyncScope> = scopes
+                .iter()
+                .filter(|s| match validate_scope(s) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(scope = %s, error = %e, "scope left out of the realtime subscription");
+                        false
+                    }
+                })
+                .cloned()
+                .collect();
+            match super::realtime::spawn(
+                self.client.clone(),
+                &self.database,
+                scopes,
+                self.config.realtime,
+            ) {
+                Ok(events) => Some(events),
+                Err(e) => {
+                    tracing::warn!(error = %e, "appwrite realtime unavailable: polling instead");
+                    None
+                }
+            }
+        }
+    }
+
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         validate_scope(scope)?;
         if id.is_empty() {

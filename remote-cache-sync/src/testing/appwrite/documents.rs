@@ -200,6 +200,9 @@ fn write_one(
         &stamp,
     )?;
     let doc = store::get_doc(&conn, &c, &id)?.expect("just written");
+    // Appwrite's `createDocument` event is `…create`, `upsertDocument`'s `…upsert`.
+    let event = if upsert { "upsert" } else { "create" };
+    state.realtime.document(&c, &doc, event);
     let status = if existing.is_some() {
         StatusCode::OK
     } else {
@@ -261,5 +264,6 @@ pub(crate) async fn remove(
         "DELETE FROM documents WHERE db = ? AND coll = ? AND id = ?",
         rusqlite::params![db, coll, id],
     )?;
+    state.realtime.document(&c, &d, "delete");
     Ok(StatusCode::NO_CONTENT)
 }

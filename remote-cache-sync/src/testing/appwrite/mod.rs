@@ -14,11 +14,14 @@
 //!   permissions (`read("user:ID")`, roles `any`, `users`, `guests`, `user:ID`);
 //! - transactions: create, stage operations, commit (409 `transaction_conflict` when a
 //!   document changed after its operation was staged, as Appwrite's commit does), rollback;
-//! - users (create) and `users.createJWT`, to make user JWTs.
+//! - users (create) and `users.createJWT`, to make user JWTs;
+//! - realtime (`GET /v1/realtime`, a WebSocket): `connected`, document events (also from
+//!   committed transactions) filtered by read permissions, `ping`/`pong` (module `realtime`).
 //!
 //! What it leaves out: sessions and the account API, teams and labels, relationships,
 //! bulk document endpoints, `cursorAfter`/`cursorBefore`, full-text search, `select`, atomic
-//! numeric operations, realtime, rate limits, attribute processing status (attributes are
+//! numeric operations, realtime's session `authentication` message and its channels other than
+//! documents', rate limits, attribute processing status (attributes are
 //! available at once), and the TablesDB aliases of the same endpoints.
 //!
 //! One test knob that is not Appwrite's: a commit sent with the header
@@ -36,6 +39,7 @@ use rusqlite::Connection;
 mod documents;
 mod error;
 pub mod query;
+mod realtime;
 mod schema;
 mod store;
 mod transactions;
@@ -67,6 +71,8 @@ impl std::fmt::Debug for StandinConfig {
 pub(crate) struct Standin {
     pub config: StandinConfig,
     pub conn: Mutex<Connection>,
+    /// Open realtime sockets' feed.
+    pub realtime: realtime::Hub,
 }
 
 pub(crate) type State = Arc<Standin>;
@@ -125,10 +131,12 @@ pub fn router(config: StandinConfig, path: Option<&Path>) -> AwResult<Router> {
     let state: State = Arc::new(Standin {
         config,
         conn: Mutex::new(conn),
+        realtime: realtime::Hub::default(),
     });
     let docs = "/v1/databases/{db}/collections/{coll}/documents";
     Ok(Router::new()
         .route("/v1/health/version", get(schema::version))
+        .route("/v1/realtime", get(realtime::connect))
         .route("/v1/databases", post(schema::create_database))
         .route(
             "/v1/databases/{db}/collections",

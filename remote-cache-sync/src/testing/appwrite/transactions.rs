@@ -339,6 +339,12 @@ pub(crate) async fn finish(
         None => who.clone(),
     };
     let result = apply(&mut conn, &id, &owner, &stamp);
+    // After the commit, one event per operation (`Transactions/Update.php`).
+    if let Ok(events) = &result {
+        for (c, doc, action) in events {
+            state.realtime.document(c, doc, action);
+        }
+    }
     let status = if result.is_ok() {
         "committed"
     } else {
@@ -346,7 +352,7 @@ pub(crate) async fn finish(
     };
     set_status(&conn, &id, status)?;
     match result {
-        Ok(()) => {
+        Ok(_) => {
             let tx = load(&conn, &id, &who)?;
             Ok((StatusCode::OK, Json(tx.json())))
         }
@@ -362,13 +368,16 @@ pub(crate) async fn finish(
     }
 }
 
-/// Replays the staged operations in one SQLite transaction.
+/// A realtime event a commit makes: the collection, the document, the event's action.
+type CommitEvent = (store::Collection, store::Doc, &'static str);
+
+/// Replays the staged operations in one SQLite transaction; the realtime events to publish.
 fn apply(
     conn: &mut rusqlite::Connection,
     id: &str,
     owner: &Identity,
     stamp: &str,
-) -> Result<(), CommitError> {
+) -> Result<Vec<CommitEvent>, CommitError> {
     let t = conn.transaction()?;
     let logs: Vec<(String, String, String, String, String, String)> = {
         let mut stmt = t.prepare(
@@ -388,6 +397,7 @@ fn apply(
         .collect::<rusqlite::Result<_>>()?
     };
     let mut touched: HashSet<(String, String, String)> = HashSet::new();
+    let mut events: Vec<CommitEvent> = Vec::new();
     for (action, db, coll, doc_id, data, staged_at) in logs {
         let c = store::collection(&t, &db, &coll)?;
         let existing = store::get_doc(&t, &c, &doc_id)?;
@@ -404,13 +414,14 @@ fn apply(
         let (data, perms) = store::split_data(data)?;
         match action.as_str() {
             "delete" => {
-                if existing.is_none() {
+                let Some(d) = existing else {
                     return Err(CommitError::NotFound(doc_id));
-                }
+                };
                 t.execute(
                     "DELETE FROM documents WHERE db = ? AND coll = ? AND id = ?",
                     params![c.db, c.id, doc_id],
                 )?;
+                events.push((c, d, "delete"));
             }
             _ => {
                 match (action.as_str(), &existing) {
@@ -442,12 +453,21 @@ fn apply(
                     &permissions,
                     stamp,
                 )?;
+                // Upserts in a transaction are reported as `update`, as Appwrite does.
+                let event = if action == "create" {
+                    "create"
+                } else {
+                    "update"
+                };
+                if let Some(d) = store::get_doc(&t, &c, &doc_id)? {
+                    events.push((c, d, event));
+                }
             }
         }
         touched.insert(key);
     }
     t.commit()?;
-    Ok(())
+    Ok(events)
 }
 
 /// `DELETE /v1/databases/transactions/{tx}` (`deleteTransaction`): `204`.

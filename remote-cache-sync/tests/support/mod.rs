@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests (each test crate includes the modules it uses).
+
+#[cfg(all(feature = "appwrite", feature = "appwrite-standin"))]
+pub mod appwrite;
