@@ -153,6 +153,7 @@ impl Client {
     }
 
     /// Whether the credential is a user JWT (what realtime authenticates with).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn has_jwt(&self) -> bool {
         matches!(*self.credential(), Credential::Jwt(_))
     }
