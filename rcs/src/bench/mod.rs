@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 mod appwrite;
+mod live;
 mod local;
 mod pocketbase;
 mod sync;
@@ -21,6 +22,8 @@ enum Which {
     Local(local::Args),
     /// Initial and delta sync through an embedded `rcs serve`.
     Sync(sync::Args),
+    /// Write-to-watch latency with N live clients, and the memory of idle subscribers.
+    Live(live::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
     /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
@@ -33,6 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
+        Which::Live(a) => live::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
         Which::Appwrite(a) => appwrite::run(a).await,
         Which::Web(a) => web::run(a).await,

@@ -571,6 +571,19 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         Ok(resp.record)
     }
 
+    /// `POST /v1/count` (`docs/protocol.md`); a server without it answers 404, an error the
+    /// orchestrator ignores (the total is only a progress hint).
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let body = protocol::CountRequest {
+            scope: scope.clone(),
+            cursor: since.cloned(),
+        };
+        let resp: protocol::CountResponse = self
+            .read(reqwest::Method::POST, protocol::COUNT, Some(&body))
+            .await?;
+        Ok(resp.remaining)
+    }
+
     async fn fetch_since(
         &self,
         scope: &SyncScope,
