@@ -311,9 +311,25 @@ async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
     let feed = store::<JsonRecord>(&url, FLOOD_PREFIX, Duration::from_millis(50)).await;
     let mut events = feed.changes();
     assert_eq!(next(&mut events).await, RemoteEvent::Reconnected);
-    // 3,000 distinct scopes while the server's feed reader is stuck.
-    let scopes: Vec<SyncScope> = (0..3_000).map(|_| unique_scope("flood")).collect();
-    flood(&url, scopes.iter().map(SyncScope::canonical)).await;
+    // 3,000 distinct scopes while the server's feed reader is stuck, in one transaction, so
+    // they all arrive at once at commit (distinct notifications are not folded).
+    let scopes: Vec<String> = (0..3_000)
+        .map(|_| unique_scope("flood").canonical())
+        .collect();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+        .execute(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            &[&format!("{FLOOD_PREFIX}changes"), &scopes],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let got = drain(&mut events).await;
     assert!(got.len() <= 70, "{} events after 3,000 scopes", got.len());
     // The scopes that did not fit became one resync: nothing is lost.
