@@ -106,6 +106,7 @@ pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
 /// which rewrites every page in one rollback-journal transaction (a crash leaves the old key
 /// valid), then on again. Another process holding the file fails it with
 /// [`StorageErrorKind::Locked`], leaving the old key in place.
+#[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
 pub(super) fn rekey(conn: &Connection, new: &EncryptionKey) -> Result<()> {
     if new.expose().is_empty() {
         return Err(Error::InvalidInput(
@@ -210,5 +211,53 @@ fn keyless(e: Error) -> Error {
             message: "setting the encryption key failed".into(),
         },
         other => other,
+    }
+}
+
+#[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+impl<T: crate::record::Record> super::SqliteLocalStore<T> {
+    /// Changes the key of an encrypted cache (feature `encryption`): every page is re-encrypted
+    /// with `new_key` in one transaction, so a crash leaves the old key valid. This store's own
+    /// connections follow; another process with the file open makes it fail with
+    /// [`StorageErrorKind::Locked`] and the old key stays. A cache opened without a key is
+    /// refused ([`Error::InvalidInput`]): encrypting a plain cache means syncing a new one.
+    #[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+    pub async fn rekey(&self, new_key: impl Into<EncryptionKey>) -> Result<()> {
+        let new_key = new_key.into();
+        self.blocking(move |inner| {
+            let Some(path) = inner.path.as_deref() else {
+                return Err(Error::InvalidInput(
+                    "an in-memory cache has no file to re-encrypt".into(),
+                ));
+            };
+            // Lock order as elsewhere: writer, watcher, reader, key.
+            let conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut watcher = inner.watcher.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reader = inner
+                .reader
+                .as_ref()
+                .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut key = inner.key.lock().unwrap_or_else(|e| e.into_inner());
+            if key.is_none() {
+                return Err(Error::InvalidInput(
+                    "the cache is not encrypted: rekey changes the key of a cache opened with one"
+                        .into(),
+                ));
+            }
+            // SQLCipher rekeys only with no other connection on the file: close ours.
+            *watcher = None;
+            if let Some(r) = reader.as_mut() {
+                **r = Connection::open_in_memory().map_err(map_err)?;
+            }
+            let rekeyed = rekey(&conn, &new_key);
+            if rekeyed.is_ok() {
+                *key = Some(new_key);
+            }
+            if let Some(r) = reader.as_mut() {
+                **r = super::schema::open_reader(path, inner.busy_timeout, key.as_ref())?;
+            }
+            rekeyed
+        })
+        .await
     }
 }
