@@ -10,9 +10,18 @@ use std::process::Command;
 const RCS: &str = env!("CARGO_BIN_EXE_rcs");
 
 fn crash_test(extra: &[&str]) -> (bool, HashMap<String, String>, String) {
+    crash_test_with(extra, &[])
+}
+
+/// Runs `rcs crash-test` with `env` set: (success, figures, the whole output).
+fn crash_test_with(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, HashMap<String, String>, String) {
     let out = Command::new(RCS)
         .arg("crash-test")
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .expect("run rcs crash-test");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -68,19 +77,9 @@ fn fifteen_kills_lose_nothing() {
 #[cfg(feature = "encryption")]
 #[test]
 fn kills_on_an_encrypted_cache_lose_nothing() {
-    let out = Command::new(RCS)
-        .args(["crash-test", "--kills", "8"])
-        .env("RCS_CACHE_KEY", "crash test key")
-        .output()
-        .expect("run rcs crash-test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "crash test failed:\n{report}");
-    let f: HashMap<String, String> = stdout
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let (ok, f, report) =
+        crash_test_with(&["--kills", "8"], &[("RCS_CACHE_KEY", "crash test key")]);
+    assert!(ok, "crash test failed:\n{report}");
     assert_eq!(figure(&f, "cache_encrypted"), 1, "{report}");
     assert!(figure(&f, "acknowledged_writes") > 0, "{report}");
     for key in [
