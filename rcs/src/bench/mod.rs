@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 mod appwrite;
+mod encrypted;
 mod live;
 mod local;
 mod pocketbase;
