@@ -246,8 +246,9 @@ async fn a_write_through_server_one_wakes_a_client_of_server_two() {
     }
 }
 
-/// The prefix of the flood tests (their notifications reach no other test's listeners).
+/// The prefixes of the flood tests (their notifications reach no other test's listeners).
 const FLOOD_PREFIX: &str = "rcs_rtf_";
+const FEED_PREFIX: &str = "rcs_rtg_";
 
 /// Sends `payloads` on the flood channel, each in its own transaction (PostgreSQL folds
 /// identical notifications of one transaction), and waits until they had time to arrive.
@@ -308,7 +309,8 @@ async fn a_slow_subscriber_gets_coalesced_events_not_a_backlog() {
 async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
     use remote_cache_sync::server::ChangeFeed;
     let Some(url) = pg_url() else { return };
-    let feed = store::<JsonRecord>(&url, FLOOD_PREFIX, Duration::from_millis(50)).await;
+    // A channel of its own: the other flood test's notifications would reach this feed.
+    let feed = store::<JsonRecord>(&url, FEED_PREFIX, Duration::from_millis(50)).await;
     let mut events = feed.changes();
     assert_eq!(next(&mut events).await, RemoteEvent::Reconnected);
     // 3,000 distinct scopes while the server's feed reader is stuck, in one transaction, so
@@ -325,7 +327,7 @@ async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
     client
         .execute(
             "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-            &[&format!("{FLOOD_PREFIX}changes"), &scopes],
+            &[&format!("{FEED_PREFIX}changes"), &scopes],
         )
         .await
         .unwrap();
