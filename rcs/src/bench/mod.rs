@@ -6,7 +6,9 @@ mod appwrite;
 mod encrypted;
 mod live;
 mod local;
+mod overhead;
 mod pocketbase;
+mod supabase;
 mod sync;
 mod web;
 
@@ -29,6 +31,9 @@ enum Which {
     Pocketbase(pocketbase::Args),
     /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
     Appwrite(appwrite::Args),
+    /// Exact-mode pulls from Supabase (the stand-in of scripts/start-supabase.sh) vs bare
+    /// `rcs_pull` calls.
+    Supabase(supabase::Args),
     /// The library in headless Chromium: initial sync into OPFS, apply vs raw SQLite there.
     Web(web::Args),
 }
@@ -40,6 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Live(a) => live::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
         Which::Appwrite(a) => appwrite::run(a).await,
+        Which::Supabase(a) => supabase::run(a).await,
         Which::Web(a) => web::run(a).await,
     }
 }

@@ -38,6 +38,10 @@ pub struct AppwriteConfig {
     /// Transactions tried per push before giving up with [`Error::Unavailable`] when other
     /// writers keep changing the same documents. Default 8.
     pub max_rounds: usize,
+    /// Whether a pull that has more starts fetching the next page in the background, so the
+    /// caller applies one page while the next one travels (at most one extra page per scope in
+    /// memory). Default on.
+    pub prefetch: bool,
 }
 
 impl Default for AppwriteConfig {
@@ -50,6 +54,7 @@ impl Default for AppwriteConfig {
             owner_key: None,
             transaction_ttl_s: 60,
             max_rounds: 8,
+            prefetch: true,
         }
     }
 }
