@@ -27,8 +27,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// Storage: a SQLite file path (created when missing), or a `postgres://` URL (several
-    /// servers may share one database).
-    #[arg(long)]
+    /// servers may share one database). Also read from RCS_SERVE_DB, which keeps a database
+    /// password out of the process list.
+    #[arg(long, env = "RCS_SERVE_DB", hide_env_values = true)]
     db: String,
     /// Grants a bearer token the scopes matching a pattern: `TOKEN:PATTERN`, where PATTERN is
     /// `name[,key=value]*` and `*` matches any name or value (e.g. `s3cret:records,owner=alice`).

@@ -10,9 +10,18 @@ use std::process::Command;
 const RCS: &str = env!("CARGO_BIN_EXE_rcs");
 
 fn crash_test(extra: &[&str]) -> (bool, HashMap<String, String>, String) {
+    crash_test_with(extra, &[])
+}
+
+/// Runs `rcs crash-test` with `env` set: (success, figures, the whole output).
+fn crash_test_with(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, HashMap<String, String>, String) {
     let out = Command::new(RCS)
         .arg("crash-test")
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .expect("run rcs crash-test");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -51,6 +60,7 @@ fn fifteen_kills_lose_nothing() {
         15,
         "{report}"
     );
+    assert_eq!(figure(&f, "cache_encrypted"), 0, "no key, a plain cache");
     for key in [
         "aimed_points_never_reached",
         "lost_writes",
@@ -60,6 +70,39 @@ fn fifteen_kills_lose_nothing() {
     ] {
         assert_eq!(figure(&f, key), 0, "{key}:\n{report}");
     }
+}
+
+/// The same on an encrypted cache (`RCS_CACHE_KEY`): SQLCipher's pages and WAL survive kills
+/// as SQLite's do.
+#[cfg(feature = "encryption")]
+#[test]
+fn kills_on_an_encrypted_cache_lose_nothing() {
+    let (ok, f, report) =
+        crash_test_with(&["--kills", "8"], &[("RCS_CACHE_KEY", "crash test key")]);
+    assert!(ok, "crash test failed:\n{report}");
+    assert_eq!(figure(&f, "cache_encrypted"), 1, "{report}");
+    assert!(figure(&f, "acknowledged_writes") > 0, "{report}");
+    for key in [
+        "lost_writes",
+        "duplicated_writes",
+        "phantom_writes",
+        "diverged_caches",
+    ] {
+        assert_eq!(figure(&f, key), 0, "{key}:\n{report}");
+    }
+}
+
+/// Without the feature, a key in the environment is refused, not ignored.
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn a_cache_key_without_the_feature_is_refused() {
+    let out = Command::new(RCS)
+        .args(["list", "--cache", "/nonexistent/never-created.sqlite"])
+        .env("RCS_CACHE_KEY", "k")
+        .output()
+        .expect("run rcs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encryption"));
 }
 
 #[test]

@@ -155,17 +155,11 @@ pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output,
 }
 
 /// A spawned task's handle: awaiting it gives the task's output; `abort` stops it.
-#[cfg(all(
-    not(target_arch = "wasm32"),
-    any(feature = "http", feature = "pocketbase")
-))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "http-base"))]
 pub(crate) use tokio::task::JoinHandle;
 
 /// Spawns `fut` on the current runtime (natively this panics outside a tokio runtime).
-#[cfg(all(
-    not(target_arch = "wasm32"),
-    any(feature = "http", feature = "pocketbase")
-))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "http-base"))]
 pub(crate) use tokio::spawn;
 
 /// Spawns `fut` and lets it run on its own (natively this panics outside a tokio runtime).
@@ -192,16 +186,16 @@ where
 
 /// A spawned task's handle: awaiting it gives the task's output; dropping it (or `abort`, then
 /// dropping it) stops the task at its next poll.
-#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
+#[cfg(all(target_arch = "wasm32", feature = "http-base"))]
 pub(crate) struct JoinHandle<T>(futures::future::RemoteHandle<T>);
 
-#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
+#[cfg(all(target_arch = "wasm32", feature = "http-base"))]
 impl<T> JoinHandle<T> {
     /// Stops the task once the handle is dropped (a remote handle cancels its task on drop).
     pub(crate) fn abort(&self) {}
 }
 
-#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
+#[cfg(all(target_arch = "wasm32", feature = "http-base"))]
 impl<T: 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
     fn poll(
@@ -213,7 +207,7 @@ impl<T: 'static> Future for JoinHandle<T> {
 }
 
 /// Spawns `fut` on the browser's event loop.
-#[cfg(all(target_arch = "wasm32", any(feature = "http", feature = "pocketbase")))]
+#[cfg(all(target_arch = "wasm32", feature = "http-base"))]
 pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
@@ -231,17 +225,11 @@ pub(crate) use tokio::task::{JoinError, spawn_blocking};
 
 /// A task that failed; it cannot happen in the browser (work runs inline, tasks do not panic
 /// across `spawn_local`).
-#[cfg(all(
-    target_arch = "wasm32",
-    any(feature = "sqlite", feature = "http", feature = "pocketbase")
-))]
+#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http-base")))]
 #[derive(Debug)]
 pub(crate) enum JoinError {}
 
-#[cfg(all(
-    target_arch = "wasm32",
-    any(feature = "sqlite", feature = "http", feature = "pocketbase")
-))]
+#[cfg(all(target_arch = "wasm32", any(feature = "sqlite", feature = "http-base")))]
 impl std::fmt::Display for JoinError {
     fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {}

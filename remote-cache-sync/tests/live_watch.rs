@@ -256,6 +256,9 @@ impl RemoteStore<TestRecord> for Scripted {
     async fn server_time(&self) -> Result<Timestamp> {
         self.inner.server_time().await
     }
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        self.inner.count_since(scope, since).await
+    }
 }
 
 #[tokio::test]
@@ -292,6 +295,7 @@ async fn status_walks_through_a_sync() {
                         s.pulled,
                         s.queue.pending,
                         s.last_report.clone(),
+                        s.pull_total,
                     ));
                 }
             }
@@ -319,6 +323,20 @@ async fn status_walks_through_a_sync() {
         assert!(progress.contains(&step), "{progress:?}");
     }
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    // The remote counted the pull after its first page: the total is known from then on.
+    let totals: Vec<(usize, Option<u64>)> = seen
+        .iter()
+        .filter(|s| s.0 == SyncPhase::Pulling)
+        .map(|s| (s.1, s.4))
+        .collect();
+    assert!(
+        totals.contains(&(500, Some(1_201))) && totals.contains(&(1_000, Some(1_201))),
+        "{totals:?}"
+    );
+    assert!(
+        totals.iter().all(|(_, t)| t.is_none() || *t == Some(1_201)),
+        "{totals:?}"
+    );
     let last = seen.last().unwrap();
     assert_eq!((last.0, last.1), (SyncPhase::Idle, 1_201));
     assert_eq!(last.2, 0, "nothing pending at the end");

@@ -245,3 +245,105 @@ async fn a_write_through_server_one_wakes_a_client_of_server_two() {
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
 }
+
+/// The prefixes of the flood tests (their notifications reach no other test's listeners).
+const FLOOD_PREFIX: &str = "rcs_rtf_";
+const FEED_PREFIX: &str = "rcs_rtg_";
+
+/// Sends `payloads` on the flood channel, each in its own transaction (PostgreSQL folds
+/// identical notifications of one transaction), and waits until they had time to arrive.
+async fn flood(url: &str, payloads: impl Iterator<Item = String>) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let notify = client.prepare("SELECT pg_notify($1, $2)").await.unwrap();
+    let channel = format!("{FLOOD_PREFIX}changes");
+    for payload in payloads {
+        client
+            .execute(&notify, &[&channel, &payload])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Everything the subscription holds for its reader now.
+async fn drain(events: &mut RemoteEvents) -> Vec<RemoteEvent> {
+    let mut got = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), events.next()).await {
+        got.push(e);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_gets_coalesced_events_not_a_backlog() {
+    let Some(url) = pg_url() else { return };
+    let reader = store::<TestRecord>(&url, FLOOD_PREFIX, Duration::from_millis(50)).await;
+    let scope = unique_scope("records");
+    let mut events = reader.subscribe(std::slice::from_ref(&scope)).unwrap();
+    assert_eq!(next(&mut events).await, RemoteEvent::Reconnected);
+    // 2,000 notifications of one scope while the subscriber reads nothing.
+    flood(&url, std::iter::repeat_n(scope.canonical(), 2_000)).await;
+    let got = drain(&mut events).await;
+    // What waits is the subscription's small channel (64) plus one coalesced event, not the
+    // 2,000 notifications.
+    assert!(
+        !got.is_empty() && got.len() <= 70,
+        "{} events after 2,000 notifications",
+        got.len()
+    );
+    assert!(
+        got.iter()
+            .all(|e| *e == RemoteEvent::Changed(scope.clone()))
+    );
+    // It still hears the next one.
+    flood(&url, std::iter::once(scope.canonical())).await;
+    assert_eq!(drain(&mut events).await, [RemoteEvent::Changed(scope)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
+    use remote_cache_sync::server::ChangeFeed;
+    let Some(url) = pg_url() else { return };
+    // A channel of its own: the other flood test's notifications would reach this feed.
+    let feed = store::<JsonRecord>(&url, FEED_PREFIX, Duration::from_millis(50)).await;
+    let mut events = feed.changes();
+    assert_eq!(next(&mut events).await, RemoteEvent::Reconnected);
+    // 3,000 distinct scopes while the server's feed reader is stuck, in one transaction, so
+    // they all arrive at once at commit (distinct notifications are not folded).
+    let scopes: Vec<String> = (0..3_000)
+        .map(|_| unique_scope("flood").canonical())
+        .collect();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+        .execute(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            &[&format!("{FEED_PREFIX}changes"), &scopes],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let got = drain(&mut events).await;
+    assert!(got.len() <= 70, "{} events after 3,000 scopes", got.len());
+    // The scopes that did not fit became one resync: nothing is lost.
+    assert_eq!(
+        got.last(),
+        Some(&RemoteEvent::Reconnected),
+        "the overflow must end in a resync: {got:?}"
+    );
+    assert!(
+        got[..got.len() - 1]
+            .iter()
+            .all(|e| matches!(e, RemoteEvent::Changed(s) if s.name() == "flood")),
+        "{got:?}"
+    );
+}

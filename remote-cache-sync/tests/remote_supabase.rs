@@ -160,8 +160,9 @@ async fn conformance_table_mode() {
     suite::run_all(&s, || unique_scope("notes")).await;
 }
 
-/// User A's rows are invisible to user B, B cannot overwrite them, anon is refused, and the
-/// service role bypasses RLS, in both modes.
+/// User A's rows are invisible to user B, B cannot overwrite them (a per-op verdict, B's other
+/// ops land), anon is refused (the scope pauses), and the service role bypasses RLS, in both
+/// modes.
 #[tokio::test]
 async fn row_level_security_isolates_users() {
     let Some(e) = env() else { return };
@@ -176,17 +177,46 @@ async fn row_level_security_isolates_users() {
         assert!(seen.is_empty(), "{mode:?}: B read A's rows: {seen:?}");
         assert_eq!(b.get_by_id(&scope, "r1").await.unwrap(), None);
 
-        // B writing A's record: refused (exact: the RPC fails with 42501 and the scope pauses;
-        // table: the insert hits A's key and B cannot see the row, so the op is rejected).
+        // B writing A's record among valid ops: a verdict on that op alone (exact: `rcs_push`
+        // answers `forbidden`; table: the insert hits A's key, which B cannot see). B's other
+        // ops land, and A's row is unchanged.
         let rb = TestRecord::new("r1", "B's", ts(2_000));
-        match b.push(&scope, &[create(&scope, rb)]).await {
-            Err(err) => assert!(err.pauses_scope(), "{mode:?}: {err:?}"),
-            Ok(out) => assert!(
-                matches!(&out[..], [PushOutcome::Rejected { .. }]),
-                "{mode:?}: {out:?}"
+        let (b0, b2) = (
+            TestRecord::new("b0", "B's own", ts(2_000)),
+            TestRecord::new("b2", "B's other", ts(2_000)),
+        );
+        let out = b
+            .push(
+                &scope,
+                &[
+                    create(&scope, b0.clone()),
+                    create(&scope, rb),
+                    create(&scope, b2.clone()),
+                ],
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{mode:?}: the whole push failed: {err:?}"));
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    PushOutcome::Applied { .. },
+                    PushOutcome::Rejected { .. },
+                    PushOutcome::Applied { .. }
+                ]
             ),
-        }
+            "{mode:?}: {out:?}"
+        );
+        assert_eq!(b.get_by_id(&scope, "b0").await.unwrap(), Some(b0));
+        assert_eq!(b.get_by_id(&scope, "b2").await.unwrap(), Some(b2));
+        assert_eq!(b.get_by_id(&scope, "r1").await.unwrap(), None);
         assert_eq!(a.get_by_id(&scope, "r1").await.unwrap(), Some(ra.clone()));
+        let (seen, _) = pull(&a, &scope, None, 100).await;
+        assert_eq!(
+            seen.keys().collect::<Vec<_>>(),
+            ["r1"],
+            "{mode:?}: A sees only its row"
+        );
 
         let anon = store(&e, Credentials::Anonymous, mode);
         let err = anon.fetch_since(&scope, None, 10).await.unwrap_err();
@@ -195,6 +225,17 @@ async fn row_level_security_isolates_users() {
             "{mode:?}: anon must be refused, got {err:?}"
         );
         assert!(anon.get_by_id(&scope, "r1").await.is_err());
+        let err = anon
+            .push(
+                &scope,
+                &[create(&scope, TestRecord::new("n1", "anon", ts(3_000)))],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.pauses_scope(),
+            "{mode:?}: anon's push must be refused, got {err:?}"
+        );
 
         let service = store(&e, Credentials::service_role(&e.service), mode);
         let (all, _) = pull(&service, &scope, None, 100).await;

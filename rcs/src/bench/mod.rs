@@ -3,8 +3,12 @@
 use clap::Subcommand;
 
 mod appwrite;
+mod encrypted;
+mod live;
 mod local;
+mod overhead;
 mod pocketbase;
+mod supabase;
 mod sync;
 mod web;
 
@@ -21,10 +25,15 @@ enum Which {
     Local(local::Args),
     /// Initial and delta sync through an embedded `rcs serve`.
     Sync(sync::Args),
+    /// Write-to-watch latency with N live clients, and the memory of idle subscribers.
+    Live(live::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
     /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
     Appwrite(appwrite::Args),
+    /// Exact-mode pulls from Supabase (the stand-in of scripts/start-supabase.sh) vs bare
+    /// `rcs_pull` calls.
+    Supabase(supabase::Args),
     /// The library in headless Chromium: initial sync into OPFS, apply vs raw SQLite there.
     Web(web::Args),
 }
@@ -33,8 +42,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
+        Which::Live(a) => live::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
         Which::Appwrite(a) => appwrite::run(a).await,
+        Which::Supabase(a) => supabase::run(a).await,
         Which::Web(a) => web::run(a).await,
     }
 }

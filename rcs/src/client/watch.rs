@@ -18,7 +18,8 @@ pub struct Args {
     /// Only records matching `FIELD OP VALUE` (as for `rcs list`; repeat to AND them).
     #[arg(long = "filter", value_name = "EXPR")]
     filters: Vec<String>,
-    /// Milliseconds between background syncs.
+    /// Milliseconds between background syncs: a safety net when the remote sends events
+    /// (`rcs serve`, PostgreSQL, PocketBase), whose changes show as they happen.
     #[arg(long, default_value_t = 1_000)]
     interval_ms: u64,
     /// How long Ctrl-C waits for queued writes to reach the server (they stay queued in the

@@ -235,6 +235,7 @@ async fn pull<T: Record>(
     report: &mut SyncReport,
 ) -> Result<()> {
     let mut cursor = inner.local.sync_point(scope).await?.and_then(|p| p.cursor);
+    let mut counted = false;
     loop {
         let page = inner
             .remote
@@ -256,6 +257,20 @@ async fn pull<T: Record>(
         inner
             .live
             .update_status(scope, |s| s.pulled = report.pulled);
+        if !counted && page.has_more && inner.live.status_listened() {
+            // A pull of several pages: ask the remote how much is left, once, for progress.
+            counted = true;
+            match inner.remote.count_since(scope, next.as_ref()).await {
+                Ok(Some(left)) => {
+                    let total = report.pulled as u64 + left;
+                    inner
+                        .live
+                        .update_status(scope, |s| s.pull_total = Some(total));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%scope, error = %e, "the remote cannot count the pull"),
+            }
+        }
         report.skipped += skipped.len();
         report.quarantined += page.quarantined.len();
         for q in &page.quarantined {

@@ -193,6 +193,15 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
         Ok(delta)
     }
 
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let from = parse_cursor(since)?;
+        let state = self.lock();
+        Self::check_online(&state)?;
+        Ok(Some(state.scopes.get(scope).map_or(0, |data| {
+            data.feed.range(from + 1..).count() as u64
+        })))
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         let mut guard = self.lock();
         Self::check_online(&guard)?;

@@ -94,6 +94,15 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
         push_unconditionally(self, scope, ops).await
     }
 
+    /// How many changes of `scope`'s feed wait after `since`, when the remote can tell cheaply
+    /// (the default: `Ok(None)`, it cannot). A progress hint only, never used to decide what
+    /// to pull: the orchestrator asks it once per pull that spans several pages, to fill
+    /// [`ScopeStatus::pull_total`](crate::ScopeStatus::pull_total), and ignores its errors.
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let _ = (scope, since);
+        Ok(None)
+    }
+
     /// Realtime change notifications for `scopes`, when the remote offers them (the default:
     /// `None`, and the background sync keeps polling).
     ///
@@ -212,6 +221,9 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
     }
     async fn batch_delete(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
         (**self).batch_delete(scope, tombstones).await
+    }
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        (**self).count_since(scope, since).await
     }
     fn subscribe(&self, scopes: &[SyncScope]) -> Option<RemoteEvents> {
         (**self).subscribe(scopes)

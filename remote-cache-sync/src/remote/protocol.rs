@@ -24,6 +24,8 @@ pub const PULL: &str = "/v1/pull";
 pub const PUSH: &str = "/v1/push";
 /// `POST` [`GetRequest`] → [`GetResponse`].
 pub const GET: &str = "/v1/get";
+/// `POST` [`CountRequest`] → [`CountResponse`]: a progress hint.
+pub const COUNT: &str = "/v1/count";
 /// `GET`: server-sent change notifications of the `scope` query parameters (JSON scopes).
 pub const EVENTS: &str = "/v1/events";
 
@@ -43,6 +45,24 @@ pub struct PullRequest {
     pub cursor: Option<Cursor>,
     /// Most changes wanted (1..=[`MAX_PULL_LIMIT`]; larger values are clamped).
     pub limit: usize,
+}
+
+/// `POST /v1/count`: how many changes of the feed wait after a cursor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// The scope to count.
+    pub scope: SyncScope,
+    /// Count after this cursor; `null` counts the whole feed.
+    #[serde(default)]
+    pub cursor: Option<Cursor>,
+}
+
+/// Answer to a count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountResponse {
+    /// Changes waiting after the cursor (`null`: the storage cannot tell cheaply).
+    pub remaining: Option<u64>,
 }
 
 /// Answer to a pull: one page of the scope's change feed.

@@ -518,6 +518,26 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
         })
     }
 
+    /// A count over the feed index `(scope_id, seq)` from the cursor on.
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let from = parse_cursor(since)?;
+        let scope = scope.clone();
+        self.read(move |conn| {
+            let Some(sid) = scope_id(conn, &scope)? else {
+                return Ok(Some(0));
+            };
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM rcs_remote_records WHERE scope_id = ?1 AND seq > ?2",
+                )
+                .map_err(sql_err)?
+                .query_row(params![sid, from], |r| r.get(0))
+                .map_err(sql_err)?;
+            Ok(Some(n as u64))
+        })
+        .await
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         if ops.iter().any(|op| &op.scope != scope) {
             return Err(Error::InvalidInput(

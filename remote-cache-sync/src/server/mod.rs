@@ -61,6 +61,7 @@ use crate::scope::SyncScope;
 use jiff::Timestamp;
 
 pub mod auth;
+mod count;
 mod events;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
@@ -186,6 +187,7 @@ impl Server {
             .route(protocol::PULL, post(pull))
             .route(protocol::PUSH, post(push))
             .route(protocol::GET, post(get_one))
+            .route(protocol::COUNT, post(count::count))
             .route(protocol::EVENTS, get(events))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)

@@ -37,6 +37,7 @@ pub async fn run_all<R: RemoteStore<TestRecord> + ?Sized>(
     idempotency_is_per_scope(remote, &new_scope(), &new_scope()).await;
     payload_tombstones_answer_their_version(remote, &new_scope()).await;
     paging_sees_every_change(remote, &new_scope()).await;
+    counts_match_the_feed(remote, &new_scope()).await;
     later_changes_follow_cursor(remote, &new_scope()).await;
     scopes_are_isolated(remote, &new_scope(), &new_scope()).await;
     payloads_round_trip(remote, &new_scope()).await;
@@ -443,6 +444,36 @@ pub async fn paging_sees_every_change<R: RemoteStore<TestRecord> + ?Sized>(
     assert_eq!(
         state, want,
         "paged pull must return every record exactly as written"
+    );
+}
+
+/// [`RemoteStore::count_since`], where the remote answers it, counts what a pull from the same
+/// cursor returns (a remote that cannot tell answers `None`).
+pub async fn counts_match_the_feed<R: RemoteStore<TestRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+) {
+    let count = |since: Option<Cursor>| async move {
+        remote
+            .count_since(scope, since.as_ref())
+            .await
+            .expect("count_since")
+    };
+    let Some(empty) = count(None).await else {
+        return;
+    };
+    assert_eq!(empty, 0, "an empty scope counts 0");
+    let ops: Vec<_> = (0..12)
+        .map(|i| create(scope, TestRecord::new(id(i), "c", ts(2_000 + i as i64))))
+        .collect();
+    push_ok(remote, scope, &ops).await;
+    assert_eq!(count(None).await, Some(12), "the whole feed");
+    let page = remote.fetch_since(scope, None, 5).await.expect("pull");
+    assert!(page.has_more);
+    assert_eq!(
+        count(page.cursor.clone()).await,
+        Some(12 - page.len() as u64),
+        "what waits after the first page"
     );
 }
 

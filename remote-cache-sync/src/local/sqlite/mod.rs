@@ -62,8 +62,10 @@ use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
+mod builder;
 mod change;
 mod db;
+mod encryption;
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod opfs;
@@ -72,8 +74,11 @@ mod schema;
 mod scope_state;
 #[cfg(test)]
 mod tests;
+mod trait_impl;
 
+pub use builder::SqliteLocalStoreBuilder;
 use db::{EncodedOp, EncodedRows, EncodedSettlement};
+pub use encryption::EncryptionKey;
 use error::ts_to_sql;
 
 /// The schema version this build creates and understands.
@@ -88,6 +93,15 @@ struct Inner {
     /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
     indexed: Vec<String>,
     path: Option<PathBuf>,
+    /// The key every connection to an encrypted file is opened with (changed by `rekey`).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    key: Mutex<Option<EncryptionKey>>,
+    /// For reopening the reader after a rekey.
+    #[cfg_attr(
+        not(all(feature = "encryption", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    busy_timeout: Duration,
     /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use;
     /// unused in the browser, where no other connection writes).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -199,118 +213,6 @@ impl<T> fmt::Debug for SqliteLocalStore<T> {
     }
 }
 
-/// Options for opening a [`SqliteLocalStore`].
-#[derive(Debug, Clone)]
-pub struct SqliteLocalStoreBuilder<T> {
-    path: Option<PathBuf>,
-    /// `path` is the name of a database in the browser's OPFS.
-    #[cfg(target_arch = "wasm32")]
-    opfs: bool,
-    settings: schema::Settings,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T: Record> SqliteLocalStoreBuilder<T> {
-    /// Adds an expression index on `(scope, json_extract(data, '$.field'))` over live records,
-    /// created on open if missing. Filters on the field then use it. `field` is a dotted path
-    /// validated like query fields (an invalid one fails the open with
-    /// [`Error::InvalidQuery`]).
-    pub fn index_field(mut self, field: impl Into<String>) -> Self {
-        self.settings.index_fields.push(field.into());
-        self
-    }
-
-    /// How long a write waits for another connection's lock before failing with
-    /// [`StorageErrorKind::Locked`] (default 5 s).
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.busy_timeout = timeout;
-        self
-    }
-
-    /// Caps the database at `pages` pages (SQLite's `max_page_count`; pages are 4 KiB by
-    /// default). A write that would grow it further fails with [`StorageErrorKind::Full`] and
-    /// commits nothing, as on a full disk. Unlimited by default.
-    pub fn max_page_count(mut self, pages: u32) -> Self {
-        self.settings.max_page_count = Some(pages);
-        self
-    }
-
-    /// Opens (creating and migrating as needed) on the blocking pool (in the browser: inline,
-    /// after installing the OPFS VFS for an `opfs_builder`).
-    pub async fn open(self) -> Result<SqliteLocalStore<T>> {
-        #[cfg(target_arch = "wasm32")]
-        {
-            let name = self.path.as_ref().map(|p| p.to_string_lossy());
-            match &name {
-                Some(name) if self.opfs => {
-                    opfs::uri(name)?;
-                    if let Err(e) = opfs::install(name).await {
-                        tracing::warn!(storage = "opfs", database = %name, error = %e,
-                            "sqlite local store: OPFS unavailable");
-                        return Err(e);
-                    }
-                    tracing::info!(storage = "opfs", vfs = opfs::VFS, database = %name,
-                        "sqlite local store: persistent storage on OPFS");
-                }
-                _ => tracing::info!(
-                    storage = "memory",
-                    "sqlite local store: in memory (not persisted)"
-                ),
-            }
-        }
-        crate::rt::spawn_blocking(move || self.open_blocking())
-            .await
-            .map_err(join_error)?
-    }
-
-    /// Opens on the current thread, for synchronous callers (never call it on an async thread).
-    pub fn open_blocking(self) -> Result<SqliteLocalStore<T>> {
-        #[cfg(target_arch = "wasm32")]
-        let path = self.opfs_uri()?.or(self.path);
-        #[cfg(not(target_arch = "wasm32"))]
-        let path = self.path;
-        let conn = schema::open(path.as_deref(), &self.settings)?;
-        let indexed = schema::indexed_fields(&conn)?;
-        let reader = match &path {
-            // In the browser one connection serves everything: there is one thread, and the
-            // OPFS VFS has no shared memory for WAL.
-            Some(p) if !schema::is_private(p) && cfg!(not(target_arch = "wasm32")) => Some(
-                Mutex::new(schema::open_reader(p, self.settings.busy_timeout)?),
-            ),
-            _ => None,
-        };
-        Ok(SqliteLocalStore {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                reader,
-                indexed,
-                path,
-                watcher: change::Watcher::default(),
-            }),
-            _t: PhantomData,
-        })
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-impl<T> SqliteLocalStoreBuilder<T> {
-    /// The URI of an OPFS database (whose VFS must be installed), `None` for other databases.
-    fn opfs_uri(&self) -> Result<Option<PathBuf>> {
-        if !self.opfs {
-            return Ok(None);
-        }
-        let name = self.path.as_ref().map(|p| p.to_string_lossy().into_owned());
-        let uri = opfs::uri(name.as_deref().unwrap_or_default())?;
-        if !opfs::installed() {
-            return Err(Error::Storage {
-                kind: StorageErrorKind::Unavailable,
-                message: "OPFS: open the store with the async `open` (it installs the VFS)".into(),
-            });
-        }
-        Ok(Some(PathBuf::from(uri)))
-    }
-}
-
 #[cfg(not(target_arch = "wasm32"))]
 fn join_error(e: crate::rt::JoinError) -> Error {
     match e.try_into_panic() {
@@ -331,6 +233,7 @@ impl<T: Record> SqliteLocalStore<T> {
             path: Some(path.as_ref().to_owned()),
             settings: schema::Settings {
                 busy_timeout: Duration::from_secs(5),
+                key: None,
                 max_page_count: None,
                 index_fields: Vec::new(),
             },
@@ -531,252 +434,4 @@ fn encode_change<T: Record>(change: &Change<T>) -> Result<db::Encoded> {
 
 fn op_id_strings(ids: &[OpId]) -> Vec<String> {
     ids.iter().map(|o| o.0.clone()).collect()
-}
-
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
-    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
-        let (scope, id) = (scope.canonical(), id.to_owned());
-        self.read(move |c| db::get(c, &scope, &id)).await
-    }
-
-    async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>> {
-        let (scope, id) = (scope.canonical(), id.to_owned());
-        self.read(move |c| scope_state::version(c, &scope, &id))
-            .await
-    }
-
-    async fn query(&self, scope: &SyncScope, spec: &QuerySpec) -> Result<Vec<T>> {
-        let scope = scope.canonical();
-        let compiled = query::compile(&scope, spec, &self.inner.indexed)?;
-        let hinted = compiled.sql.contains(" INDEXED BY ");
-        match self.read(move |c| db::query(c, &compiled)).await {
-            // Should the planner ever refuse the index hint, run the query without it.
-            Err(Error::Storage { message, .. })
-                if hinted && message.contains("no query solution") =>
-            {
-                tracing::warn!(
-                    ?spec,
-                    "sqlite local store: index hint refused, querying without it"
-                );
-                let plain = query::compile(&scope, spec, &[])?;
-                self.read(move |c| db::query(c, &plain)).await
-            }
-            other => other,
-        }
-    }
-
-    async fn query_since(&self, scope: &SyncScope, since: Timestamp) -> Result<Vec<T>> {
-        let scope = scope.canonical();
-        // Before the representable range: everything; after it: nothing.
-        let since = ts_to_sql(since).unwrap_or(if since < Timestamp::UNIX_EPOCH {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
-        self.read(move |c| db::query_since(c, &scope, since)).await
-    }
-
-    async fn upsert_many(&self, scope: &SyncScope, items: &[T]) -> Result<()> {
-        let rows = encode_records(items.iter())?;
-        let scope = scope.canonical();
-        self.run(move |c| db::upsert_lww(c, &scope, &rows)).await
-    }
-
-    async fn delete_many(&self, scope: &SyncScope, tombstones: &[Tombstone]) -> Result<()> {
-        let mut rows = EncodedRows::with_capacity(tombstones.len());
-        for t in tombstones {
-            rows.push_tombstone(t)?;
-        }
-        let rows = rows.finish()?;
-        let scope = scope.canonical();
-        self.run(move |c| db::upsert_lww(c, &scope, &rows)).await
-    }
-
-    async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>> {
-        let scope = scope.canonical();
-        self.read(move |c| db::sync_point(c, &scope)).await
-    }
-
-    async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
-        let point = db::encode_point(point)?;
-        let scope = scope.canonical();
-        self.run(move |c| db::save_sync_point(c, &scope, &point))
-            .await
-    }
-
-    async fn apply_remote(
-        &self,
-        scope: &SyncScope,
-        page: &Delta<T>,
-        point: &SyncPoint,
-    ) -> Result<Vec<String>> {
-        let mut rows = EncodedRows::with_capacity(page.len());
-        for r in &page.upserts {
-            rows.push_record(r)?;
-        }
-        for t in &page.deletes {
-            rows.push_tombstone(t)?;
-        }
-        let rows = rows.finish()?;
-        let point = db::encode_point(point)?;
-        let scope = scope.canonical();
-        let quarantined = page.quarantined.clone();
-        self.run(move |c| db::apply_remote(c, &scope, &rows, &quarantined, &point))
-            .await
-    }
-
-    async fn enqueue(&self, op: PendingOp<T>) -> Result<()> {
-        check_op(&op)?;
-        let op = EncodedOp::new(op)?;
-        self.run_durable(move |c| db::enqueue(c, &op)).await
-    }
-
-    async fn pending_ops(&self, scope: &SyncScope, limit: usize) -> Result<Vec<PendingOp<T>>> {
-        let scope = scope.clone();
-        self.read(move |c| db::ops(c, &scope, &scope.canonical(), false, limit))
-            .await
-    }
-
-    async fn ack_ops(&self, scope: &SyncScope, acks: &[Ack]) -> Result<()> {
-        let acks = acks
-            .iter()
-            .map(|a| {
-                Ok((
-                    a.id.clone(),
-                    op_id_strings(&a.op_ids),
-                    a.version.map(ts_to_sql).transpose()?,
-                ))
-            })
-            .collect::<Result<Vec<db::EncodedAck>>>()?;
-        let scope = scope.canonical();
-        self.run(move |c| db::ack_ops(c, &scope, &acks)).await
-    }
-
-    async fn reject_ops(
-        &self,
-        scope: &SyncScope,
-        op_ids: &[OpId],
-        error: &str,
-        park: bool,
-    ) -> Result<()> {
-        let (scope, ids, error) = (scope.canonical(), op_id_strings(op_ids), error.to_owned());
-        self.run(move |c| db::reject_ops(c, &scope, &ids, &error, park))
-            .await
-    }
-
-    async fn parked_ops(&self, scope: &SyncScope) -> Result<Vec<PendingOp<T>>> {
-        let scope = scope.clone();
-        self.read(move |c| db::ops(c, &scope, &scope.canonical(), true, usize::MAX))
-            .await
-    }
-
-    async fn unpark_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
-        let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
-        self.run_durable(move |c| db::unpark_ops(c, &scope, &ids))
-            .await
-    }
-
-    async fn discard_ops(&self, scope: &SyncScope, op_ids: &[OpId]) -> Result<()> {
-        let (scope, ids) = (scope.canonical(), op_id_strings(op_ids));
-        self.run_durable(move |c| db::discard_ops(c, &scope, &ids))
-            .await
-    }
-
-    async fn settle_conflict(&self, scope: &SyncScope, settlement: Settlement<T>) -> Result<()> {
-        let Settlement {
-            id,
-            settled_ops,
-            remote_version,
-            local,
-            requeue,
-        } = settlement;
-        check_ids([id.as_str()])?;
-        let local = match &local {
-            Some(change) if change.id() != id => {
-                return Err(Error::InvalidInput(format!(
-                    "settlement for {id:?} carries a change for {:?}",
-                    change.id()
-                )));
-            }
-            Some(change) => Some(encode_change(change)?),
-            None => None,
-        };
-        let requeue = match requeue {
-            Some(op) => {
-                check_op(&op)?;
-                if &op.scope != scope {
-                    return Err(Error::InvalidInput(
-                        "requeued op belongs to another scope".into(),
-                    ));
-                }
-                Some(EncodedOp::new(op)?)
-            }
-            None => None,
-        };
-        let s = EncodedSettlement {
-            id,
-            settled_ops: op_id_strings(&settled_ops),
-            remote_version: remote_version.map(ts_to_sql).transpose()?,
-            local,
-            requeue,
-        };
-        let scope = scope.canonical();
-        // A requeued op is the user's kept write: as durable as its enqueue was. Without one
-        // the settlement only replaces ops and rows that a replay would settle again.
-        if s.requeue.is_some() {
-            self.run_durable(move |c| db::settle_conflict(c, &scope, &s))
-                .await
-        } else {
-            self.run(move |c| db::settle_conflict(c, &scope, &s)).await
-        }
-    }
-
-    async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
-        let scope = scope.canonical();
-        let (pending, parked, quarantined) = self
-            .read(move |c| {
-                let (pending, parked) = db::queue_status(c, &scope)?;
-                Ok((pending, parked, scope_state::quarantine_count(c, &scope)?))
-            })
-            .await?;
-        let count = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
-        Ok(QueueStatus {
-            pending: count(pending),
-            parked: count(parked),
-            quarantined: count(quarantined),
-        })
-    }
-
-    async fn quarantined(&self, scope: &SyncScope) -> Result<Vec<QuarantinedRow>> {
-        let scope = scope.canonical();
-        self.read(move |c| scope_state::quarantined(c, &scope))
-            .await
-    }
-
-    async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
-        let scope = scope.canonical();
-        self.read(move |c| scope_state::pause(c, &scope)).await
-    }
-
-    async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
-        let scope = scope.canonical();
-        let pause = pause
-            .map(|p| Ok::<_, Error>((p.reason.clone(), ts_to_sql(p.since)?)))
-            .transpose()?;
-        self.run(move |c| scope_state::set_pause(c, &scope, pause.as_ref()))
-            .await
-    }
-
-    async fn scopes(&self) -> Result<Vec<SyncScope>> {
-        self.read(db::scopes_mut).await
-    }
-
-    /// SQLite's `PRAGMA data_version` on a connection of its own: it changes whenever another
-    /// connection (this store's writer, another store on the file, another process) committed.
-    /// `None` for an in-memory database and in the browser, where no other connection writes.
-    async fn change_token(&self) -> Result<Option<u64>> {
-        change::token(self).await
-    }
 }

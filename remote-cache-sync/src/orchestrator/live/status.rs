@@ -56,8 +56,10 @@ pub struct ScopeStatus {
     pub pushed: usize,
     /// Changes pulled by the running sync so far (by the last one when idle).
     pub pulled: usize,
-    /// Changes the running pull still expects in all, when the remote tells (none of the
-    /// remotes in this crate does yet: `None`).
+    /// Changes the running pull expects in all (those pulled so far included), when the remote
+    /// can tell ([`RemoteStore::count_since`](crate::RemoteStore::count_since): our HTTP
+    /// server, SQLite and in-memory remotes); asked once per pull that spans several pages,
+    /// while someone listens to the status. `None` otherwise.
     pub pull_total: Option<u64>,
     /// Pending, parked and quarantined counts.
     pub queue: QueueStatus,

@@ -42,6 +42,10 @@ pub struct AppwriteConfig {
     /// and reconnect backoff (the adapter pings every `stall_timeout / 3`, at most every 20 s,
     /// as Appwrite's SDKs do). Default: [`RealtimeOptions::default`](crate::remote::RealtimeOptions).
     pub realtime: crate::remote::RealtimeOptions,
+    /// Whether a pull that has more starts fetching the next page in the background, so the
+    /// caller applies one page while the next one travels (at most one extra page per scope in
+    /// memory). Default on.
+    pub prefetch: bool,
 }
 
 impl Default for AppwriteConfig {
@@ -55,6 +59,7 @@ impl Default for AppwriteConfig {
             transaction_ttl_s: 60,
             max_rounds: 8,
             realtime: crate::remote::RealtimeOptions::default(),
+            prefetch: true,
         }
     }
 }

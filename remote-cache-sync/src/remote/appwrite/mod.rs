@@ -22,6 +22,8 @@
 //! would skip rows (or fail with `general_cursor_not_found`). `$updatedAt` is stamped before the
 //! write commits, so the cursor keeps an overlap window and a seen-set ([`cursor`]).
 //! `$sequence` is assigned at creation and never changes on update: it cannot order changes.
+//! While the caller applies a page that has more, the next one is already being fetched
+//! ([`AppwriteConfig::prefetch`], on by default; the shared prefetcher of every HTTP adapter).
 //!
 //! # Pushes: compare-and-set through transactions
 //! Each push (≤ [`AppwriteConfig::batch_size`] ops) is one Appwrite transaction:

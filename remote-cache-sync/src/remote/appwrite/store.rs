@@ -1,7 +1,6 @@
 //! [`AppwriteRemoteStore`]: the [`RemoteStore`] implementation (pulls, pushes, reads).
 
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,6 +22,7 @@ use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record};
+use crate::remote::client::prefetch::Prefetcher;
 use crate::remote::{RemoteStore, base_matches};
 use crate::scope::SyncScope;
 
@@ -32,7 +32,8 @@ pub struct AppwriteRemoteStore<T> {
     client: Arc<Client>,
     database: String,
     config: AppwriteConfig,
-    _t: PhantomData<fn() -> T>,
+    /// Next pages being fetched in the background (shared by clones).
+    prefetch: Arc<Prefetcher<T>>,
 }
 
 impl<T> Clone for AppwriteRemoteStore<T> {
@@ -41,7 +42,7 @@ impl<T> Clone for AppwriteRemoteStore<T> {
             client: self.client.clone(),
             database: self.database.clone(),
             config: self.config.clone(),
-            _t: PhantomData,
+            prefetch: self.prefetch.clone(),
         }
     }
 }
@@ -103,7 +104,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
             client,
             database,
             config,
-            _t: PhantomData,
+            prefetch: Arc::default(),
         }
     }
 
@@ -656,7 +657,15 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
         limit: usize,
     ) -> Result<Delta<T>> {
         validate_scope(scope)?;
-        self.fetch_page(scope, since, limit).await
+        if !self.config.prefetch {
+            return self.fetch_page(scope, since, limit).await;
+        }
+        self.prefetch
+            .fetch(scope, since, limit, |since| {
+                let (this, scope) = (self.clone(), scope.clone());
+                async move { this.fetch_page(&scope, since.as_ref(), limit).await }
+            })
+            .await
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {

@@ -8,11 +8,13 @@
 //! - `token`: bearer tokens (a provider trait for login and refresh, a cache that renews before
 //!   expiry and once after a 401);
 //! - `window`: the overlap-window pull cursor of remotes stamping rows before they commit;
+//! - `prefetch`: the next page of a pull fetched while the caller applies the current one;
 //! - [`sse`]: server-sent event streams (parsed by `eventsource-stream`) with stall detection,
 //!   for the realtime subscriptions (reconnects are [`realtime`](crate::remote::realtime)'s).
 //!
 //! Internal (feature `http-base`, pulled in by `http`, `pocketbase` and `supabase`).
 
+pub(crate) mod prefetch;
 pub(crate) mod retry;
 pub(crate) mod sse;
 pub(crate) mod status;

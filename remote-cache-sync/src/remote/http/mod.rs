@@ -17,10 +17,9 @@
 //! [`HttpRemoteStore`]'s "Errors"); the token is sent as a bearer header marked sensitive,
 //! redacted in `Debug`, and never part of an error message.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
+use crate::remote::client::prefetch::Prefetcher;
 use crate::remote::client::retry::READS;
 use crate::remote::client::status::{self, ErrorDetail};
 use crate::remote::client::url;
@@ -137,7 +137,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
                 token: self.token,
                 #[cfg(target_arch = "wasm32")]
                 timeout: self.timeout,
-                prefetch: self.prefetch.then(|| Mutex::new(HashMap::new())),
+                prefetch: self.prefetch.then(Prefetcher::default),
                 realtime: self.realtime,
             }),
         })
@@ -217,26 +217,9 @@ struct Inner<T> {
     #[cfg(target_arch = "wasm32")]
     timeout: Duration,
     /// Next pages being fetched in the background, by scope.
-    prefetch: Option<Mutex<HashMap<SyncScope, Prefetch<T>>>>,
+    prefetch: Option<Prefetcher<T>>,
     /// Timings of event streams.
     realtime: crate::remote::RealtimeOptions,
-}
-
-/// A pull started ahead of time: valid for exactly this cursor and limit.
-struct Prefetch<T> {
-    since: Option<Cursor>,
-    limit: usize,
-    task: crate::rt::JoinHandle<Result<Delta<T>>>,
-}
-
-impl<T> Drop for Inner<T> {
-    fn drop(&mut self) {
-        if let Some(p) = &self.prefetch {
-            for (_, f) in p.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-                f.task.abort();
-            }
-        }
-    }
 }
 
 impl<T> Clone for HttpRemoteStore<T> {
@@ -571,6 +554,19 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         Ok(resp.record)
     }
 
+    /// `POST /v1/count` (`docs/protocol.md`); a server without it answers 404, an error the
+    /// orchestrator ignores (the total is only a progress hint).
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let body = protocol::CountRequest {
+            scope: scope.clone(),
+            cursor: since.cloned(),
+        };
+        let resp: protocol::CountResponse = self
+            .read(reqwest::Method::POST, protocol::COUNT, Some(&body))
+            .await?;
+        Ok(resp.remaining)
+    }
+
     async fn fetch_since(
         &self,
         scope: &SyncScope,
@@ -578,57 +574,15 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         limit: usize,
     ) -> Result<Delta<T>> {
         let limit = limit.max(1);
-        let Some(slots) = &self.inner.prefetch else {
+        let Some(prefetch) = &self.inner.prefetch else {
             return pull_page(&self.inner, scope, since, limit).await;
         };
-        let ahead = slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(scope);
-        let prefetched = match ahead {
-            Some(p) if p.since.as_ref() == since && p.limit == limit => match p.task.await {
-                Ok(Ok(page)) if !page.is_empty() => Some(page),
-                // Failed, cancelled or empty: pull in the foreground.
-                _ => None,
-            },
-            Some(p) => {
-                p.task.abort();
-                None
-            }
-            None => None,
-        };
-        let page = match prefetched {
-            // A prefetched page shows the feed as it was when the prefetch started, which may be
-            // before this call. So it never ends a pass: the caller's next pull asks the server
-            // afresh and sees everything committed up to now.
-            Some(mut page) if !page.has_more => {
-                page.has_more = true;
-                return Ok(page);
-            }
-            Some(page) => page,
-            None => pull_page(&self.inner, scope, since, limit).await?,
-        };
-        if page.has_more
-            && let Some(next) = page.cursor.clone()
-        {
-            let inner = self.inner.clone();
-            let (s, c) = (scope.clone(), next.clone());
-            let task =
-                crate::rt::spawn(async move { pull_page(&inner, &s, Some(&c), limit).await });
-            let prefetch = Prefetch {
-                since: Some(next),
-                limit,
-                task,
-            };
-            let old = slots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(scope.clone(), prefetch);
-            if let Some(old) = old {
-                old.task.abort();
-            }
-        }
-        Ok(page)
+        prefetch
+            .fetch(scope, since, limit, |since| {
+                let (inner, scope) = (self.inner.clone(), scope.clone());
+                async move { pull_page(&inner, &scope, since.as_ref(), limit).await }
+            })
+            .await
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {

@@ -13,8 +13,10 @@
 //! shared, and `LISTEN` belongs to a session). It sends [`RemoteEvent::Reconnected`] once its
 //! `LISTEN` is in effect, pings the server every third of the stall timeout (a `LISTEN`
 //! connection is otherwise silent, and a half-open one would stay so forever), and is reopened
-//! by the shared realtime driver after any failure. Notifications sent while no connection
-//! listened are lost, which is why every reconnect answers with a full pull.
+//! by the shared realtime driver after any failure. Notifications a slow subscriber has not
+//! taken yet wait coalesced, per scope and bounded (`coalesce`), never in an unbounded queue.
+//! Notifications sent while no connection listened are lost, which is why every reconnect
+//! answers with a full pull.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use futures::StreamExt;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Socket};
 
-use super::{BACKEND, ErrorMapper};
+use super::{BACKEND, ErrorMapper, coalesce};
 use crate::error::{Error, Result};
 use crate::remote::realtime::{self, Connection, RealtimeOptions, RemoteEvent, RemoteEvents};
 use crate::scope::SyncScope;
@@ -96,38 +98,40 @@ where
 {
     let pg = |e: tokio_postgres::Error| setup.errors.pg(&e);
     let (client, mut connection) = setup.config.connect(tls).await.map_err(pg)?;
-    // The connection delivers notifications and must be polled for the client to work at all.
-    let (tx, rx) = futures::channel::mpsc::unbounded();
+    // The connection delivers notifications and must be polled for the client to work at all
+    // (the pings' answers travel on it too), so it is read all the time, into a queue that
+    // coalesces what a slow subscriber has not taken yet (bounded: see `coalesce`).
+    let (sink, source) = coalesce::queue();
     let errors = setup.errors.clone();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
-            let item = match message {
-                Ok(AsyncMessage::Notification(n)) => Ok(n.payload().to_owned()),
-                Ok(_) => continue,
-                Err(e) => Err(errors.pg(&e)),
-            };
-            let failed = item.is_err();
-            if tx.unbounded_send(item).is_err() || failed {
-                return;
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if let Some(event) = decode(n.payload(), &filter)
+                        && !sink.offer(event)
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return sink.fail(errors.pg(&e)),
             }
         }
-        let _ = tx.unbounded_send(Err(Error::Unavailable {
+        sink.fail(Error::Unavailable {
             backend: BACKEND,
             message: "the listening connection closed".into(),
             source: None,
-        }));
+        });
     });
     // The channel is `{prefix}changes`, and the prefix is validated as `[a-z_][a-z0-9_]*`.
     client
         .batch_execute(&format!("LISTEN {}", setup.channel))
         .await
         .map_err(pg)?;
-    let notifications = rx.filter_map(move |item| {
-        std::future::ready(match item {
-            Ok(payload) => decode(&payload, &filter).map(|e| Ok(Some(e))),
-            Err(e) => Some(Err(e)),
-        })
+    let notifications = futures::stream::unfold(source, |source| async move {
+        let item = source.next().await.map(Some);
+        Some((item, source))
     });
     let ping_every = setup.options.stall_timeout / 3;
     let errors = setup.errors.clone();

@@ -150,6 +150,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// Earliest instant a `timestamptz` can hold (4714-11-24 BC, Julian day 0), in Unix seconds.
 const PG_MIN_UNIX_SECOND: i64 = -210_866_803_200;
 
+mod coalesce;
 mod errors;
 mod listen;
 mod options;
@@ -613,6 +614,23 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             self.decode(id, &data)
         })
         .transpose()
+    }
+
+    /// A count over the feed index `(scope, seq)` from the cursor on.
+    async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
+        let from = parse_cursor(since)?;
+        let client = self.client().await?;
+        let broken = client.broken.clone();
+        let stmt = client
+            .prepare_cached(&self.sql.count)
+            .await
+            .map_err(|e| self.fail(&broken, &e))?;
+        let row = client
+            .query_one(&stmt, &[&scope.canonical(), &from])
+            .await
+            .map_err(|e| self.fail(&broken, &e))?;
+        let n: i64 = row.try_get(0).map_err(|e| self.fail(&broken, &e))?;
+        Ok(Some(n.max(0) as u64))
     }
 
     async fn fetch_since(

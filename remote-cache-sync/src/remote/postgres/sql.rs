@@ -18,6 +18,8 @@ pub(super) struct Sql {
     pub(super) upsert_rows: String,
     pub(super) insert_applied: String,
     pub(super) pull: String,
+    /// Changes of a scope after a sequence number (a progress hint).
+    pub(super) count: String,
     pub(super) get: String,
     pub(super) prune: String,
     /// The `LISTEN`/`NOTIFY` channel of the store's changes (an identifier).
@@ -98,6 +100,7 @@ impl Sql {
                 "SELECT seq, id, version, data FROM {records}
                  WHERE scope = $1 AND seq > $2 ORDER BY seq LIMIT $3"
             ),
+            count: format!("SELECT count(*) FROM {records} WHERE scope = $1 AND seq > $2"),
             get: format!(
                 "SELECT data FROM {records}
                  WHERE scope = $1 AND id = $2 AND NOT deleted AND data IS NOT NULL"

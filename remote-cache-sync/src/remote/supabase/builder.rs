@@ -34,6 +34,10 @@ pub struct SupabaseConfig {
     pub push_batch: usize,
     /// Per-request timeout. Default 30 s.
     pub request_timeout: Duration,
+    /// Whether a pull that has more starts fetching the next page in the background, so the
+    /// caller applies one page while the next one travels (at most one extra page per scope in
+    /// memory). Default on.
+    pub prefetch: bool,
 }
 
 impl Default for SupabaseConfig {
@@ -43,6 +47,7 @@ impl Default for SupabaseConfig {
             overlap_window: Duration::from_secs(15),
             push_batch: 500,
             request_timeout: Duration::from_secs(30),
+            prefetch: true,
         }
     }
 }
@@ -95,6 +100,13 @@ impl<T: Record> SupabaseBuilder<T> {
     /// Per-request timeout (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.request_timeout = timeout;
+        self
+    }
+
+    /// Whether pulls fetch the next page in the background (default on; see
+    /// [`SupabaseConfig::prefetch`]).
+    pub fn prefetch(mut self, on: bool) -> Self {
+        self.config.prefetch = on;
         self
     }
 

@@ -4,7 +4,7 @@
 //!   one snapshot; the sequence is handed out in commit order per scope (the guide), so the
 //!   cursor (the last `seq`) never skips a late commit;
 //! - `rcs_push(p_scope, p_ops)`: compare-and-set, op-id idempotency per scope and per-op
-//!   outcomes in one transaction;
+//!   outcomes (`applied`, `conflict`, `forbidden` for another user's row) in one transaction;
 //! - `rcs_now()`: the database clock.
 
 use jiff::Timestamp;
@@ -158,6 +158,17 @@ pub(crate) async fn push<T: Record>(
                         Err(e) => PushOutcome::undecodable_current(e),
                     }
                 }
+                // A record row-level security hides from this user (another user's row): a
+                // verdict on this op alone; the call's other ops stand.
+                Some("forbidden") => PushOutcome::Rejected {
+                    reason: format!(
+                        "supabase: {}",
+                        answer
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or("row-level security refused this write")
+                    ),
+                },
                 _ => return Err(malformed(format!("rcs_push answered {answer}"))),
             });
         }

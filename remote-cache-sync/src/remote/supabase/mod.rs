@@ -25,6 +25,10 @@
 //! - [`Mode::Table`]: plain table requests; pulls page on a trigger-stamped `updated_at` and `id`
 //!   with an overlap window and a seen-set; pushes are conditional `PATCH`/`POST` per op.
 //!
+//! In both modes, while the caller applies a page that has more, the next one is already being
+//! fetched ([`SupabaseConfig::prefetch`], on by default; the shared prefetcher of every HTTP
+//! adapter).
+//!
 //! # Auth
 //! `apikey: <anon key>` on every request and `Authorization: Bearer <JWT>` (see
 //! [`Credentials`]). Sessions are renewed through GoTrue's refresh grant before the access

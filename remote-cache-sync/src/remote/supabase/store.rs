@@ -1,6 +1,5 @@
 //! [`SupabaseRemoteStore`]: the [`RemoteStore`] of a Supabase project, in either mode.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::Record;
 use crate::remote::RemoteStore;
+use crate::remote::client::prefetch::Prefetcher;
 use crate::scope::SyncScope;
 
 /// A Supabase project (PostgREST + GoTrue) as a [`RemoteStore`]. Cheap to clone. See the
@@ -21,7 +21,8 @@ use crate::scope::SyncScope;
 pub struct SupabaseRemoteStore<T> {
     client: Arc<Client>,
     config: SupabaseConfig,
-    _t: PhantomData<fn() -> T>,
+    /// Next pages being fetched in the background (shared by clones).
+    prefetch: Arc<Prefetcher<T>>,
 }
 
 impl<T> Clone for SupabaseRemoteStore<T> {
@@ -29,7 +30,7 @@ impl<T> Clone for SupabaseRemoteStore<T> {
         SupabaseRemoteStore {
             client: self.client.clone(),
             config: self.config.clone(),
-            _t: PhantomData,
+            prefetch: self.prefetch.clone(),
         }
     }
 }
@@ -53,7 +54,7 @@ impl<T: Record> SupabaseRemoteStore<T> {
         SupabaseRemoteStore {
             client,
             config,
-            _t: PhantomData,
+            prefetch: Arc::default(),
         }
     }
 
@@ -72,6 +73,23 @@ impl<T: Record> SupabaseRemoteStore<T> {
         match self.config.mode {
             Mode::Exact => Ok(()),
             Mode::Table => filter::validate_table_scope(scope),
+        }
+    }
+}
+
+/// One page in either mode; owns what it needs, so it can run as a prefetch task.
+fn pull<T: Record>(
+    client: Arc<Client>,
+    config: &SupabaseConfig,
+    scope: SyncScope,
+    since: Option<Cursor>,
+    limit: usize,
+) -> impl std::future::Future<Output = Result<Delta<T>>> + crate::rt::MaybeSend + 'static {
+    let (mode, window) = (config.mode, config.overlap_window);
+    async move {
+        match mode {
+            Mode::Exact => exact::pull(&client, &scope, since.as_ref(), limit).await,
+            Mode::Table => table::pull(&client, &scope, since.as_ref(), limit, window).await,
         }
     }
 }
@@ -98,19 +116,27 @@ impl<T: Record> RemoteStore<T> for SupabaseRemoteStore<T> {
         limit: usize,
     ) -> Result<Delta<T>> {
         self.check(scope)?;
-        match self.config.mode {
-            Mode::Exact => exact::pull(&self.client, scope, since, limit).await,
-            Mode::Table => {
-                table::pull(
-                    &self.client,
-                    scope,
+        if !self.config.prefetch {
+            return pull(
+                self.client.clone(),
+                &self.config,
+                scope.clone(),
+                since.cloned(),
+                limit,
+            )
+            .await;
+        }
+        self.prefetch
+            .fetch(scope, since, limit, |since| {
+                pull(
+                    self.client.clone(),
+                    &self.config,
+                    scope.clone(),
                     since,
                     limit,
-                    self.config.overlap_window,
                 )
-                .await
-            }
-        }
+            })
+            .await
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
