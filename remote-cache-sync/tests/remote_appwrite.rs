@@ -377,14 +377,16 @@ async fn missing_collections_and_foreign_documents() {
     let s = scope();
     let owner = s.keys()["owner"].clone();
     let raw = Raw::new(&e);
+    // Ids of their own: the test can run again against the same server.
+    let tag = format!("{:016x}", rand::random::<u64>());
     for (id, data) in [
         (
-            "other1",
+            format!("other1-{tag}"),
             json!({"record_id": "o1", "owner": owner, "title": "from elsewhere",
                 "updated_at": "2026-01-01T00:00:00Z"}),
         ),
         (
-            "other2",
+            format!("other2-{tag}"),
             json!({"record_id": "o2", "owner": owner, "title": "bad version",
                 "updated_at": "yesterday"}),
         ),
