@@ -1281,7 +1281,10 @@ async fn from_url_opens_postgres_urls_and_hides_the_password() {
         "{url}{}table_prefix={PREFIX}",
         if url.contains('?') { "&" } else { "?" }
     );
-    for u in [with_prefix.clone(), with_prefix.replacen("postgres://", "postgresql://", 1)] {
+    for u in [
+        with_prefix.clone(),
+        with_prefix.replacen("postgres://", "postgresql://", 1),
+    ] {
         let remote = remote_cache_sync::remote::from_url::<TestRecord>(&u)
             .await
             .expect("from_url connects");

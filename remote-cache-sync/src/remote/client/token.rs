@@ -323,6 +323,24 @@ mod tests {
         assert!(c.after_refusal(Some("t0")).await.unwrap_err().is_auth());
     }
 
+    #[tokio::test]
+    async fn a_token_not_accepted_lately_is_renewed() {
+        // `tok` marks tokens accepted now: a zero age makes every one stale.
+        let c = cache(3600, true).with_revalidation(600);
+        assert_eq!(c.get().await.unwrap().as_deref(), Some("t0"), "fresh");
+        assert_eq!(
+            c.get_validated(Some(0)).await.unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(c.get().await.unwrap().as_deref(), Some("t1"), "cached");
+        // A fixed token (no renewal) is kept while valid.
+        let c = cache(3600, false);
+        assert_eq!(
+            c.get_validated(Some(0)).await.unwrap().as_deref(),
+            Some("t0")
+        );
+    }
+
     #[test]
     fn debug_redacts_and_claims_decode() {
         let t = tok("secret-token", 10);

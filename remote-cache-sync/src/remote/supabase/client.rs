@@ -137,30 +137,6 @@ impl Client {
         self.http().url(&all)
     }
 
-    /// The request [`send`](Self::send) makes, before its token.
-    pub fn request(
-        &self,
-        method: Method,
-        url: Url,
-        query: &[(String, String)],
-        body: Option<&Value>,
-        prefer: Option<&str>,
-        read: bool,
-    ) -> Request {
-        let mut req = self
-            .http()
-            .request(method, url)
-            .query(query)
-            .idempotent(read);
-        if let Some(p) = prefer {
-            req = req.header(HeaderName::from_static("prefer"), p);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        req
-    }
-
     /// Sends an authenticated request. A 401 renews the token once and retries; a second 401 is
     /// [`Error::Unauthorized`]. Reads (`read`) are retried in place by the shared policy; a 429
     /// on a read is [`Error::RateLimited`]. Other statuses are returned.
@@ -173,7 +149,17 @@ impl Client {
         prefer: Option<&str>,
         read: bool,
     ) -> Result<Reply> {
-        let req = self.request(method, url, query, body, prefer, read);
+        let mut req = self
+            .http()
+            .request(method, url)
+            .query(query)
+            .idempotent(read);
+        if let Some(p) = prefer {
+            req = req.header(HeaderName::from_static("prefer"), p);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
         self.http()
             .transport
             .send_authorized(&self.tokens, req)
