@@ -11,7 +11,7 @@
 #    in memory and on OPFS, persistence across reopen; in a dedicated worker),
 #    tests/browser_main_thread.rs (no OPFS on a page's main thread) and tests/browser_sync.rs
 #    (offline writes then sync against `rcs serve`, bad answers as typed errors);
-# 4. builds the JS package with `rcs web-setup` and runs the example page in headless Chromium
+# 4. builds the JS package with `rcs web-setup --profile dev` and runs the example page in headless Chromium
 #    through Playwright (scripts/web/example-test.mjs): a todo added offline syncs and a second
 #    browser profile sees it; a screenshot is saved (its path is printed).
 #

@@ -28,6 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+bash scripts/build-deps.sh
 echo "== starting PostgreSQL"
 bash scripts/start-postgres.sh "$ENV_DIR/postgres.env"
 echo "== starting PocketBase"

@@ -177,7 +177,7 @@ impl Client {
         let remote =
             remote_cache_sync::remote::from_url_with::<JsonRecord>(&conn.remote, options).await?;
         let local = Arc::new(
-            SqliteLocalStore::<JsonRecord>::open(&conn.cache)
+            crate::cache::open::<JsonRecord>(&conn.cache)
                 .await
                 .with_context(|| format!("cannot open cache {}", conn.cache))?,
         );

@@ -472,7 +472,7 @@ impl Harness {
 
     async fn recover_and_check(&mut self, point: KillPoint) -> anyhow::Result<()> {
         let local = Arc::new(
-            SqliteLocalStore::<JsonRecord>::open(self.cache_path())
+            crate::cache::open::<JsonRecord>(self.cache_path())
                 .await
                 .context("reopen cache after the kill")?,
         );
@@ -678,6 +678,10 @@ impl Harness {
         line("recovery_pushed", f.recovery_pushed.to_string());
         line("recovery_conflicts", f.recovery_conflicts.to_string());
         line("torn_journal_lines", self.history.torn_lines.to_string());
+        line(
+            "cache_encrypted",
+            u8::from(encrypted_file(&self.cache_path())).to_string(),
+        );
         line("lost_writes", f.lost.len().to_string());
         line("duplicated_writes", f.duplicated.len().to_string());
         line("phantom_writes", f.phantom.len().to_string());
@@ -748,4 +752,14 @@ fn spin(d: Duration) {
     while t.elapsed() < d {
         std::hint::spin_loop();
     }
+}
+
+/// Whether the cache file is not a plain SQLite file (`RCS_CACHE_KEY` set): its first bytes are
+/// not SQLite's header.
+fn encrypted_file(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head != b"SQLite format 3\0")
 }

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cache;
 mod client;
 mod crash;
 mod demo;

@@ -6,7 +6,8 @@
 //! (the one this binary was built from, or `--source`), `rcs web-setup` runs `cargo build
 //! -p remote-cache-sync-web --target wasm32-unknown-unknown --release` and `wasm-bindgen
 //! --target web`, after checking that what they need is installed (and naming what is not).
-//! `--wasm-pkg DIR` takes an already built wasm-bindgen output instead.
+//! `--wasm-pkg DIR` takes an already built wasm-bindgen output instead. `--profile dev` builds
+//! without optimising the crate itself (faster to build, slower and larger: for tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,12 +28,36 @@ pub struct Args {
     /// skips the build.
     #[arg(long)]
     pub wasm_pkg: Option<PathBuf>,
+    /// The cargo profile of the wasm build: `release` (what to ship) or `dev` (builds faster and
+    /// shares its dependencies with the browser test build; for tests).
+    #[arg(long, value_enum, default_value_t = WasmProfile::Release)]
+    pub profile: WasmProfile,
     /// The remote the example page syncs with by default (`?remote=` overrides it).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub remote: String,
     /// The token the example page sends by default (`?token=` overrides it).
     #[arg(long, default_value = "dev-token")]
     pub token: String,
+}
+
+/// The cargo profile `rcs web-setup` builds the wasm with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WasmProfile {
+    /// `cargo build --release`, without debug info: the package to ship.
+    #[default]
+    Release,
+    /// `cargo build` (the workspace's dev profile optimises dependencies at level 2).
+    Dev,
+}
+
+impl WasmProfile {
+    /// The folder under `target/wasm32-unknown-unknown/` cargo writes this profile to.
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::Dev => "debug",
+        }
+    }
 }
 
 /// The package's own files, kept in the web crate's `js/` folder.
@@ -76,7 +101,12 @@ pub const PACKAGE_DIR: &str = "remote-cache-sync";
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dest = &args.dest;
     let pkg = dest.join(PACKAGE_DIR);
-    write_package(&pkg, args.source.as_deref(), args.wasm_pkg.as_deref())?;
+    write_package(
+        &pkg,
+        args.source.as_deref(),
+        args.wasm_pkg.as_deref(),
+        args.profile,
+    )?;
     for (name, text) in EXAMPLE_FILES {
         write(&dest.join(name), text)?;
     }
@@ -107,6 +137,7 @@ pub fn write_package(
     pkg: &Path,
     source: Option<&Path>,
     wasm_pkg: Option<&Path>,
+    profile: WasmProfile,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
     match wasm_pkg {
@@ -119,7 +150,7 @@ pub fn write_package(
                      remote-cache-sync checkout) or --wasm-pkg DIR (wasm-bindgen's output)",
                 )?,
             };
-            build_package(&source, pkg)?;
+            build_package(&source, pkg, profile)?;
         }
     }
     for (name, text) in PACKAGE_FILES {
@@ -181,7 +212,7 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// Checks the toolchain, then builds the wasm and runs wasm-bindgen into `pkg`.
-fn build_package(source: &Path, pkg: &Path) -> anyhow::Result<()> {
+fn build_package(source: &Path, pkg: &Path, profile: WasmProfile) -> anyhow::Result<()> {
     let wb_version = locked_version(source, "wasm-bindgen")?;
     let mut missing = Vec::new();
     if output_of("cargo", &["--version"]).is_none() {
@@ -209,7 +240,11 @@ fn build_package(source: &Path, pkg: &Path) -> anyhow::Result<()> {
             missing.join("; ")
         );
     }
-    eprintln!("building remote-cache-sync-web for wasm32 (cargo build --release) ...");
+    let profile_arg = match profile {
+        WasmProfile::Release => "--release",
+        WasmProfile::Dev => "--profile=dev",
+    };
+    eprintln!("building remote-cache-sync-web for wasm32 (cargo build {profile_arg}) ...");
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| source.join("target"));
@@ -221,7 +256,7 @@ fn build_package(source: &Path, pkg: &Path) -> anyhow::Result<()> {
             "remote-cache-sync-web",
             "--target",
             "wasm32-unknown-unknown",
-            "--release",
+            profile_arg,
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         // The package needs no debug info (wasm-bindgen would drop it anyway).
@@ -231,7 +266,10 @@ fn build_package(source: &Path, pkg: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo build of remote-cache-sync-web for wasm32 failed ({status})");
     }
-    let wasm = target_dir.join("wasm32-unknown-unknown/release/remote_cache_sync_web.wasm");
+    let wasm = target_dir
+        .join("wasm32-unknown-unknown")
+        .join(profile.dir())
+        .join("remote_cache_sync_web.wasm");
     let status = Command::new("wasm-bindgen")
         .args(["--target", "web", "--out-dir"])
         .arg(pkg)

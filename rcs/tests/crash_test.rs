@@ -51,6 +51,7 @@ fn fifteen_kills_lose_nothing() {
         15,
         "{report}"
     );
+    assert_eq!(figure(&f, "cache_encrypted"), 0, "no key, a plain cache");
     for key in [
         "aimed_points_never_reached",
         "lost_writes",
@@ -60,6 +61,49 @@ fn fifteen_kills_lose_nothing() {
     ] {
         assert_eq!(figure(&f, key), 0, "{key}:\n{report}");
     }
+}
+
+/// The same on an encrypted cache (`RCS_CACHE_KEY`): SQLCipher's pages and WAL survive kills
+/// as SQLite's do.
+#[cfg(feature = "encryption")]
+#[test]
+fn kills_on_an_encrypted_cache_lose_nothing() {
+    let out = Command::new(RCS)
+        .args(["crash-test", "--kills", "8"])
+        .env("RCS_CACHE_KEY", "crash test key")
+        .output()
+        .expect("run rcs crash-test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "crash test failed:\n{report}");
+    let f: HashMap<String, String> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(figure(&f, "cache_encrypted"), 1, "{report}");
+    assert!(figure(&f, "acknowledged_writes") > 0, "{report}");
+    for key in [
+        "lost_writes",
+        "duplicated_writes",
+        "phantom_writes",
+        "diverged_caches",
+    ] {
+        assert_eq!(figure(&f, key), 0, "{key}:\n{report}");
+    }
+}
+
+/// Without the feature, a key in the environment is refused, not ignored.
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn a_cache_key_without_the_feature_is_refused() {
+    let out = Command::new(RCS)
+        .args(["list", "--cache", "/nonexistent/never-created.sqlite"])
+        .env("RCS_CACHE_KEY", "k")
+        .output()
+        .expect("run rcs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encryption"));
 }
 
 #[test]

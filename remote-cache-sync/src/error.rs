@@ -24,6 +24,12 @@ pub enum StorageErrorKind {
     /// schema version, SQLite's `user_version`, is none of ours). It is left untouched: check
     /// the path rather than deleting the file.
     Foreign,
+    /// The cache file is encrypted and no key was given (`SqliteLocalStoreBuilder::key`,
+    /// feature `encryption`). The file is untouched.
+    KeyRequired,
+    /// The key given does not open the cache file: a wrong key, or a key for a file that is not
+    /// encrypted. The file is untouched.
+    WrongKey,
     /// The storage itself is not available here, e.g. OPFS outside a dedicated worker or in a
     /// browser that does not offer it. Retrying does not help; nothing falls back to memory.
     Unavailable,

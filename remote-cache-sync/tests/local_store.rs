@@ -278,12 +278,23 @@ async fn garbage_bytes_are_reported_as_corrupt() {
         .collect();
     std::fs::write(&path, &garbage).unwrap();
     let err = SqliteLocalStore::<TestRecord>::open(&path).await;
-    assert_eq!(storage_kind(err), StorageErrorKind::Corrupt);
+    // Four pages of random bytes are what an encrypted cache looks like without its key.
+    let want = if cfg!(feature = "encryption") {
+        StorageErrorKind::KeyRequired
+    } else {
+        StorageErrorKind::Corrupt
+    };
+    assert_eq!(storage_kind(err), want);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         garbage,
         "a corrupt file is not overwritten"
     );
+    // Not a whole number of pages: no encrypted file looks like that.
+    std::fs::write(&path, &garbage[..10_000]).unwrap();
+    let err = SqliteLocalStore::<TestRecord>::open(&path).await;
+    assert_eq!(storage_kind(err), StorageErrorKind::Corrupt);
+    assert_eq!(std::fs::read(&path).unwrap(), &garbage[..10_000]);
 }
 
 #[tokio::test]

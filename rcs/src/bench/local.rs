@@ -17,6 +17,9 @@
 //! sides alternate page for page and write for write (the raw side inline, with no thread hop;
 //! who goes first rotates too), so background load hits them alike; figures are totals over
 //! `--rounds` fresh pairs of files.
+//!
+//! `--encrypted` instead compares the store on an encrypted file with the store on a plain one
+//! (`encryption_ratio`; see `bench/encrypted.rs`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,6 +47,10 @@ pub struct Args {
     /// Rounds, each on a fresh pair of files (figures are totals over all rounds).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Also compare the store on an encrypted file with the store on a plain one
+    /// (`encryption_ratio`; needs an rcs built with `--features encryption`).
+    #[arg(long)]
+    encrypted: bool,
 }
 
 /// The raw side's table: the same shape and indexes as the store's `items`.
@@ -215,6 +222,54 @@ async fn writes(
     Ok(())
 }
 
+/// `--encrypted`: the store on an encrypted file against the store on a plain file.
+async fn encrypted(
+    dir: &Path,
+    args: &Args,
+    scope: &SyncScope,
+    pages: &[Delta<TestRecord>],
+    edits: &[TestRecord],
+) -> anyhow::Result<()> {
+    let mut plain = super::encrypted::Side::default();
+    let mut enc = super::encrypted::Side::default();
+    for round in 0..args.rounds {
+        let (p, e) = super::encrypted::round(dir, round, scope, pages, edits).await?;
+        eprintln!(
+            "round {round}: apply {:.0} rows/s encrypted vs {:.0} rows/s plain",
+            per_s(args.rows, e.apply),
+            per_s(args.rows, p.apply),
+        );
+        plain.apply += p.apply;
+        plain.enqueue.extend(p.enqueue);
+        enc.apply += e.apply;
+        enc.enqueue.extend(e.enqueue);
+    }
+    let total_rows = args.rows * args.rounds;
+    println!("rows: {}", args.rows);
+    println!("rounds: {}", args.rounds);
+    println!("page_rows: {}", args.page);
+    println!(
+        "plain_apply_rows_per_s: {:.0}",
+        per_s(total_rows, plain.apply)
+    );
+    println!(
+        "encrypted_apply_rows_per_s: {:.0}",
+        per_s(total_rows, enc.apply)
+    );
+    println!(
+        "encryption_ratio: {:.3}",
+        enc.apply.as_secs_f64() / plain.apply.as_secs_f64()
+    );
+    println!("writes: {}", args.writes);
+    println!("plain_enqueue_us: {:.1}", mean_us(&plain.enqueue));
+    println!("encrypted_enqueue_us: {:.1}", mean_us(&enc.enqueue));
+    println!(
+        "encryption_enqueue_ratio: {:.3}",
+        mean_us(&enc.enqueue) / mean_us(&plain.enqueue)
+    );
+    Ok(())
+}
+
 fn per_s(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
 }
@@ -270,6 +325,9 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         .collect();
 
     let dir = tempfile::tempdir().context("temporary folder")?;
+    if args.encrypted {
+        return encrypted(dir.path(), &args, &scope, &pages, &edits).await;
+    }
     let (mut ours_apply, mut raw_apply) = (Duration::ZERO, Duration::ZERO);
     let mut w = WriteTimes::default();
     for round in 0..args.rounds {

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 mod appwrite;
+mod encrypted;
 mod local;
 mod pocketbase;
 mod sync;

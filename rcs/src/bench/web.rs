@@ -102,7 +102,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let site = dir.path().join("site");
     let pkg = site.join(crate::web_setup::PACKAGE_DIR);
-    crate::web_setup::write_package(&pkg, None, args.wasm_pkg.as_deref())?;
+    crate::web_setup::write_package(
+        &pkg,
+        None,
+        args.wasm_pkg.as_deref(),
+        crate::web_setup::WasmProfile::Release,
+    )?;
     for (name, text) in PAGE_FILES {
         std::fs::write(site.join(name), text)?;
     }

@@ -40,7 +40,7 @@ impl OtherDevice {
         records: usize,
     ) -> anyhow::Result<Self> {
         let local = Arc::new(
-            SqliteLocalStore::<JsonRecord>::open(cache)
+            crate::cache::open::<JsonRecord>(cache)
                 .await
                 .context("open the other device's cache")?,
         );

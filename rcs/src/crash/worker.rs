@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use remote_cache_sync::local::sqlite::SqliteLocalStore;
 use remote_cache_sync::orchestrator::Backoff;
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::{
@@ -83,7 +82,7 @@ pub async fn pick_write(
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let local = Arc::new(
-        SqliteLocalStore::<JsonRecord>::open(&args.cache)
+        crate::cache::open::<JsonRecord>(&args.cache)
             .await
             .context("open cache")?,
     );

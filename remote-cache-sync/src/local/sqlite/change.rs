@@ -16,7 +16,7 @@ use crate::error::Result;
 /// The lazily opened connection behind [`token`].
 #[derive(Default)]
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub(super) struct Watcher(Mutex<Option<Connection>>);
+pub(super) struct Watcher(pub(super) Mutex<Option<Connection>>);
 
 /// How long asking waits for another connection's lock (it takes none in WAL mode; a
 /// checkpoint restarting the log may hold one briefly).
@@ -41,7 +41,8 @@ pub(super) async fn token<T: crate::record::Record>(
             };
             let mut slot = inner.watcher.0.lock().unwrap_or_else(|e| e.into_inner());
             if slot.is_none() {
-                *slot = Some(schema::open_reader(path, BUSY)?);
+                let key = inner.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                *slot = Some(schema::open_reader(path, BUSY, key.as_ref())?);
             }
             let conn = slot.as_ref().expect("opened above");
             let version: i64 = conn

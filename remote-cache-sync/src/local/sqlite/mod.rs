@@ -64,6 +64,7 @@ use crate::scope::SyncScope;
 
 mod change;
 mod db;
+mod encryption;
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod opfs;
@@ -74,6 +75,7 @@ mod scope_state;
 mod tests;
 
 use db::{EncodedOp, EncodedRows, EncodedSettlement};
+pub use encryption::EncryptionKey;
 use error::ts_to_sql;
 
 /// The schema version this build creates and understands.
@@ -88,6 +90,9 @@ struct Inner {
     /// Fields with an expression index, which the query compiler may name in `INDEXED BY`.
     indexed: Vec<String>,
     path: Option<PathBuf>,
+    /// The key every connection to an encrypted file is opened with (changed by `rekey`).
+    key: Mutex<Option<EncryptionKey>>,
+    busy_timeout: Duration,
     /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use;
     /// unused in the browser, where no other connection writes).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -235,6 +240,19 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
         self
     }
 
+    /// Encrypts the file with `key` (feature `encryption`, native only): a new file is created
+    /// encrypted, an existing one must have been created with the same key. Every page, the
+    /// WAL included, is encrypted (SQLCipher); see [`EncryptionKey`] for the derivation.
+    ///
+    /// A wrong key fails the open with [`StorageErrorKind::WrongKey`], opening an encrypted
+    /// file without one with [`StorageErrorKind::KeyRequired`]; the file is never touched.
+    /// An empty key is refused ([`Error::InvalidInput`]).
+    #[cfg(feature = "encryption")]
+    pub fn key(mut self, key: impl Into<EncryptionKey>) -> Self {
+        self.settings.key = Some(key.into());
+        self
+    }
+
     /// Opens (creating and migrating as needed) on the blocking pool (in the browser: inline,
     /// after installing the OPFS VFS for an `opfs_builder`).
     pub async fn open(self) -> Result<SqliteLocalStore<T>> {
@@ -274,9 +292,13 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
         let reader = match &path {
             // In the browser one connection serves everything: there is one thread, and the
             // OPFS VFS has no shared memory for WAL.
-            Some(p) if !schema::is_private(p) && cfg!(not(target_arch = "wasm32")) => Some(
-                Mutex::new(schema::open_reader(p, self.settings.busy_timeout)?),
-            ),
+            Some(p) if !schema::is_private(p) && cfg!(not(target_arch = "wasm32")) => {
+                Some(Mutex::new(schema::open_reader(
+                    p,
+                    self.settings.busy_timeout,
+                    self.settings.key.as_ref(),
+                )?))
+            }
             _ => None,
         };
         Ok(SqliteLocalStore {
@@ -285,6 +307,8 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
                 reader,
                 indexed,
                 path,
+                key: Mutex::new(self.settings.key),
+                busy_timeout: self.settings.busy_timeout,
                 watcher: change::Watcher::default(),
             }),
             _t: PhantomData,
@@ -331,6 +355,7 @@ impl<T: Record> SqliteLocalStore<T> {
             path: Some(path.as_ref().to_owned()),
             settings: schema::Settings {
                 busy_timeout: Duration::from_secs(5),
+                key: None,
                 max_page_count: None,
                 index_fields: Vec::new(),
             },
@@ -396,6 +421,51 @@ impl<T: Record> SqliteLocalStore<T> {
     /// The database file, `None` in memory.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
+    }
+
+    /// Changes the key of an encrypted cache (feature `encryption`): every page is re-encrypted
+    /// with `new_key` in one transaction, so a crash leaves the old key valid. This store's own
+    /// connections follow; another process with the file open makes it fail with
+    /// [`StorageErrorKind::Locked`] and the old key stays. A cache opened without a key is
+    /// refused ([`Error::InvalidInput`]): encrypting a plain cache means syncing a new one.
+    #[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+    pub async fn rekey(&self, new_key: impl Into<EncryptionKey>) -> Result<()> {
+        let new_key = new_key.into();
+        self.blocking(move |inner| {
+            let Some(path) = inner.path.as_deref() else {
+                return Err(Error::InvalidInput(
+                    "an in-memory cache has no file to re-encrypt".into(),
+                ));
+            };
+            // Lock order as elsewhere: writer, watcher, reader, key.
+            let conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut watcher = inner.watcher.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reader = inner
+                .reader
+                .as_ref()
+                .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut key = inner.key.lock().unwrap_or_else(|e| e.into_inner());
+            if key.is_none() {
+                return Err(Error::InvalidInput(
+                    "the cache is not encrypted: rekey changes the key of a cache opened with one"
+                        .into(),
+                ));
+            }
+            // SQLCipher rekeys only with no other connection on the file: close ours.
+            *watcher = None;
+            if let Some(r) = reader.as_mut() {
+                **r = Connection::open_in_memory().map_err(error::map_err)?;
+            }
+            let rekeyed = encryption::rekey(&conn, &new_key);
+            if rekeyed.is_ok() {
+                *key = Some(new_key);
+            }
+            if let Some(r) = reader.as_mut() {
+                **r = schema::open_reader(path, inner.busy_timeout, key.as_ref())?;
+            }
+            rekeyed
+        })
+        .await
     }
 
     /// Runs `f` with the connection, off the async worker threads:

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::encryption::{self, EncryptionKey};
 use super::error::map_err;
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::query::validate_field;
@@ -79,6 +80,8 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub busy_timeout: Duration,
+    /// The key of an encrypted file (feature `encryption`).
+    pub key: Option<EncryptionKey>,
     pub max_page_count: Option<u32>,
     pub index_fields: Vec<String>,
 }
@@ -120,6 +123,9 @@ pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connectio
         None => Connection::open_in_memory().map_err(map_err)?,
     };
     let setup = || -> Result<()> {
+        if let Some(key) = &settings.key {
+            encryption::apply(&conn, key)?;
+        }
         configure(&conn, settings.busy_timeout)?;
         if let Some(pages) = settings.max_page_count {
             // Per connection, not stored in the file. Reading it back returns the effective cap.
@@ -136,6 +142,19 @@ pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connectio
     // shows up (as CANTOPEN when the WAL files cannot be created).
     match (setup(), path) {
         (Ok(()), _) => Ok(conn),
+        (
+            Err(
+                e @ Error::Storage {
+                    kind: StorageErrorKind::Corrupt,
+                    ..
+                },
+            ),
+            Some(p),
+        ) => Err(encryption::classify_open_error(
+            e,
+            p,
+            settings.key.is_some(),
+        )),
         (
             Err(
                 e @ Error::Storage {
@@ -238,7 +257,11 @@ pub(crate) fn is_private(path: &Path) -> bool {
 }
 
 /// A second, read-only (`query_only`) connection to an opened and migrated file.
-pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+pub(crate) fn open_reader(
+    path: &Path,
+    busy_timeout: Duration,
+    key: Option<&EncryptionKey>,
+) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -246,6 +269,9 @@ pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connect
             | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(map_err)?;
+    if let Some(key) = key {
+        encryption::apply(&conn, key)?;
+    }
     conn.busy_timeout(busy_timeout).map_err(map_err)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(map_err)?;

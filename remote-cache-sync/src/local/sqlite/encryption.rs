@@ -1,0 +1,214 @@
+//! Encryption at rest: a cache file encrypted with SQLCipher (feature `encryption`).
+//!
+//! With the feature, the bundled SQLite is SQLCipher (rusqlite's `bundled-sqlcipher`, AES-256
+//! pages with an HMAC each, OpenSSL's libcrypto). A store opened with
+//! [`SqliteLocalStoreBuilder::key`](super::SqliteLocalStoreBuilder::key) keys every connection
+//! it opens (writer, reader, change watcher) before its first statement, so nothing of the
+//! records, the queue or the WAL reaches the disk in clear. Without a key the file is plain
+//! SQLite, as without the feature.
+//!
+//! Opening fails closed, with a typed error and the file untouched:
+//! - an encrypted file without a key: [`StorageErrorKind::KeyRequired`];
+//! - a wrong key, or a key for a file that is not encrypted: [`StorageErrorKind::WrongKey`];
+//! - a key on a build whose SQLite cannot encrypt: [`StorageErrorKind::Unavailable`] (never a
+//!   plaintext file the app believes encrypted).
+//!
+//! An encrypted file is recognised without its key by its first bytes: a plain SQLite file
+//! starts with the text `SQLite format 3\0`, a SQLCipher file with a random salt, and its size
+//! is a whole number of pages. Random bytes of such a size look the same: a build with the
+//! feature reports them as `KeyRequired` (the message says "or it is not a database"), one
+//! without it as [`StorageErrorKind::Corrupt`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::error::map_err;
+use crate::error::{Error, Result, StorageErrorKind};
+
+/// The secret that opens an encrypted cache: a passphrase from which SQLCipher derives the page
+/// key (PBKDF2-HMAC-SHA512, 256,000 iterations: each connection pays that once, when it opens).
+///
+/// Its `Debug` never shows it, and no error message contains it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey(Arc<str>);
+
+impl EncryptionKey {
+    /// A key from a passphrase. An empty one is refused when the store opens (SQLCipher would
+    /// take it as "no encryption").
+    pub fn new(passphrase: impl Into<String>) -> Self {
+        EncryptionKey(passphrase.into().into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for EncryptionKey {
+    fn from(s: &str) -> Self {
+        EncryptionKey::new(s)
+    }
+}
+
+impl From<String> for EncryptionKey {
+    fn from(s: String) -> Self {
+        EncryptionKey::new(s)
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionKey(<redacted>)")
+    }
+}
+
+/// The first 16 bytes of every plain SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Keys a freshly opened connection (before its first statement), and checks that this SQLite
+/// can encrypt at all.
+pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
+    if key.expose().is_empty() {
+        return Err(Error::InvalidInput(
+            "the encryption key is empty (SQLCipher would leave the cache in clear)".into(),
+        ));
+    }
+    // SQLCipher writes its own diagnostics (e.g. "hmac check failed" on a wrong key) to stderr;
+    // the typed error says it all, so keep them out of the app's output.
+    conn.pragma_update(None, "cipher_log_level", "NONE")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "key", key.expose())
+        .map_err(|e| keyless(map_err(e)))?;
+    // Plain SQLite ignores `PRAGMA key`; SQLCipher answers `cipher_version`.
+    let cipher: Option<String> = conn
+        .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(map_err(e)),
+        })?;
+    if cipher.is_none() {
+        return Err(Error::Storage {
+            kind: StorageErrorKind::Unavailable,
+            message: "this build's SQLite cannot encrypt: enable remote-cache-sync's \
+                      `encryption` feature (native only)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Changes the key of the open, encrypted database behind `conn` (which must be the only
+/// connection this process has open on it). WAL is switched off around SQLCipher's `rekey`,
+/// which rewrites every page in one rollback-journal transaction (a crash leaves the old key
+/// valid), then on again. Another process holding the file fails it with
+/// [`StorageErrorKind::Locked`], leaving the old key in place.
+pub(super) fn rekey(conn: &Connection, new: &EncryptionKey) -> Result<()> {
+    if new.expose().is_empty() {
+        return Err(Error::InvalidInput(
+            "the new encryption key is empty (SQLCipher would decrypt the cache)".into(),
+        ));
+    }
+    let mode = |m: &str| -> Result<String> {
+        conn.query_row(&format!("PRAGMA journal_mode = {m}"), [], |r| r.get(0))
+            .map_err(map_err)
+    };
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(map_err)?;
+    let left = mode("DELETE")?;
+    if !left.eq_ignore_ascii_case("delete") {
+        let _ = mode("WAL");
+        return Err(Error::Storage {
+            kind: StorageErrorKind::Locked,
+            message: "cannot rekey: another connection has the cache open".into(),
+        });
+    }
+    let rekeyed = conn
+        .pragma_update(None, "rekey", new.expose())
+        .map_err(|e| keyless(map_err(e)));
+    let back = mode("WAL");
+    rekeyed?;
+    back.map(|_| ())
+}
+
+/// Classifies a failed open of `path` ("file is not a database" and the like) by what the file
+/// is: encrypted without a key given, keyed wrongly, or really not a database.
+pub(super) fn classify_open_error(e: Error, path: &Path, keyed: bool) -> Error {
+    let Error::Storage {
+        kind: StorageErrorKind::Corrupt,
+        message,
+    } = e
+    else {
+        return e;
+    };
+    match (looks_encrypted(path), keyed) {
+        // Random bytes look the same: only a build that can encrypt calls them a key matter.
+        (Some(true), false) if cfg!(feature = "encryption") => Error::Storage {
+            kind: StorageErrorKind::KeyRequired,
+            message: format!(
+                "{}: the cache is encrypted (or it is not a database at all); open it with its \
+                 key ({message})",
+                path.display()
+            ),
+        },
+        (Some(true), false) => Error::Storage {
+            kind: StorageErrorKind::Corrupt,
+            message: format!(
+                "{}: not a database, or an encrypted cache (which needs the `encryption` \
+                 feature and its key) ({message})",
+                path.display()
+            ),
+        },
+        (Some(true), true) => Error::Storage {
+            kind: StorageErrorKind::WrongKey,
+            message: format!(
+                "{}: the key does not open this encrypted cache ({message})",
+                path.display()
+            ),
+        },
+        (Some(false), true) if is_plain_sqlite(path) => Error::Storage {
+            kind: StorageErrorKind::WrongKey,
+            message: format!(
+                "{}: the cache is not encrypted; open it without a key",
+                path.display()
+            ),
+        },
+        _ => Error::Storage {
+            kind: StorageErrorKind::Corrupt,
+            message,
+        },
+    }
+}
+
+/// Whether the file at `path` looks like a SQLCipher database: no SQLite header, and a size
+/// that is a whole, non-zero number of 4 KiB pages (`None` when it cannot be read).
+fn looks_encrypted(path: &Path) -> Option<bool> {
+    if cfg!(target_arch = "wasm32") {
+        return None;
+    }
+    let len = std::fs::metadata(path).ok()?.len();
+    Some(len >= 4096 && len % 4096 == 0 && !is_plain_sqlite(path))
+}
+
+fn is_plain_sqlite(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == SQLITE_HEADER)
+}
+
+/// SQLCipher's messages never contain the key, but keep it that way if one ever did: errors of
+/// keying are reported without the engine's text.
+fn keyless(e: Error) -> Error {
+    match e {
+        Error::Storage { kind, .. } => Error::Storage {
+            kind,
+            message: "setting the encryption key failed".into(),
+        },
+        other => other,
+    }
+}
