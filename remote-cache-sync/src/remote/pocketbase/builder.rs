@@ -31,7 +31,7 @@ pub struct PocketBaseConfig {
     pub auth_recheck: Duration,
     /// Per-request timeout. Default 30 s.
     pub request_timeout: Duration,
-    /// Timings of [`subscribe`](RemoteStore::subscribe)'s event stream. PocketBase sends no
+    /// Timings of [`subscribe`](crate::remote::RemoteStore::subscribe)'s event stream. PocketBase sends no
     /// heartbeat and drops clients idle for 5 minutes, so the default stall timeout is 330 s.
     pub realtime: crate::remote::RealtimeOptions,
 }

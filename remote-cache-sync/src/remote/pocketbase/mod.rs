@@ -1,4 +1,4 @@
-//! [`PocketBaseRemoteStore`]: a [`RemoteStore`] over a PocketBase server (0.23+ API, verified
+//! [`PocketBaseRemoteStore`]: a [`RemoteStore`](crate::remote::RemoteStore) over a PocketBase server (0.23+ API, verified
 //! against 0.40.6). Schema, rules and set-up are in `docs/backends/pocketbase.md`.
 //!
 //! # Mapping
@@ -16,13 +16,13 @@
 //! # Conflict detection
 //! `updated` is server-owned, so versions are the records' own `updated_at`/`deleted_at`. A push
 //! first reads the current rows of all its ids (chunked `id = …` filters) and applies
-//! [`base_matches`] to each op. Writes then go through `/api/batch` (PUT = upsert); every
+//! [`base_matches`](crate::remote::base_matches) to each op. Writes then go through `/api/batch` (PUT = upsert); every
 //! conditional write carries the versions it was checked against in the `X-Rcs-If-Updated` /
 //! `X-Rcs-If-Deleted` sub-request headers, and PocketBase re-checks them inside the write
 //! transaction: the guide's `updateRule` does it for user tokens, the guide's
 //! `onRecordUpdateRequest` hook for every writer (superusers bypass rules). A write that changed
 //! the row between pre-read and commit makes that sub-request fail (404 from the rule, 409 from
-//! the hook); the adapter re-reads the row and answers [`PushOutcome::Conflict`]: no lost update.
+//! the hook); the adapter re-reads the row and answers [`PushOutcome::Conflict`](crate::op::PushOutcome::Conflict): no lost update.
 //! Without the hook, a superuser write landing in the few milliseconds between pre-read and
 //! commit is overwritten (measured: 26 of 30 deliberately raced rounds).
 //!
@@ -35,10 +35,10 @@
 //! without charging any op; 429 → rate limited (`Retry-After` in seconds or as an HTTP-date),
 //! 408, 5xx and network → unavailable, other 4xx → rejected. One exception: a 404 on a list
 //! (a pull, a push's pre-read) means the scope's collection is missing and is
-//! [`Error::NotFound`] naming it (it pauses the scope too); a 404 on a record read is `None`. A row that does not decode is
-//! quarantined ([`Delta::quarantined`]); an op whose record's row does not decode is rejected. An empty list is only trusted once the
+//! [`Error::NotFound`](crate::Error::NotFound) naming it (it pauses the scope too); a 404 on a record read is `None`. A row that does not decode is
+//! quarantined ([`Delta::quarantined`](crate::delta::Delta::quarantined)); an op whose record's row does not decode is rejected. An empty list is only trusted once the
 //! token is known valid: tokens are refreshed before their `exp`, and an expired token that
-//! cannot be renewed fails with [`Error::Unauthorized`] before any list is sent.
+//! cannot be renewed fails with [`Error::Unauthorized`](crate::Error::Unauthorized) before any list is sent.
 
 mod builder;
 mod client;
