@@ -48,10 +48,7 @@ bash scripts/start-supabase.sh "$ENV_DIR/supabase.env"
 # Backend tests fail instead of skipping when their server is expected.
 export RCS_TEST_REQUIRE_SERVERS=1
 
-echo "== cargo test --workspace --all-features"
-cargo test --workspace --all-features "$@"
-
-echo "== the official supabase-js client against the stand-in"
+echo "== installing the official supabase-js client"
 SUPABASE_JS="${RCS_SUPABASE_JS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rcs/supabase-js}"
 if [ ! -d "$SUPABASE_JS/node_modules/@supabase/supabase-js" ]; then
     command -v npm >/dev/null 2>&1 || {
@@ -61,6 +58,13 @@ if [ ! -d "$SUPABASE_JS/node_modules/@supabase/supabase-js" ]; then
     mkdir -p "$SUPABASE_JS"
     (cd "$SUPABASE_JS" && npm install --no-audit --no-fund --silent @supabase/supabase-js@2.119.0)
 fi
+# tests/supabase_js_requests.rs compares the adapter's requests with the ones supabase-js builds.
+export RCS_SUPABASE_JS_NODE_PATH="$SUPABASE_JS/node_modules"
+
+echo "== cargo test --workspace --all-features"
+cargo test --workspace --all-features "$@"
+
+echo "== the official supabase-js client against the stand-in"
 NODE_PATH="$SUPABASE_JS/node_modules" node scripts/supabase-js-check.mjs
 
 echo "== the official Appwrite SDK (node-appwrite) against the stand-in"

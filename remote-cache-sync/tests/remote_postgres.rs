@@ -1270,3 +1270,58 @@ async fn ops_on_one_record_in_one_push_apply_in_order() {
         .unwrap();
     assert_eq!((page.upserts, page.deletes.len()), (vec![v5], 0));
 }
+
+/// `remote::from_url` (the CLI's entry point) opens a `postgres://` or `postgresql://` URL with
+/// its `table_prefix`, and a wrong password fails as `Unauthorized` without showing any
+/// password, the given one or the real one.
+#[tokio::test]
+async fn from_url_opens_postgres_urls_and_hides_the_password() {
+    let Some(url) = pg_url() else { return };
+    let with_prefix = format!(
+        "{url}{}table_prefix={PREFIX}",
+        if url.contains('?') { "&" } else { "?" }
+    );
+    for u in [
+        with_prefix.clone(),
+        with_prefix.replacen("postgres://", "postgresql://", 1),
+    ] {
+        let remote = remote_cache_sync::remote::from_url::<TestRecord>(&u)
+            .await
+            .expect("from_url connects");
+        assert_eq!(remote.name(), "postgres");
+        let scope = unique_scope("from_url");
+        let out = remote
+            .push(
+                &scope,
+                &[remote_cache_sync::op::PendingOp::upsert(
+                    scope.clone(),
+                    remote_cache_sync::op::OpKind::Create,
+                    TestRecord::new("a", "t", ts(1)),
+                )],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            out[0],
+            remote_cache_sync::op::PushOutcome::Applied { .. }
+        ));
+        assert_eq!(remote.fetch_since(&scope, None, 10).await.unwrap().len(), 1);
+    }
+    let real = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .expect("the test URL carries a password");
+    let wrong = url.replacen(&format!(":{real}@"), ":wrong-pw-s3cret@", 1);
+    let e = match remote_cache_sync::remote::from_url::<TestRecord>(&wrong).await {
+        Ok(_) => panic!("a wrong password connected"),
+        Err(e) => e,
+    };
+    let shown = format!("{e} {e:?}");
+    assert!(e.is_auth(), "{shown}");
+    assert!(
+        !shown.contains("wrong-pw-s3cret") && !shown.contains(&real),
+        "{shown}"
+    );
+}

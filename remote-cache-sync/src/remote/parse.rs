@@ -80,9 +80,11 @@ pub async fn from_url<T: Record>(url: &str) -> Result<Box<dyn RemoteStore<T>>> {
 /// | `pocketbase://HOST:PORT[/PATH]?auth=…`, `pocketbase+http(s)://…` | [`PocketBaseRemoteStore`](crate::remote::pocketbase::PocketBaseRemoteStore), URL parameters and credential variables as in [`pocketbase::from_url`](crate::remote::pocketbase::from_url) | `pocketbase` |
 /// | `supabase://HOST:PORT[/PATH]?mode=exact\|table`, `supabase+http(s)://…` | [`SupabaseRemoteStore`](crate::remote::supabase::SupabaseRemoteStore), keys from `RCS_SUPABASE_ANON_KEY` plus `RCS_SUPABASE_TOKEN` or `RCS_SUPABASE_SERVICE_KEY` ([`supabase::from_url`](crate::remote::supabase::from_url)) | `supabase` |
 /// | `appwrite://HOST:PORT[/v1]?project=P&database=D[&tls=true]` | [`AppwriteRemoteStore`](crate::remote::appwrite::AppwriteRemoteStore), credentials from `RCS_APPWRITE_KEY` or `RCS_APPWRITE_JWT` as in [`appwrite::from_url`](crate::remote::appwrite::from_url) | `appwrite` |
+/// | `postgres://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=…&table_prefix=P]`, `postgresql://…` | [`PostgresRemoteStore`](crate::remote::postgres::PostgresRemoteStore), libpq URL parameters plus `table_prefix` (default `rcs_`); the timeout is the connect timeout | `postgres` |
 ///
-/// Nothing is sent: building checks the URL and the settings only. It is `async` so remotes
-/// whose set-up talks to the server can join the table.
+/// HTTP remotes send nothing: building checks the URL and the settings only. A `postgres://`
+/// remote connects (and creates its schema) before it is returned. The password of a
+/// `postgres://` URL (libpq's convention) never appears in an error or in `Debug`.
 ///
 /// # Errors
 ///
@@ -118,9 +120,10 @@ pub async fn from_url_with<T: Record>(
         | "https+pocketbase" => pocketbase(url, options),
         "supabase" | "supabase+http" | "supabase+https" => supabase(url, options),
         "appwrite" => appwrite(url, options),
+        "postgres" | "postgresql" => postgres(url, options).await,
         other => Err(Error::InvalidInput(format!(
             "remote URL scheme {other:?} is not supported: use http(s):// (rcs serve), \
-             pocketbase://, supabase:// or appwrite://"
+             pocketbase://, supabase://, appwrite:// or postgres://"
         ))),
     }
 }
@@ -129,7 +132,8 @@ pub async fn from_url_with<T: Record>(
     feature = "http",
     feature = "pocketbase",
     feature = "supabase",
-    feature = "appwrite"
+    feature = "appwrite",
+    feature = "postgres"
 )))]
 fn missing_feature(feature: &str) -> Error {
     Error::InvalidInput(format!(
@@ -199,6 +203,50 @@ fn appwrite<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStore<
     Err(missing_feature("appwrite"))
 }
 
+/// `url` without its `table_prefix` parameter (ours, not libpq's), and that parameter.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn split_table_prefix(url: &str) -> (String, Option<String>) {
+    let Some((head, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut prefix = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("table_prefix=") {
+            Some(p) => {
+                prefix = Some(p.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (head.to_owned(), prefix)
+    } else {
+        (format!("{head}?{}", kept.join("&")), prefix)
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres<T: Record>(url: &str, options: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    use crate::remote::postgres::{PostgresOptions, PostgresRemoteStore};
+    let (url, prefix) = split_table_prefix(url);
+    let mut pg = PostgresOptions::default();
+    if let Some(p) = prefix {
+        pg = pg.table_prefix(p);
+    }
+    if let Some(d) = options.timeout {
+        pg = pg.connect_timeout(d);
+    }
+    // `connect` redacts the password from every error it returns.
+    Ok(Box::new(PostgresRemoteStore::<T>::connect(&url, pg).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres<T: Record>(_: &str, _: RemoteOptions) -> Result<Box<dyn RemoteStore<T>>> {
+    Err(missing_feature("postgres"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn picks_the_remote_by_scheme() {
-        for bad in ["", "127.0.0.1:8080", "ftp://h", "postgres://h/db"] {
+        for bad in ["", "127.0.0.1:8080", "ftp://h", "mysql://h/db"] {
             let e = pick(bad).await.unwrap_err();
             assert!(matches!(e, Error::InvalidInput(_)), "{bad}: {e:?}");
         }
@@ -265,6 +313,54 @@ mod tests {
             );
         } else {
             assert!(pb.unwrap_err().to_string().contains("`pocketbase` feature"));
+        }
+    }
+
+    #[test]
+    fn the_table_prefix_is_ours() {
+        assert_eq!(
+            split_table_prefix("postgres://u@h/db?sslmode=require&table_prefix=app_"),
+            (
+                "postgres://u@h/db?sslmode=require".to_owned(),
+                Some("app_".to_owned())
+            )
+        );
+        assert_eq!(
+            split_table_prefix("postgresql://h/db?table_prefix=x_"),
+            ("postgresql://h/db".to_owned(), Some("x_".to_owned()))
+        );
+        assert_eq!(
+            split_table_prefix("postgres://h/db"),
+            ("postgres://h/db".to_owned(), None)
+        );
+    }
+
+    /// A `postgres://` URL connects; its password is in no error (a server that refuses the
+    /// connection, a bad table prefix, a bad parameter).
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_urls_never_show_the_password() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        for url in [
+            format!("postgres://rcs:hunter2-pw@127.0.0.1:{closed}/db"),
+            format!("postgresql://rcs:hunter2-pw@127.0.0.1:{closed}/db?connect_timeout=2"),
+            format!("postgres://rcs:hunter2-pw@127.0.0.1:{closed}/db?table_prefix=Bad-Prefix"),
+            format!("postgres://rcs:hunter2-pw@127.0.0.1:{closed}/db?nonsense=1"),
+        ] {
+            let options = RemoteOptions::new().timeout(std::time::Duration::from_secs(2));
+            let e = match from_url_with::<TestRecord>(&url, options).await {
+                Ok(_) => panic!("{url}: connected to a closed port"),
+                Err(e) => e,
+            };
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                e.is_retryable() || matches!(e, Error::InvalidInput(_)),
+                "{url}: {e:?}"
+            );
         }
     }
 

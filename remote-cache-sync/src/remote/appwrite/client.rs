@@ -10,104 +10,39 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use reqwest::header::{DATE, HeaderMap};
+use reqwest::header::HeaderName;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::credential::Credential;
 use crate::error::{Error, Result};
-use crate::remote::client::retry::READS;
-use crate::remote::client::status::{self, ErrorDetail};
+use crate::remote::client::status::ErrorDetail;
+pub(crate) use crate::remote::client::transport::Reply;
+use crate::remote::client::transport::{self, Dialect, Transport};
 
 pub(crate) const BACKEND: &str = "appwrite";
 
-/// A decoded HTTP answer.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// The `Date` header (1 s resolution), if present and valid.
-    pub fn date(&self) -> Option<Timestamp> {
-        let v = self.headers.get(DATE)?.to_str().ok()?;
-        jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
-    }
-
-    /// The body as JSON.
-    pub fn json<D: serde::de::DeserializeOwned>(&self) -> Result<D> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::MalformedResponse {
-            backend: BACKEND,
-            message: format!("{} answer is not the expected JSON: {e}", self.status),
-        })
-    }
-
-    /// Appwrite's error `type` (`document_not_found`, …), when the body has one.
-    pub fn error_type(&self) -> Option<String> {
-        error_detail(&self.body).code
-    }
-
-    /// The error message, for texts.
-    pub fn message(&self) -> String {
-        error_detail(&self.body).message.unwrap_or_default()
-    }
-
-    /// Maps a non-success answer to the error enum (the shared status table).
-    pub fn error(&self) -> Error {
-        status::status_error(
-            BACKEND,
-            self.status,
-            &self.headers,
-            error_detail(&self.body),
-        )
-    }
-}
+/// Appwrite for the shared transport: its error bodies, no exceptions to the status table.
+pub(crate) static DIALECT: Dialect = Dialect {
+    backend: BACKEND,
+    detail: error_detail,
+    exception: transport::no_exception,
+    auth_scheme: "Bearer ",
+};
 
 /// The status table's hook: `{"message","code","type"}`; a body that is not JSON stands as its
 /// first 200 characters.
 pub(crate) fn error_detail(body: &[u8]) -> ErrorDetail {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) => ErrorDetail {
-            code: v.get("type").and_then(Value::as_str).map(str::to_owned),
-            message: v
-                .get("message")
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned),
-        },
-        Err(_) => {
-            let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
-            ErrorDetail {
-                code: None,
-                message: (!text.is_empty()).then_some(text),
-            }
-        }
-    }
-}
-
-fn transport_error(e: reqwest::Error) -> Error {
-    // reqwest's Display includes the URL, which never carries credentials (headers do).
-    Error::Unavailable {
-        backend: BACKEND,
-        message: if e.is_timeout() {
-            format!("timeout: {}", crate::error::with_sources(&e))
-        } else {
-            format!("network: {}", crate::error::with_sources(&e))
-        },
-        source: Some(std::sync::Arc::new(e)),
-    }
+    transport::json_detail(body, Some("type"))
 }
 
 /// Shared HTTP state of a store.
 pub(crate) struct Client {
-    pub http: reqwest::Client,
+    transport: Transport,
     /// The API endpoint, ending in `/v1`.
     pub base: Url,
     pub project: String,
     credential: RwLock<Credential>,
-    #[cfg(target_arch = "wasm32")]
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -127,24 +62,12 @@ impl Client {
         credential: Credential,
         timeout: Duration,
     ) -> Result<Self> {
-        #[cfg(not(target_arch = "wasm32"))]
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10));
-        #[cfg(target_arch = "wasm32")]
-        let http = reqwest::Client::builder();
-        let http = http
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("appwrite: cannot build HTTP client: {e}")))?;
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = timeout;
+        let transport = Transport::new(base.clone(), &DIALECT, timeout, Duration::from_secs(10))?;
         Ok(Client {
-            http,
+            transport,
             base,
             project,
             credential: RwLock::new(credential),
-            #[cfg(target_arch = "wasm32")]
-            timeout,
         })
     }
 
@@ -165,10 +88,13 @@ impl Client {
 
     /// A URL under the endpoint from path segments (each percent-encoded).
     pub fn url(&self, segments: &[&str]) -> Result<Url> {
-        crate::remote::client::url::join(&self.base, segments)
+        self.transport.url(segments)
     }
 
-    async fn once(
+    /// Sends a request. Returns every answer but a 401 (→ [`Error::Unauthorized`]): the caller
+    /// maps the other statuses. A `GET` is retried in place by the shared read policy, and a
+    /// 429 on a `GET` is returned as [`Error::RateLimited`].
+    pub async fn send(
         &self,
         method: Method,
         url: Url,
@@ -182,56 +108,19 @@ impl Client {
             let (n, v) = c.header();
             (n, v.to_owned())
         };
+        let read = method == Method::GET;
         let mut req = self
-            .http
+            .transport
             .request(method, url)
-            .header("X-Appwrite-Project", &self.project)
-            .header(name, value)
-            .header("Accept", "application/json");
-        if !query.is_empty() {
-            req = req.query(query);
-        }
+            .query(query)
+            .header(HeaderName::from_static("x-appwrite-project"), &self.project)
+            .secret_header(HeaderName::from_static(name), &value)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .idempotent(read);
         if let Some(b) = body {
             req = req.json(b);
         }
-        #[cfg(target_arch = "wasm32")]
-        {
-            req = req.timeout(self.timeout);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport_error)?.to_vec();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// Sends a request. Returns every answer but a 401 (→ [`Error::Unauthorized`]): the caller
-    /// maps the other statuses. A `GET` is retried in place by the shared read policy, and a
-    /// 429 on a `GET` is returned as [`Error::RateLimited`].
-    pub async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        query: &[(String, String)],
-        body: Option<&Value>,
-    ) -> Result<Reply> {
-        let reply = if method == Method::GET {
-            READS
-                .run(|| async {
-                    let reply = self.once(method.clone(), url.clone(), query, body).await?;
-                    if reply.status == StatusCode::TOO_MANY_REQUESTS {
-                        return Err(reply.error());
-                    }
-                    Ok(reply)
-                })
-                .await?
-        } else {
-            self.once(method, url, query, body).await?
-        };
+        let reply = self.transport.send(&req).await?;
         if reply.status == StatusCode::UNAUTHORIZED {
             return Err(reply.error());
         }
@@ -268,12 +157,10 @@ mod tests {
         let d = error_detail(b"<html>bad gateway</html>");
         assert_eq!(d.code, None);
         assert_eq!(d.message.as_deref(), Some("<html>bad gateway</html>"));
-        let h = HeaderMap::new();
-        let e = status::status_error(
-            BACKEND,
+        let e = DIALECT.error(
             StatusCode::UNAUTHORIZED,
-            &h,
-            error_detail(br#"{"message":"Failed to verify JWT. Expired.","code":401,"type":"user_jwt_invalid"}"#),
+            &reqwest::header::HeaderMap::new(),
+            br#"{"message":"Failed to verify JWT. Expired.","code":401,"type":"user_jwt_invalid"}"#,
         );
         assert_eq!(
             e.to_string(),

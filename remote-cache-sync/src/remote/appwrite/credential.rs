@@ -52,11 +52,11 @@ impl Credential {
         Credential::Jwt(jwt.into())
     }
 
-    /// The header carrying this credential, and its value.
+    /// The header carrying this credential (lower case, as HTTP/2 sends it), and its value.
     pub(crate) fn header(&self) -> (&'static str, &str) {
         match self {
-            Credential::ApiKey(k) => ("X-Appwrite-Key", k),
-            Credential::Jwt(t) => ("X-Appwrite-JWT", t),
+            Credential::ApiKey(k) => ("x-appwrite-key", k),
+            Credential::Jwt(t) => ("x-appwrite-jwt", t),
         }
     }
 

@@ -345,7 +345,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
             )
             .await?;
         if !reply.status.is_success() {
-            let kind = reply.error_type().unwrap_or_default();
+            let kind = reply.detail().code.unwrap_or_default();
             return match reply.status.as_u16() {
                 404 if kind == "collection_not_found" || kind == "database_not_found" => {
                     Err(self.missing(scope.name(), &reply))
@@ -432,7 +432,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
             }
             return Ok(Round::Committed);
         }
-        let kind = reply.error_type().unwrap_or_default();
+        let kind = reply.detail().code.unwrap_or_default();
         match reply.status.as_u16() {
             // A document changed after staging (or vanished): decide again on fresh reads.
             409 | 404 if kind != "transaction_not_found" => {
@@ -630,7 +630,7 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
         ])?;
         let reply = self.client.send(Method::GET, url, &[], None).await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return match reply.error_type().as_deref() {
+            return match reply.detail().code.as_deref() {
                 Some("collection_not_found" | "database_not_found") => {
                     Err(self.missing(scope.name(), &reply))
                 }

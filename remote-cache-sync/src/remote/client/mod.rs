@@ -4,6 +4,8 @@
 //! - [`status`]: the one status → [`Error`](crate::Error) table, with a per-backend hook that
 //!   reads the backend's error bodies;
 //! - [`retry`]: a small, bounded retry in place of idempotent requests, honouring `Retry-After`;
+//! - [`transport`]: client set-up, sending a request and reading its answer, the status table
+//!   and retry applied, tokens renewed after a 401, credentials redacted;
 //! - [`url`]: base URL checks (http(s) only, no credentials) and safe path joins;
 //! - `token`: bearer tokens (a provider trait for login and refresh, a cache that renews before
 //!   expiry and once after a 401);
@@ -12,15 +14,14 @@
 //! - [`sse`]: server-sent event streams (parsed by `eventsource-stream`) with stall detection,
 //!   for the realtime subscriptions (reconnects are [`realtime`](crate::remote::realtime)'s).
 //!
-//! Internal (feature `http-base`, pulled in by `http`, `pocketbase` and `supabase`).
+//! Internal (feature `http-base`, pulled in by `http`, `pocketbase`, `supabase` and `appwrite`).
 
 pub(crate) mod prefetch;
 pub(crate) mod retry;
 pub(crate) mod sse;
 pub(crate) mod status;
-#[cfg(any(feature = "pocketbase", feature = "supabase"))]
-#[cfg_attr(not(feature = "supabase"), allow(dead_code))]
 pub(crate) mod token;
+pub(crate) mod transport;
 pub(crate) mod url;
 #[cfg(any(feature = "pocketbase", feature = "supabase"))]
 pub(crate) mod window;

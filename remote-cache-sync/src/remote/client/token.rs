@@ -1,7 +1,9 @@
 //! Bearer tokens, written once: a [`TokenProvider`] says how a backend gets a first token and
 //! renews one (login, refresh grant); the [`TokenCache`] keeps the current one, renews it before
-//! it expires (its JWT `exp`), and renews it once when the server refused it (a 401), so the
-//! request is retried once with a fresh token and a second 401 is the caller's error.
+//! it expires (its JWT `exp`), renews it when the server has not accepted it for a while (where
+//! a backend answers a revoked token as a guest, [`TokenCache::with_revalidation`]), and renews
+//! it once when the server refused it (a 401), so the request is retried once with a fresh
+//! token and a second 401 is the caller's error.
 //!
 //! A token's value never appears in `Debug` output or errors.
 
@@ -24,6 +26,9 @@ pub(crate) struct Token {
     pub obtained: i64,
     /// A refresh token (or other renewal secret) that comes with it, if any.
     pub refresh: Option<String>,
+    /// When the server last accepted it (Unix seconds: it came from a login or a refresh);
+    /// `None` for a token never checked.
+    pub validated: Option<i64>,
 }
 
 impl fmt::Debug for Token {
@@ -45,6 +50,7 @@ impl Token {
             expires_at,
             obtained: Timestamp::now().as_second(),
             refresh,
+            validated: None,
         }
     }
 
@@ -53,14 +59,22 @@ impl Token {
         self.expires_at.is_some_and(|e| e <= now)
     }
 
-    /// Whether it should be renewed at `now`: within a quarter of its lifetime (at most
-    /// `max_margin_s`) of its expiry.
+    /// Whether it should be renewed at `now`: `max_margin_s` before its expiry, or, for a
+    /// short-lived token, once a quarter of its lifetime has passed (so requests a few seconds
+    /// apart keep a 10-second token alive without renewing it on every request).
     pub fn due(&self, now: i64, max_margin_s: i64) -> bool {
         let Some(exp) = self.expires_at else {
             return false;
         };
-        let margin = (exp.saturating_sub(self.obtained) / 4).clamp(0, max_margin_s);
+        let lifetime = exp.saturating_sub(self.obtained);
+        let margin = (lifetime.saturating_mul(3) / 4).clamp(0, max_margin_s);
         exp.saturating_sub(margin) <= now
+    }
+
+    /// Whether the server accepted it less than `max_age_s` seconds before `now`.
+    pub fn validated_within(&self, now: i64, max_age_s: i64) -> bool {
+        self.validated
+            .is_some_and(|v| now.saturating_sub(v) < max_age_s)
     }
 }
 
@@ -82,6 +96,7 @@ pub(crate) struct TokenCache<P> {
     slot: tokio::sync::Mutex<Option<Token>>,
     backend: &'static str,
     max_margin_s: i64,
+    revalidate_s: Option<i64>,
 }
 
 impl<P> fmt::Debug for TokenCache<P> {
@@ -100,7 +115,15 @@ impl<P: TokenProvider> TokenCache<P> {
             slot: tokio::sync::Mutex::new(None),
             backend,
             max_margin_s,
+            revalidate_s: None,
         }
+    }
+
+    /// Renews a token the server has not accepted within `max_age_s` seconds (when the
+    /// provider can renew it), for backends that answer a revoked but unexpired token as a guest.
+    pub fn with_revalidation(mut self, max_age_s: i64) -> Self {
+        self.revalidate_s = Some(max_age_s);
+        self
     }
 
     /// The provider.
@@ -116,8 +139,16 @@ impl<P: TokenProvider> TokenCache<P> {
     }
 
     /// The token to send now: the cached one, a first one, or a renewed one when the cached one
-    /// is due. A token known to have expired is never returned ([`Error::Unauthorized`]).
+    /// is due (or not accepted by the server within the revalidation age). A token known to
+    /// have expired is never returned ([`Error::Unauthorized`]).
     pub async fn get(&self) -> Result<Option<String>> {
+        self.get_validated(self.revalidate_s).await
+    }
+
+    /// [`get`](Self::get), renewing (where the provider can) a token the server has not
+    /// accepted within `max_age_s` seconds, so an empty answer is not a guest's answer. A
+    /// renewal for that reason that fails is an error, never a pass.
+    pub async fn get_validated(&self, max_age_s: Option<i64>) -> Result<Option<String>> {
         let mut slot = self.slot.lock().await;
         let now = Timestamp::now().as_second();
         let current = match slot.clone() {
@@ -127,13 +158,14 @@ impl<P: TokenProvider> TokenCache<P> {
                 None => return Ok(None),
             },
         };
-        let token = if current.due(now, self.max_margin_s) {
+        let stale = max_age_s.is_some_and(|a| !current.validated_within(now, a));
+        let token = if stale || current.due(now, self.max_margin_s) {
             match self.provider.renew(&current).await {
                 Ok(Some(t)) => t,
                 Ok(None) if !current.expired(now) => current,
                 Ok(None) => return Err(self.expired()),
                 // A renewal that failed for a passing reason: the old token serves while valid.
-                Err(e) if e.is_retryable() && !current.expired(now) => {
+                Err(e) if e.is_retryable() && !current.expired(now) && !stale => {
                     tracing::warn!(backend = self.backend, error = %e, "token renewal failed; using the current token");
                     current
                 }
@@ -227,6 +259,7 @@ mod tests {
             expires_at: Some(now + lifetime),
             obtained: now,
             refresh: Some("r".into()),
+            validated: Some(now),
         }
     }
 
@@ -288,6 +321,24 @@ mod tests {
         let c = cache(1, false);
         assert_eq!(c.get().await.unwrap().as_deref(), Some("t0"), "valid, kept");
         assert!(c.after_refusal(Some("t0")).await.unwrap_err().is_auth());
+    }
+
+    #[tokio::test]
+    async fn a_token_not_accepted_lately_is_renewed() {
+        // `tok` marks tokens accepted now: a zero age makes every one stale.
+        let c = cache(3600, true).with_revalidation(600);
+        assert_eq!(c.get().await.unwrap().as_deref(), Some("t0"), "fresh");
+        assert_eq!(
+            c.get_validated(Some(0)).await.unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(c.get().await.unwrap().as_deref(), Some("t1"), "cached");
+        // A fixed token (no renewal) is kept while valid.
+        let c = cache(3600, false);
+        assert_eq!(
+            c.get_validated(Some(0)).await.unwrap().as_deref(),
+            Some("t0")
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,7 +36,8 @@ use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
 use crate::remote::client::prefetch::Prefetcher;
 use crate::remote::client::retry::READS;
-use crate::remote::client::status::{self, ErrorDetail};
+use crate::remote::client::status::ErrorDetail;
+use crate::remote::client::transport::{self, Dialect, Transport};
 use crate::remote::client::url;
 use crate::remote::protocol::{
     self, ErrorBody, GetRequest, GetResponse, PullRequest, PullResponse, PushRequest, PushResponse,
@@ -119,24 +120,13 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
                 "the token must be non-empty and contain no whitespace".into(),
             ));
         }
-        // In the browser `fetch` has no connect timeout, and the timeout is set per request.
-        #[cfg(not(target_arch = "wasm32"))]
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout.min(self.timeout));
-        #[cfg(target_arch = "wasm32")]
-        let client = reqwest::Client::builder();
-        let client = client.build().map_err(|e| {
-            Error::InvalidInput(format!("cannot build HTTP client: {}", e.without_url()))
-        })?;
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        let transport = Transport::new(url, &DIALECT, self.timeout, self.connect_timeout)?;
         Ok(HttpRemoteStore {
             inner: Arc::new(Inner {
-                client,
-                base: url.as_str().trim_end_matches('/').to_owned(),
-                url,
+                transport,
+                base,
                 token: self.token,
-                #[cfg(target_arch = "wasm32")]
-                timeout: self.timeout,
                 prefetch: self.prefetch.then(Prefetcher::default),
                 realtime: self.realtime,
             }),
@@ -207,15 +197,11 @@ pub struct HttpRemoteStore<T> {
 }
 
 struct Inner<T> {
-    client: reqwest::Client,
+    /// The shared transport; requests are joined onto its base URL.
+    transport: Transport,
     /// The base URL as given (without a trailing `/`), for [`HttpRemoteStore::base_url`].
     base: String,
-    /// The same, parsed: requests are joined onto it.
-    url: Url,
     token: Option<String>,
-    /// The request timeout (the browser's client has none of its own).
-    #[cfg(target_arch = "wasm32")]
-    timeout: Duration,
     /// Next pages being fetched in the background, by scope.
     prefetch: Option<Prefetcher<T>>,
     /// Timings of event streams.
@@ -240,20 +226,16 @@ impl<T> fmt::Debug for HttpRemoteStore<T> {
     }
 }
 
+/// Our protocol for the shared transport.
+static DIALECT: Dialect = Dialect {
+    backend: BACKEND,
+    detail: error_detail,
+    exception: transport::no_exception,
+    auth_scheme: "Bearer ",
+};
+
 fn transport_error(e: reqwest::Error) -> Error {
-    let e = e.without_url();
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if super::client::retry::refused_connection(&e) {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    Error::Unavailable {
-        backend: BACKEND,
-        message: format!("{what}: {}", crate::error::with_sources(&e)),
-        source: Some(Arc::new(e)),
-    }
+    transport::network_error(BACKEND, e)
 }
 
 impl<T: Record> HttpRemoteStore<T> {
@@ -301,28 +283,21 @@ impl<T: Record> HttpRemoteStore<T> {
         decode_json(&bytes)
     }
 
-    /// One request; the body of a successful answer, undecoded.
+    /// One request (the shared transport, no retry of its own: reads are wrapped in
+    /// [`READS`]); the body of a successful answer, undecoded.
     async fn call_bytes_with<B: Serialize + ?Sized>(
         inner: &Inner<T>,
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<bytes::Bytes> {
-        let mut req = inner
-            .client
-            .request(method, url::join_path(&inner.url, path)?);
-        if let Some(token) = &inner.token {
-            req = req.bearer_auth(token);
-        }
+        let t = &inner.transport;
+        let mut req = t.request(method, url::join_path(t.base(), path)?);
+        req = t.authorize(req, inner.token.as_deref());
         if let Some(body) = body {
             req = req.json(body);
         }
-        #[cfg(target_arch = "wasm32")]
-        {
-            req = req.timeout(inner.timeout);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        Self::success_body(resp).await
+        Ok(t.send(&req).await?.success()?.body)
     }
 
     async fn push_chunk(
@@ -361,24 +336,13 @@ impl<T: Record> HttpRemoteStore<T> {
         }
         Ok(results)
     }
-
-    /// The body of a 2xx answer, or the error the status and body mean.
-    async fn success_body(resp: reqwest::Response) -> Result<bytes::Bytes> {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(transport_error)?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(status_error(status, &headers, &bytes))
-    }
 }
 
 /// The error a non-success answer means: the shared status table
 /// ([`client::status`](crate::remote::client::status)), reading our protocol's error body
 /// `{"error":{"code","message"}}`.
 fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
-    status::status_error(BACKEND, status, headers, error_detail(body))
+    DIALECT.error(status, headers, body)
 }
 
 /// The status table's hook: the code and message of our protocol's error body.
@@ -534,9 +498,9 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         if scopes.is_empty() {
             return None;
         }
-        let url = events::url(&self.inner.url, scopes).ok()?;
+        let url = events::url(self.inner.transport.base(), scopes).ok()?;
         Some(events::spawn(
-            self.inner.client.clone(),
+            self.inner.transport.http().clone(),
             url,
             self.inner.token.clone(),
             self.inner.realtime,

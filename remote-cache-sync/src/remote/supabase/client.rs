@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap};
+use reqwest::header::HeaderName;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::credential::{Credentials, GoTrue};
 use crate::error::{Error, Result};
-use crate::remote::client::retry::READS;
-use crate::remote::client::status::{self, ErrorDetail};
+use crate::remote::client::status::ErrorDetail;
 use crate::remote::client::token::TokenCache;
+pub(crate) use crate::remote::client::transport::Reply;
+use crate::remote::client::transport::{Dialect, Request, Transport};
 
 pub(crate) const BACKEND: &str = "supabase";
 
@@ -22,33 +23,13 @@ const REFRESH_MARGIN_S: i64 = 60;
 /// Codes that mean the guide's functions or tables are missing (PostgREST answers them 404).
 const MISSING: &[&str] = &["PGRST202", "PGRST205", "42P01", "42883"];
 
-/// An HTTP answer.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// The body as JSON.
-    pub fn json<D: serde::de::DeserializeOwned>(&self) -> Result<D> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::MalformedResponse {
-            backend: BACKEND,
-            message: format!("{} answer is not the expected JSON: {e}", self.status),
-        })
-    }
-
-    /// The `Date` header (1 s resolution).
-    pub fn date(&self) -> Option<jiff::Timestamp> {
-        let v = self.headers.get(DATE)?.to_str().ok()?;
-        jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
-    }
-
-    /// The error a non-success answer means.
-    pub fn error(&self) -> Error {
-        reply_error(self.status, &self.headers, &self.body)
-    }
-}
+/// Supabase for the shared transport.
+pub(crate) static DIALECT: Dialect = Dialect {
+    backend: BACKEND,
+    detail: error_detail,
+    exception: missing,
+    auth_scheme: "Bearer ",
+};
 
 /// The status table's hook: PostgREST's `{code, message, details, hint}`, the gateway's
 /// `{message}`, GoTrue's `{error_code, msg}`; a body that is not JSON stands as its first 200
@@ -78,115 +59,48 @@ pub(crate) fn error_detail(body: &[u8]) -> ErrorDetail {
     ErrorDetail { code, message }
 }
 
-/// A non-success answer as an [`Error`]: the shared status table, except that a missing
-/// function or table (404 `PGRST202`, `PGRST205`, `42P01`, `42883`) is [`Error::NotFound`]
-/// pointing at the guide.
-pub(crate) fn reply_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
-    let detail = error_detail(body);
-    if status == StatusCode::NOT_FOUND
-        && detail.code.as_deref().is_some_and(|c| MISSING.contains(&c))
-    {
-        return Error::NotFound {
-            what: format!(
-                "supabase: {} (apply docs/backends/supabase.md)",
-                detail.message.unwrap_or_default()
-            ),
-        };
-    }
-    status::status_error(BACKEND, status, headers, detail)
+/// The one exception to the status table: a missing function or table (404 `PGRST202`,
+/// `PGRST205`, `42P01`, `42883`) is [`Error::NotFound`] pointing at the guide.
+fn missing(status: StatusCode, detail: &ErrorDetail) -> Option<Error> {
+    (status == StatusCode::NOT_FOUND
+        && detail.code.as_deref().is_some_and(|c| MISSING.contains(&c)))
+    .then(|| Error::NotFound {
+        what: format!(
+            "supabase: {} (apply docs/backends/supabase.md)",
+            detail.message.as_deref().unwrap_or_default()
+        ),
+    })
 }
 
-fn transport_error(e: reqwest::Error) -> Error {
-    // reqwest's Display includes the URL, which never carries a key here (keys travel in
-    // headers).
-    Error::Unavailable {
-        backend: BACKEND,
-        message: if e.is_timeout() {
-            format!("timeout: {}", crate::error::with_sources(&e))
-        } else {
-            format!("network: {}", crate::error::with_sources(&e))
-        },
-        source: Some(std::sync::Arc::new(e)),
-    }
-}
-
-/// The project: its URL, the anon key and one `reqwest` client.
+/// The project: the shared transport and the anon key sent with every request.
 pub(crate) struct Http {
-    http: reqwest::Client,
-    pub base: Url,
+    pub transport: Transport,
     pub anon_key: String,
-    #[cfg(target_arch = "wasm32")]
-    timeout: Duration,
 }
 
 impl Http {
     pub fn new(base: Url, anon_key: String, timeout: Duration) -> Result<Self> {
-        #[cfg(not(target_arch = "wasm32"))]
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10));
-        #[cfg(target_arch = "wasm32")]
-        let http = reqwest::Client::builder();
-        let http = http
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("supabase: cannot build HTTP client: {e}")))?;
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = timeout;
         Ok(Http {
-            http,
-            base,
+            transport: Transport::new(base, &DIALECT, timeout, Duration::from_secs(10))?,
             anon_key,
-            #[cfg(target_arch = "wasm32")]
-            timeout,
         })
+    }
+
+    /// The project's URL.
+    pub fn base(&self) -> &Url {
+        self.transport.base()
     }
 
     /// A URL under the project from path segments (each percent-encoded).
     pub fn url(&self, segments: &[&str]) -> Result<Url> {
-        crate::remote::client::url::join(&self.base, segments)
+        self.transport.url(segments)
     }
 
-    /// One request: `apikey` always, `Authorization: Bearer` when given.
-    pub async fn raw(
-        &self,
-        method: Method,
-        url: Url,
-        query: &[(String, String)],
-        body: Option<&Value>,
-        bearer: Option<&str>,
-        prefer: Option<&str>,
-    ) -> Result<Reply> {
-        let mut req = self
-            .http
+    /// A request with the `apikey` header (marked sensitive).
+    pub fn request(&self, method: Method, url: Url) -> Request {
+        self.transport
             .request(method, url)
-            .header("apikey", &self.anon_key);
-        if let Some(t) = bearer {
-            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if let Some(p) = prefer {
-            req = req.header("Prefer", p);
-        }
-        if !query.is_empty() {
-            req = req.query(query);
-        }
-        if let Some(b) = body {
-            req = req
-                .header(CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(b)?);
-        }
-        #[cfg(target_arch = "wasm32")]
-        {
-            req = req.timeout(self.timeout);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport_error)?.to_vec();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+            .secret_header(HeaderName::from_static("apikey"), &self.anon_key)
     }
 }
 
@@ -199,7 +113,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = self.tokens.provider();
         f.debug_struct("Client")
-            .field("base", &p.http.base.as_str())
+            .field("base", &p.http.base().as_str())
             .field("credentials", &p.credentials)
             .finish_non_exhaustive()
     }
@@ -224,8 +138,8 @@ impl Client {
     }
 
     /// Sends an authenticated request. A 401 renews the token once and retries; a second 401 is
-    /// [`Error::Unauthorized`]. Reads (`read`) are retried in place by the shared policy
-    /// ([`READS`]); a 429 on a read is [`Error::RateLimited`]. Other statuses are returned.
+    /// [`Error::Unauthorized`]. Reads (`read`) are retried in place by the shared policy; a 429
+    /// on a read is [`Error::RateLimited`]. Other statuses are returned.
     pub async fn send(
         &self,
         method: Method,
@@ -235,60 +149,29 @@ impl Client {
         prefer: Option<&str>,
         read: bool,
     ) -> Result<Reply> {
-        let mut token = self.tokens.get().await?;
-        let mut renewed = false;
-        loop {
-            let once = || {
-                self.http().raw(
-                    method.clone(),
-                    url.clone(),
-                    query,
-                    body,
-                    token.as_deref(),
-                    prefer,
-                )
-            };
-            let reply = if read {
-                READS
-                    .run(|| async {
-                        let r = once().await?;
-                        if r.status == StatusCode::TOO_MANY_REQUESTS {
-                            return Err(r.error());
-                        }
-                        Ok(r)
-                    })
-                    .await?
-            } else {
-                once().await?
-            };
-            if reply.status == StatusCode::UNAUTHORIZED {
-                if !renewed {
-                    renewed = true;
-                    tracing::debug!("supabase refused the token; renewing it once");
-                    token = match self.tokens.after_refusal(token.as_deref()).await {
-                        Ok(t) => t,
-                        // No way to renew it: the server's own reason (PGRST301, PGRST303).
-                        Err(e) if e.is_auth() => return Err(reply.error()),
-                        Err(e) => return Err(e),
-                    };
-                    continue;
-                }
-                return Err(reply.error());
-            }
-            return Ok(reply);
+        let mut req = self
+            .http()
+            .request(method, url)
+            .query(query)
+            .idempotent(read);
+        if let Some(p) = prefer {
+            req = req.header(HeaderName::from_static("prefer"), p);
         }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.http()
+            .transport
+            .send_authorized(&self.tokens, req)
+            .await
     }
 
     /// `POST /rest/v1/rpc/<function>` with named arguments; a non-success answer is an error.
     pub async fn rpc(&self, function: &str, args: &Value, read: bool) -> Result<Reply> {
         let url = self.rest(&["rpc", function])?;
-        let reply = self
-            .send(Method::POST, url, &[], Some(args), None, read)
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.error());
-        }
-        Ok(reply)
+        self.send(Method::POST, url, &[], Some(args), None, read)
+            .await?
+            .success()
     }
 }
 
@@ -297,9 +180,9 @@ mod tests {
     use super::*;
 
     fn map(status: u16, body: &str) -> Error {
-        reply_error(
+        DIALECT.error(
             StatusCode::from_u16(status).unwrap(),
-            &HeaderMap::new(),
+            &reqwest::header::HeaderMap::new(),
             body.as_bytes(),
         )
     }

@@ -103,17 +103,12 @@ impl GoTrue {
     /// [`Error::Unauthorized`] with GoTrue's `msg`, never the secret.
     async fn grant(&self, grant: &str, body: Value) -> Result<Token> {
         let url = self.http.url(&["auth", "v1", "token"])?;
-        let reply = self
+        let req = self
             .http
-            .raw(
-                Method::POST,
-                url,
-                &[("grant_type".into(), grant.into())],
-                Some(&body),
-                None,
-                None,
-            )
-            .await?;
+            .request(Method::POST, url)
+            .query(&[("grant_type", grant)])
+            .json(&body);
+        let reply = self.http.transport.send(&req).await?;
         if matches!(reply.status.as_u16(), 400 | 401 | 403 | 404 | 422) {
             let v: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
             let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);

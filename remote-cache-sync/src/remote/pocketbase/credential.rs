@@ -1,13 +1,20 @@
-//! Credentials and the token cache: password login, refresh before expiry, `exp` read from the
-//! JWT itself (PocketBase answers a list made with an expired token as a guest, with an empty
-//! `200`, so the adapter must know the token is stale before it asks).
+//! Who the adapter is, and how its tokens are got and renewed ([`PocketBaseAuth`], a
+//! [`TokenProvider`] for the shared token cache): password login
+//! (`auth-with-password`), `auth-refresh` before expiry, `exp` read from the JWT itself
+//! (PocketBase answers a list made with an expired token as a guest, with an empty `200`, so
+//! the adapter must know the token is stale before it asks).
 
 use std::fmt;
 
+use async_trait::async_trait;
 use jiff::Timestamp;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::client::BACKEND;
 use crate::error::{Error, Result};
+use crate::remote::client::token::{Token, TokenProvider, jwt_claims};
+use crate::remote::client::transport::{Reply, Transport};
 
 /// How the adapter authenticates. `Debug` never prints a password or token.
 #[derive(Clone, Default)]
@@ -117,60 +124,119 @@ pub(crate) struct Claims {
     pub record_id: String,
 }
 
-/// A token with its decoded claims.
-#[derive(Clone)]
-pub(crate) struct Token {
-    pub value: String,
-    pub claims: Claims,
-    /// When the server last accepted it (login or refresh); `None` for a token never checked.
-    pub validated: Option<Timestamp>,
-    /// When this process got it (to size the refresh margin to its lifetime).
-    pub obtained: Timestamp,
+/// A token of the shared cache from a PocketBase JWT (its `exp` is required); `validated` when it
+/// came from the server (a login or a refresh).
+pub(crate) fn token(value: String, validated: bool) -> Result<Token> {
+    let claims = decode_claims(&value)?;
+    let now = Timestamp::now().as_second();
+    Ok(Token {
+        value,
+        expires_at: Some(claims.exp),
+        obtained: now,
+        refresh: None,
+        validated: validated.then_some(now),
+    })
 }
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"<redacted>")
-            .field("claims", &self.claims)
-            .finish()
+/// PocketBase's auth endpoints as a [`TokenProvider`].
+pub(crate) struct PocketBaseAuth {
+    pub transport: Transport,
+    pub credentials: Credentials,
+}
+
+impl PocketBaseAuth {
+    async fn login(&self) -> Result<Token> {
+        let Some((collection, identity, password)) = self.credentials.login() else {
+            return Err(unauthorized("no login credentials"));
+        };
+        let url = self
+            .transport
+            .url(&["api", "collections", collection, "auth-with-password"])?;
+        let body = serde_json::json!({ "identity": identity, "password": password });
+        let reply = self
+            .transport
+            .send(&self.transport.request(Method::POST, url).json(&body))
+            .await?;
+        if reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::NOT_FOUND {
+            return Err(unauthorized(format!(
+                "login to {collection:?} failed: {}",
+                reply.message()
+            )));
+        }
+        token_from(reply)
+    }
+
+    async fn refresh(&self, t: &Token, claims: &Claims) -> Result<Token> {
+        // The token names its collection by id; the API accepts ids in place of names.
+        let url =
+            self.transport
+                .url(&["api", "collections", &claims.collection_id, "auth-refresh"])?;
+        let req = self
+            .transport
+            .authorize(self.transport.request(Method::POST, url), Some(&t.value));
+        let reply = self.transport.send(&req).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(unauthorized("auth-refresh: the token's collection is gone"));
+        }
+        token_from(reply)
     }
 }
 
-impl Token {
-    /// Decodes a token's claims (the signature is the server's business).
-    pub fn parse(value: String) -> Result<Self> {
-        let claims = decode_claims(&value)?;
-        Ok(Token {
-            value,
-            claims,
-            validated: None,
-            obtained: Timestamp::now(),
-        })
+fn token_from(reply: Reply) -> Result<Token> {
+    let reply = reply.success()?;
+    let v: Value = reply.json()?;
+    let value = v
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::MalformedResponse {
+            backend: BACKEND,
+            message: "auth answer without a token".into(),
+        })?;
+    token(value.to_owned(), true)
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+impl TokenProvider for PocketBaseAuth {
+    async fn initial(&self) -> Result<Option<Token>> {
+        match &self.credentials {
+            Credentials::Anonymous => Ok(None),
+            Credentials::Token(fixed) => {
+                let t = token(fixed.clone(), false)?;
+                if t.expired(Timestamp::now().as_second()) {
+                    return Err(unauthorized("the token has expired"));
+                }
+                let claims = decode_claims(&t.value)?;
+                if claims.refreshable {
+                    // Also proves the token valid: an invalid one would read lists as a guest.
+                    self.refresh(&t, &claims).await.map(Some)
+                } else {
+                    Ok(Some(t))
+                }
+            }
+            _ => self.login().await.map(Some),
+        }
     }
 
-    /// Whether the token expires within `margin_s` seconds of `now`.
-    pub fn expires_within(&self, now: Timestamp, margin_s: i64) -> bool {
-        self.claims.exp.saturating_sub(margin_s) <= now.as_second()
-    }
-
-    /// How long before expiry to refresh: `max_s`, or three quarters of the lifetime for short
-    /// tokens (refreshed once a quarter of it has passed, so requests a few seconds apart keep
-    /// a 10-second token alive without refreshing on every request).
-    pub fn refresh_margin(&self, max_s: i64) -> i64 {
-        let lifetime = self.claims.exp.saturating_sub(self.obtained.as_second());
-        (lifetime.saturating_mul(3) / 4).clamp(0, max_s)
-    }
-
-    /// Whether the server accepted the token less than `max_age_s` seconds before `now`.
-    pub fn validated_within(&self, now: Timestamp, max_age_s: i64) -> bool {
-        self.validated
-            .is_some_and(|v| now.as_second().saturating_sub(v.as_second()) < max_age_s)
-    }
-
-    /// Whether the token has expired at `now`.
-    pub fn expired(&self, now: Timestamp) -> bool {
-        self.claims.exp <= now.as_second()
+    /// A refreshable token still valid is refreshed (a refused refresh falls back to a login
+    /// when there are login credentials); any other is replaced by a login, or kept until it
+    /// expires (`None`) when there are none (an impersonation token).
+    async fn renew(&self, current: &Token) -> Result<Option<Token>> {
+        let claims = decode_claims(&current.value)?;
+        let can_login = self.credentials.login().is_some();
+        if claims.refreshable && !current.expired(Timestamp::now().as_second()) {
+            return match self.refresh(current, &claims).await {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if (e.is_auth() || matches!(e, Error::Refused { .. })) && can_login => {
+                    self.login().await.map(Some)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if can_login {
+            return self.login().await.map(Some);
+        }
+        Ok(None)
     }
 }
 
@@ -183,16 +249,8 @@ fn unauthorized(message: impl Into<String>) -> Error {
 
 /// Reads the payload of a JWT. Errors never include the token.
 pub(crate) fn decode_claims(token: &str) -> Result<Claims> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(unauthorized("the token is not a JWT"));
-    };
-    let bytes = base64url_decode(payload)
-        .ok_or_else(|| unauthorized("the token payload is not base64url"))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| unauthorized("the token payload is not JSON"))?;
+    let v = jwt_claims(token)
+        .ok_or_else(|| unauthorized("the token is not a JWT with a JSON payload"))?;
     let exp = v
         .get("exp")
         .and_then(Value::as_i64)
@@ -213,8 +271,6 @@ pub(crate) fn decode_claims(token: &str) -> Result<Claims> {
         record_id: text("id"),
     })
 }
-
-pub(crate) use crate::remote::client::token::base64url_decode;
 
 #[cfg(test)]
 mod tests {
@@ -248,22 +304,13 @@ mod tests {
     }
 
     #[test]
-    fn refresh_margin_follows_the_lifetime() {
-        let now = Timestamp::now().as_second();
-        let mk = |exp: i64| Token {
-            value: String::new(),
-            claims: Claims {
-                exp,
-                refreshable: true,
-                collection_id: String::new(),
-                record_id: String::new(),
-            },
-            validated: None,
-            obtained: Timestamp::from_second(now).unwrap(),
-        };
-        assert_eq!(mk(now + 10).refresh_margin(120), 7);
-        assert_eq!(mk(now + 86_400).refresh_margin(120), 120);
-        assert_eq!(mk(now - 5).refresh_margin(120), 0);
+    fn tokens_carry_their_expiry() {
+        let payload = r#"{"collectionId":"pbc_1","exp":1795311329,"id":"u1","refreshable":true}"#;
+        let t = token(format!("{}.{}.sig", b64("{}"), b64(payload)), true).unwrap();
+        assert_eq!(t.expires_at, Some(1_795_311_329));
+        assert!(t.validated.is_some());
+        assert!(!format!("{t:?}").contains("sig"));
+        assert!(token("not-a-jwt".into(), false).unwrap_err().is_auth());
     }
 
     #[test]
