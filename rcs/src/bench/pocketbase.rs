@@ -2,7 +2,7 @@
 //!
 //! 1. Seeds N `TestRecord`s into a fresh scope of the guide's `records` collection through the
 //!    adapter (`batch_upsert`: pre-read + `/api/batch`), timed as `seed_rows_per_s`.
-//! 2. The shared client-overhead measurement ([`overhead`](super::overhead)): the bare listing
+//! 2. The shared client-overhead measurement ([`overhead`]): the bare listing
 //!    here is the keyset pages our pull requests (same filter, sort and page size), each body
 //!    fetched and dropped, only each page's last `(updated, id)` read to ask for the next one.
 //!

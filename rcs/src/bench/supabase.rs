@@ -7,7 +7,7 @@
 //!    database behind the API (`--db-url`): one transaction, the scope's advisory lock taken as
 //!    the guide requires of every writer, rows sent as arrays (`unnest`). Timed as
 //!    `seed_rows_per_s`.
-//! 2. The shared client-overhead measurement ([`overhead`](super::overhead)), as that user
+//! 2. The shared client-overhead measurement ([`overhead`]), as that user
 //!    (RLS applies): the bare listing is `POST /rest/v1/rpc/rcs_pull` with the arguments our pull
 //!    sends (`p_limit` = page + 1), each body fetched and dropped, only the `seq` of each page's
 //!    last row read to ask for the next one.

@@ -14,7 +14,7 @@
 //!    change shows, sequentially (`baseline_push_pull_*`): the least work any client must do to
 //!    see a change, without events, caches or watches.
 //! 4. **Latency**: `--clients` watching clients, each a full app (own SQLite cache,
-//!    [`Orchestrator`](remote_cache_sync::Orchestrator) with background sync driven by the
+//!    [`Orchestrator`] with background sync driven by the
 //!    event stream and a one-minute safety interval, a `watch` on the scope), and a writer app
 //!    that enqueues `--changes` updates at a steady `--rate` (each pushed at once by its
 //!    sync-after-write). For every client and change, the time from just before the writer's
