@@ -251,6 +251,8 @@ async fn the_adapter_sends_what_supabase_js_sends() {
             .credentials(creds)
             .mode(mode)
             .timeout(Duration::from_secs(10))
+            // One request per call, as supabase-js makes: no background fetch of the next page.
+            .prefetch(false)
             .build()
             .unwrap()
     };
@@ -387,6 +389,7 @@ async fn our_in_lists_round_trip() {
         .anon_key(ANON)
         .credentials(Credentials::token(token))
         .mode(Mode::Table)
+        .prefetch(false)
         .build()
         .unwrap();
     let scope = SyncScope::new("notes", [("owner", "o")]).unwrap();
