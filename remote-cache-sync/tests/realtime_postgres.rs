@@ -307,6 +307,8 @@ async fn a_slow_subscriber_gets_coalesced_events_not_a_backlog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
+    /// The feed's bound on distinct waiting scopes (`MAX_PENDING_SCOPES`, crate-private).
+    const MAX_PENDING: usize = 1_024;
     use remote_cache_sync::server::ChangeFeed;
     let Some(url) = pg_url() else { return };
     // A channel of its own: the other flood test's notifications would reach this feed.
@@ -333,17 +335,27 @@ async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let got = drain(&mut events).await;
-    assert!(got.len() <= 70, "{} events after 3,000 scopes", got.len());
-    // The scopes that did not fit became one resync: nothing is lost.
-    assert_eq!(
-        got.last(),
-        Some(&RemoteEvent::Reconnected),
-        "the overflow must end in a resync: {got:?}"
+    // On a loaded machine the last notifications may still be arriving when the subscriber
+    // starts reading; those come as plain changes after the resync. What must hold: before the
+    // resync only what the subscription's channel (64) held, and the overflow became a resync.
+    let first_resync = got
+        .iter()
+        .position(|e| *e == RemoteEvent::Reconnected)
+        .unwrap_or_else(|| panic!("the overflow must become a resync: {} events", got.len()));
+    assert!(
+        first_resync <= 70,
+        "{first_resync} events before the resync ({} in all)",
+        got.len()
     );
     assert!(
-        got[..got.len() - 1]
-            .iter()
-            .all(|e| matches!(e, RemoteEvent::Changed(s) if s.name() == "flood")),
+        got.len() < 3_000 - MAX_PENDING,
+        "{} events after 3,000 scopes: not coalesced",
+        got.len()
+    );
+    assert!(
+        got.iter()
+            .all(|e| matches!(e, RemoteEvent::Reconnected)
+                || matches!(e, RemoteEvent::Changed(s) if s.name() == "flood")),
         "{got:?}"
     );
 }
