@@ -63,6 +63,11 @@ async fn push<T: Record>(
     // Every round removes or parks each op it read, except conflicts the local side won, which
     // are requeued once; the budget bounds the loop even if other writers keep enqueueing.
     let queued = inner.local.queue_status(scope).await?.pending;
+    if queued == 0 {
+        // Nothing to push. A write enqueued from now on asks for a sync of its own (or waits
+        // for the next one, as one enqueued just after this push would).
+        return Ok(());
+    }
     let mut rounds_left = queued.div_ceil(batch) * 2 + 4;
     // Records with an op rejected (not parked) in this sync: their ops wait for the next sync,
     // so `max_rejections` counts syncs, not back-to-back retries; ops of other records go on.

@@ -8,12 +8,12 @@ use super::*;
 impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
         let (scope, id) = (scope.canonical(), id.to_owned());
-        self.read(move |c| db::get(c, &scope, &id)).await
+        self.lookup(move |c| db::get(c, &scope, &id)).await
     }
 
     async fn version(&self, scope: &SyncScope, id: &str) -> Result<Option<(Timestamp, bool)>> {
         let (scope, id) = (scope.canonical(), id.to_owned());
-        self.read(move |c| scope_state::version(c, &scope, &id))
+        self.lookup(move |c| scope_state::version(c, &scope, &id))
             .await
     }
 
@@ -66,7 +66,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn sync_point(&self, scope: &SyncScope) -> Result<Option<SyncPoint>> {
         let scope = scope.canonical();
-        self.read(move |c| db::sync_point(c, &scope)).await
+        self.lookup(move |c| db::sync_point(c, &scope)).await
     }
 
     async fn save_sync_point(&self, scope: &SyncScope, point: &SyncPoint) -> Result<()> {
@@ -206,7 +206,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn queue_status(&self, scope: &SyncScope) -> Result<QueueStatus> {
         let scope = scope.canonical();
         let (pending, parked, quarantined) = self
-            .read(move |c| {
+            .lookup(move |c| {
                 let (pending, parked) = db::queue_status(c, &scope)?;
                 Ok((pending, parked, scope_state::quarantine_count(c, &scope)?))
             })
@@ -227,7 +227,7 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
 
     async fn pause(&self, scope: &SyncScope) -> Result<Option<ScopePause>> {
         let scope = scope.canonical();
-        self.read(move |c| scope_state::pause(c, &scope)).await
+        self.lookup(move |c| scope_state::pause(c, &scope)).await
     }
 
     async fn set_pause(&self, scope: &SyncScope, pause: Option<&ScopePause>) -> Result<()> {
