@@ -38,6 +38,7 @@ pub mod op;
 pub mod orchestrator;
 pub mod policy;
 pub mod query;
+pub mod reconcile;
 pub mod record;
 pub mod remote;
 mod rt;
@@ -62,6 +63,7 @@ pub use orchestrator::{
 };
 pub use policy::CachePolicy;
 pub use query::{Direction, Filter, FilterOp, OrderBy, QuerySpec};
+pub use reconcile::ReconcileReport;
 pub use record::{Change, Record, Tombstone};
 pub use remote::RemoteStore;
 pub use remote::memory::InMemoryRemoteStore;

@@ -16,6 +16,7 @@ use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
 pub mod memory;
+mod reconcile;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -192,6 +193,33 @@ pub trait LocalStore<T: Record>: Send + Sync + 'static {
     /// Every scope the store holds records, ops or a sync point for.
     async fn scopes(&self) -> Result<Vec<SyncScope>>;
 
+    /// The `(id, version)` of the scope's rows as the remote last gave them, for
+    /// [reconciliation](crate::reconcile): live rows without queued ops at their version, rows
+    /// with queued ops (pending or parked) at their synced version (left out when they have none:
+    /// a create not yet pushed). The default reads them through [`query`](Self::query) and the
+    /// queue; stores override it with one scan.
+    async fn reconcile_rows(&self, scope: &SyncScope) -> Result<Vec<(String, Timestamp)>> {
+        reconcile::rows_from_queries(self, scope).await
+    }
+
+    /// Applies what [reconciliation](crate::reconcile) decided, in one transaction: `fetched`
+    /// records are written like pulled rows (unconditionally, setting the synced version) and
+    /// `removed` rows (the remote no longer has them) leave the cache, each only while it still
+    /// holds the given version. Ids with queued ops (pending or parked) are left alone, in both
+    /// lists, and returned: reconciliation never overwrites nor drops a queued write. The sync
+    /// point is not touched.
+    ///
+    /// The default goes through [`apply_remote`](Self::apply_remote) with the current sync point
+    /// (removals become tombstones, applied whatever version the row holds); stores override it.
+    async fn apply_reconciled(
+        &self,
+        scope: &SyncScope,
+        fetched: &[T],
+        removed: &[(String, Timestamp)],
+    ) -> Result<Vec<String>> {
+        reconcile::apply_through_pull(self, scope, fetched, removed).await
+    }
+
     /// A token that changes whenever any connection (another process included) committed a
     /// change to the store since the last call; `None` when the store cannot tell (the
     /// default). [`Orchestrator::watch`](crate::Orchestrator::watch) polls it while a watch is
@@ -293,5 +321,16 @@ impl<T: Record, S: LocalStore<T> + ?Sized> LocalStore<T> for std::sync::Arc<S> {
     }
     async fn change_token(&self) -> Result<Option<u64>> {
         (**self).change_token().await
+    }
+    async fn reconcile_rows(&self, scope: &SyncScope) -> Result<Vec<(String, Timestamp)>> {
+        (**self).reconcile_rows(scope).await
+    }
+    async fn apply_reconciled(
+        &self,
+        scope: &SyncScope,
+        fetched: &[T],
+        removed: &[(String, Timestamp)],
+    ) -> Result<Vec<String>> {
+        (**self).apply_reconciled(scope, fetched, removed).await
     }
 }

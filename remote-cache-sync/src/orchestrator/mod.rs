@@ -26,6 +26,7 @@ mod coalesce;
 mod config;
 mod decide;
 mod live;
+mod reconcile;
 mod sync;
 mod tasks;
 mod write;

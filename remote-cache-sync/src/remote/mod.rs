@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::reconcile::{DigestRequest, DigestResponse};
 use crate::record::{Record, Tombstone};
 use crate::scope::SyncScope;
 
@@ -100,6 +101,23 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
     /// [`ScopeStatus::pull_total`](crate::ScopeStatus::pull_total), and ignores its errors.
     async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
         let _ = (scope, since);
+        Ok(None)
+    }
+
+    /// Answers one round of reconciliation ([`reconcile`](crate::reconcile)): the count and hash
+    /// of the live rows of `scope` per bucket group, and the `(id, version)` rows of the listed
+    /// buckets, computed where the data lives, with [`DigestResponse::bytes`] set to what the
+    /// answer cost on the wire. The default, `Ok(None)`, means the remote cannot: the
+    /// orchestrator then lists the scope's whole feed once and digests it itself.
+    ///
+    /// Contract: the same answer [`RowSet::answer`](crate::reconcile::RowSet::answer) gives over
+    /// the scope's live rows (not deleted, decodable or not) with their canonical versions.
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &DigestRequest,
+    ) -> Result<Option<DigestResponse>> {
+        let _ = (scope, request);
         Ok(None)
     }
 
@@ -224,6 +242,13 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
     }
     async fn count_since(&self, scope: &SyncScope, since: Option<&Cursor>) -> Result<Option<u64>> {
         (**self).count_since(scope, since).await
+    }
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &DigestRequest,
+    ) -> Result<Option<DigestResponse>> {
+        (**self).digest(scope, request).await
     }
     fn subscribe(&self, scopes: &[SyncScope]) -> Option<RemoteEvents> {
         (**self).subscribe(scopes)

@@ -36,6 +36,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::reconcile::{DigestRequest, DigestResponse, canonical_version, digest_rows};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
@@ -136,8 +137,11 @@ fn configure(conn: &Connection) -> Result<()> {
     // One plan per statement whatever its bound values: without the query planner stability
     // guarantee, rusqlite's STAT4 build re-parses a cached statement with `LIMIT ?` on every
     // new binding (see `local::sqlite::schema::stable_plans`).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(sql_err)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(sql_err)?;
     Ok(())
 }
 
@@ -521,6 +525,43 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
             has_more: page.has_more,
             quarantined: page.quarantined,
         })
+    }
+
+    /// One scan of the scope's live rows (`rcs_remote_records_id`), digested in Rust; stored
+    /// versions are re-read as timestamps, so a version edited by hand in another RFC 3339 form
+    /// digests as its canonical text.
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &DigestRequest,
+    ) -> Result<Option<DigestResponse>> {
+        request.validate()?;
+        let (scope, request) = (scope.clone(), request.clone());
+        self.read(move |conn| {
+            let Some(sid) = scope_id(conn, &scope)? else {
+                return Ok(Some(DigestResponse::default().with_json_size()));
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, version FROM rcs_remote_records \
+                     WHERE scope_id = ?1 AND deleted = 0 AND kind = 0",
+                )
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map([sid], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sql_err)?
+                .map(|r| {
+                    let (id, v) = r.map_err(sql_err)?;
+                    let v = v.parse::<Timestamp>().map_or(v, canonical_version);
+                    Ok((id, v))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let answer = digest_rows(rows.iter().map(|(a, b)| (a.as_str(), b.as_str())), &request);
+            Ok(Some(answer.with_json_size()))
+        })
+        .await
     }
 
     /// A count over the feed index `(scope_id, seq)` from the cursor on.

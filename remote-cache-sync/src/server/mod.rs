@@ -62,6 +62,7 @@ use jiff::Timestamp;
 
 pub mod auth;
 mod count;
+mod digest;
 mod events;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
@@ -188,6 +189,10 @@ impl Server {
             .route(protocol::PUSH, post(push))
             .route(protocol::GET, post(get_one))
             .route(protocol::COUNT, post(count::count))
+            .route(
+                crate::reconcile::protocol::DIGEST_PATH,
+                post(digest::digest),
+            )
             .route(protocol::EVENTS, get(events))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)

@@ -160,6 +160,15 @@ impl<T: Record, R: RemoteStore<T>> RemoteStore<T> for FaultyRemote<R> {
         self.inner.server_time().await
     }
 
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &crate::reconcile::DigestRequest,
+    ) -> Result<Option<crate::reconcile::DigestResponse>> {
+        self.delay().await;
+        self.inner.digest(scope, request).await
+    }
+
     fn subscribe(&self, scopes: &[SyncScope]) -> Option<crate::remote::RemoteEvents> {
         self.inner.subscribe(scopes)
     }

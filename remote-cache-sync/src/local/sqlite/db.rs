@@ -38,7 +38,7 @@ const ENQUEUE_ROW: &str = "INSERT INTO items (scope, id, data, updated_at, delet
 
 /// Remote write: unconditional unless the record has queued ops (then no row changes); the
 /// version becomes the synced version.
-const WRITE_REMOTE: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at, synced_version) \
+pub(super) const WRITE_REMOTE: &str = "INSERT INTO items (scope, id, data, updated_at, deleted_at, synced_version) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?4) \
      ON CONFLICT (scope, id) DO UPDATE SET data = excluded.data, \
      updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
@@ -158,7 +158,7 @@ impl Encoded {
         &self.buf[a..b]
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>, i64, Option<i64>)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>, i64, Option<i64>)> {
         self.rows.iter().map(|r| {
             (
                 self.slice(r.id),
@@ -244,13 +244,13 @@ fn decode<T: DeserializeOwned>(json: &str) -> Result<T> {
 
 /// A write transaction (`BEGIN IMMEDIATE`, so it never has to upgrade a read lock) driven by
 /// cached statements; rolled back on drop unless committed.
-struct WriteTx<'c> {
+pub(super) struct WriteTx<'c> {
     conn: &'c Connection,
     done: bool,
 }
 
 impl<'c> WriteTx<'c> {
-    fn commit(mut self) -> Result<()> {
+    pub(super) fn commit(mut self) -> Result<()> {
         self.conn
             .prepare_cached("COMMIT")
             .and_then(|mut s| s.execute([]))
@@ -275,7 +275,7 @@ impl Drop for WriteTx<'_> {
     }
 }
 
-fn immediate(conn: &mut Connection) -> Result<WriteTx<'_>> {
+pub(super) fn immediate(conn: &mut Connection) -> Result<WriteTx<'_>> {
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
         .map_err(map_err)?;

@@ -70,6 +70,7 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 mod opfs;
 mod query;
+mod reconcile;
 mod schema;
 mod scope_state;
 #[cfg(test)]

@@ -249,4 +249,29 @@ impl<T: Record> LocalStore<T> for SqliteLocalStore<T> {
     async fn change_token(&self) -> Result<Option<u64>> {
         change::token(self).await
     }
+
+    /// One scan of the scope's rows (`items` primary key), no JSON decoded.
+    async fn reconcile_rows(&self, scope: &SyncScope) -> Result<Vec<(String, Timestamp)>> {
+        let scope = scope.canonical();
+        let rows = self.read(move |c| reconcile::rows(c, &scope)).await?;
+        rows.into_iter()
+            .map(|(id, v)| Ok((id, error::ts_from_sql(v)?)))
+            .collect()
+    }
+
+    async fn apply_reconciled(
+        &self,
+        scope: &SyncScope,
+        fetched: &[T],
+        removed: &[(String, Timestamp)],
+    ) -> Result<Vec<String>> {
+        let fetched = encode_records(fetched.iter())?;
+        let removed = removed
+            .iter()
+            .map(|(id, v)| Ok((id.clone(), ts_to_sql(*v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let scope = scope.canonical();
+        self.run(move |c| reconcile::apply(c, &scope, &fetched, &removed))
+            .await
+    }
 }

@@ -130,4 +130,16 @@ impl<T: Record> LocalStore<T> for NotifyingStore<T> {
     async fn change_token(&self) -> Result<Option<u64>> {
         self.store.change_token().await
     }
+    async fn reconcile_rows(&self, scope: &SyncScope) -> Result<Vec<(String, Timestamp)>> {
+        self.store.reconcile_rows(scope).await
+    }
+    async fn apply_reconciled(
+        &self,
+        scope: &SyncScope,
+        fetched: &[T],
+        removed: &[(String, Timestamp)],
+    ) -> Result<Vec<String>> {
+        let r = self.store.apply_reconciled(scope, fetched, removed).await;
+        self.wrote(scope, r).await
+    }
 }

@@ -32,6 +32,8 @@ use serde::de::DeserializeOwned;
 use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
+use crate::reconcile::protocol::DIGEST_PATH;
+use crate::reconcile::{DigestRequest, DigestResponse, WireDigestRequest};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
 use crate::remote::client::prefetch::Prefetcher;
@@ -516,6 +518,35 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             .read(reqwest::Method::POST, protocol::GET, Some(&body))
             .await?;
         Ok(resp.record)
+    }
+
+    /// `POST /v1/digest` (`docs/protocol.md`), with [`DigestResponse::bytes`] the body's size.
+    /// A server without it (404) gets `Ok(None)`: the orchestrator lists the feed instead.
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &DigestRequest,
+    ) -> Result<Option<DigestResponse>> {
+        request.validate()?;
+        let body = WireDigestRequest {
+            scope: scope.clone(),
+            request: request.clone(),
+        };
+        let sent = READS
+            .run(|| {
+                Self::call_bytes_with(&self.inner, reqwest::Method::POST, DIGEST_PATH, Some(&body))
+            })
+            .await;
+        let bytes = match sent {
+            Ok(bytes) => bytes,
+            Err(Error::Refused {
+                status: Some(404), ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut answer: DigestResponse = decode_json(&bytes)?;
+        answer.bytes = bytes.len() as u64;
+        Ok(Some(answer))
     }
 
     /// `POST /v1/count` (`docs/protocol.md`); a server without it answers 404, an error the

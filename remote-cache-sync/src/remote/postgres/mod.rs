@@ -1,6 +1,7 @@
 //! [`PostgresRemoteStore`]: a PostgreSQL database as the remote, reached directly with
 //! `tokio-postgres` (feature `postgres`), with an **exact** change-feed cursor. Needs PostgreSQL 11
-//! or newer (`hashtextextended`); tested with 15. Guide: `docs/backends/postgres.md`.
+//! or newer (`hashtextextended`), 14 for [reconciliation](crate::reconcile) digests (`bit_xor`);
+//! tested with 15. Guide: `docs/backends/postgres.md`.
 //!
 //! ```no_run
 //! # async fn doc() -> remote_cache_sync::Result<()> {
@@ -151,6 +152,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 const PG_MIN_UNIX_SECOND: i64 = -210_866_803_200;
 
 mod coalesce;
+mod digest;
 mod errors;
 mod listen;
 mod options;
@@ -683,6 +685,15 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         self.push_ops(scope, ops).await
+    }
+
+    /// In SQL, where the rows live (see `digest.rs`).
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &crate::reconcile::DigestRequest,
+    ) -> Result<Option<crate::reconcile::DigestResponse>> {
+        self.digest_in_sql(scope, request).await.map(Some)
     }
 
     /// `LISTEN`/`NOTIFY` on a dedicated connection; see [Realtime](self#realtime).

@@ -1,0 +1,35 @@
+//! [`Orchestrator::reconcile`]: repairs the cache against the remote (see
+//! [`reconcile`](crate::reconcile)).
+
+use super::Orchestrator;
+use crate::error::Result;
+use crate::reconcile::ReconcileReport;
+use crate::record::Record;
+use crate::scope::SyncScope;
+
+impl<T: Record> Orchestrator<T> {
+    /// Compares the cache of `scope` with the remote and repairs what the change feed never
+    /// carried: rows the remote no longer has (hard-deleted, purged) leave the cache, rows it
+    /// has that the cache lacks or holds at another version are fetched and applied like
+    /// pulled rows. Returns what was checked, found and transferred.
+    ///
+    /// It first [synchronizes](Self::synchronize) the scope, then compares digests of buckets of
+    /// the id space and descends only into buckets that differ (see
+    /// [`reconcile`](crate::reconcile)), so an unchanged scope costs one round of about 4096
+    /// bucket digests, whatever its size. The remote computes its digests where the data lives
+    /// ([`RemoteStore::digest`](crate::RemoteStore::digest)); one that cannot is listed in full.
+    ///
+    /// Queued local writes are never touched: a record with queued ops (pending or parked) is
+    /// neither overwritten nor removed, and is counted in [`ReconcileReport::skipped`] when it
+    /// differs.
+    pub async fn reconcile(&self, scope: &SyncScope) -> Result<ReconcileReport> {
+        self.synchronize(scope).await?;
+        crate::reconcile::reconcile(
+            &*self.inner.local,
+            &*self.inner.remote,
+            scope,
+            self.inner.config.pull_page_size,
+        )
+        .await
+    }
+}
