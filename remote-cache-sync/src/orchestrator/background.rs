@@ -164,6 +164,8 @@ pub(super) fn start<T: Record>(
         let mut delay = Duration::ZERO;
         // Scopes to sync in the next pass, as indexes into `scopes`.
         let mut dirty: BTreeSet<usize> = BTreeSet::new();
+        // When each scope was last reconciled (`OrchestratorConfig::reconcile_every`).
+        let mut reconciled: Vec<Option<jiff::Timestamp>> = vec![None; scopes.len()];
         loop {
             // Cancellation first: nothing is polled once the loop or the orchestrator stops.
             tokio::select! {
@@ -203,7 +205,25 @@ pub(super) fn start<T: Record>(
                     r = orch.synchronize(scope) => r,
                 };
                 match result {
-                    Ok(_) => failures = 0,
+                    Ok(_) => {
+                        failures = 0;
+                        let due = orch.inner.config.reconcile_every.is_some_and(|every| {
+                            reconciled[i].is_none_or(|at| {
+                                jiff::Timestamp::now().duration_since(at).unsigned_abs() >= every
+                            })
+                        });
+                        if due {
+                            let result = tokio::select! {
+                                biased;
+                                _ = cancel.cancelled() => return,
+                                r = orch.reconcile(scope) => r,
+                            };
+                            reconciled[i] = Some(jiff::Timestamp::now());
+                            if let Err(e) = result {
+                                tracing::warn!(%scope, error = %e, "background reconcile failed");
+                            }
+                        }
+                    }
                     Err(e) if e.is_auth() => {
                         tracing::warn!(%scope, "credentials refused; background sync paused");
                         paused.store(true, Ordering::SeqCst);

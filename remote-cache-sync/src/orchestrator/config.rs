@@ -27,6 +27,13 @@ pub struct OrchestratorConfig {
     /// process changed it ([`LocalStore::change_token`](crate::LocalStore::change_token)),
     /// while at least one watch is alive.
     pub watch_poll_interval: Duration,
+    /// How often the background sync ([`start_background_sync`](super::Orchestrator::start_background_sync))
+    /// also [reconciles](super::Orchestrator::reconcile) each scope, right after a successful
+    /// sync of it: the first time after the first sync, then whenever this long has passed
+    /// since. `None` (the default): never. Reconciliation repairs what the change feed never
+    /// carried (hard deletes, purges, edits behind the sequence) at the cost of one round of
+    /// bucket digests for an unchanged scope; minutes to hours fit most apps.
+    pub reconcile_every: Option<Duration>,
 }
 
 impl Default for OrchestratorConfig {
@@ -39,6 +46,7 @@ impl Default for OrchestratorConfig {
             backoff: Backoff::default(),
             realtime: true,
             watch_poll_interval: Duration::from_millis(20),
+            reconcile_every: None,
         }
     }
 }
@@ -72,6 +80,11 @@ impl OrchestratorConfig {
     /// Sets the retry schedule.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+    /// Sets `reconcile_every` (`None`: the background sync never reconciles).
+    pub fn reconcile_every(mut self, every: Option<Duration>) -> Self {
+        self.reconcile_every = every;
         self
     }
     /// Sets `watch_poll_interval` (at least 1 ms).

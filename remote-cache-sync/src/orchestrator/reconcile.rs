@@ -13,17 +13,21 @@ impl<T: Record> Orchestrator<T> {
     /// has that the cache lacks or holds at another version are fetched and applied like
     /// pulled rows. Returns what was checked, found and transferred.
     ///
-    /// It first [synchronizes](Self::synchronize) the scope, then compares digests of buckets of
-    /// the id space and descends only into buckets that differ (see
+    /// It compares digests of buckets of the id space and descends only into buckets that
+    /// differ (see
     /// [`reconcile`](crate::reconcile)), so an unchanged scope costs one round of about 4096
     /// bucket digests, whatever its size. The remote computes its digests where the data lives
     /// ([`RemoteStore::digest`](crate::RemoteStore::digest)); one that cannot is listed in full.
+    ///
+    /// It does not push or pull: run it after a [`synchronize`](Self::synchronize) (as the
+    /// background sync does with [`OrchestratorConfig::reconcile_every`](crate::OrchestratorConfig::reconcile_every)),
+    /// otherwise rows changed since the last pull are counted as stale and fetched one by one
+    /// (correct, only dearer). The sync point is not touched.
     ///
     /// Queued local writes are never touched: a record with queued ops (pending or parked) is
     /// neither overwritten nor removed, and is counted in [`ReconcileReport::skipped`] when it
     /// differs.
     pub async fn reconcile(&self, scope: &SyncScope) -> Result<ReconcileReport> {
-        self.synchronize(scope).await?;
         crate::reconcile::reconcile(
             &*self.inner.local,
             &*self.inner.remote,

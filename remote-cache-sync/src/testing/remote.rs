@@ -44,6 +44,7 @@ pub async fn run_all<R: RemoteStore<TestRecord> + ?Sized>(
     mixed_outcomes_in_one_push(remote, &new_scope()).await;
     batch_conveniences(remote, &new_scope()).await;
     server_time_is_sane(remote).await;
+    crate::testing::reconcile::digests_match_the_feed(remote, &new_scope(), &new_scope()).await;
 }
 
 fn create(scope: &SyncScope, r: TestRecord) -> PendingOp<TestRecord> {
