@@ -18,6 +18,7 @@ use remote_cache_sync::{
 };
 use serde_json::Value;
 
+mod reconcile;
 mod watch;
 
 /// Where the cache and the server are, and which scope to work in.
@@ -110,6 +111,13 @@ pub enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Sync, then compare the cache with the remote by bucket digests and repair what the change
+    /// feed never carried (rows deleted or edited behind it); prints the report as `key: value`
+    /// lines. Queued writes are pushed by the sync and never touched by the repair.
+    Reconcile {
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Show the queue (pending, parked, quarantined), a pause and its reason, and the last sync.
     Status {
@@ -407,6 +415,10 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Sync { conn, quiet } => {
             let c = Client::open(&conn).await?;
             c.sync(!quiet).await?;
+        }
+        Command::Reconcile { conn } => {
+            let c = Client::open(&conn).await?;
+            reconcile::run(&c).await?;
         }
         Command::Status { conn } => {
             let c = Client::open(&conn).await?;

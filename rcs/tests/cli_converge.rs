@@ -501,3 +501,38 @@ fn parked_ops_can_be_listed_retried_and_discarded() {
     );
     server.stop();
 }
+
+#[test]
+fn rcs_reconcile_repairs_a_delete_made_behind_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.sqlite");
+    let server = ServeProcess::start(dir.path());
+    let a = Client::new(&server.url, dir.path().join("a.sqlite"));
+    a.run(&["put", "k1", r#"{"title":"kept"}"#]);
+    a.run(&["put", "k2", r#"{"title":"purged on the server"}"#]);
+    a.run(&["sync", "--quiet"]);
+    let out = a.run(&["reconcile"]);
+    assert_eq!(value_of(&out, "checked"), "2");
+    assert_eq!(value_of(&out, "extra"), "0");
+
+    // A purge straight in the server's database: no tombstone, no feed entry.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n = conn
+        .execute("DELETE FROM rcs_remote_records WHERE id = 'k2'", [])
+        .unwrap();
+    assert_eq!(n, 1);
+    a.run(&["sync", "--quiet"]);
+    assert_eq!(a.titles().len(), 2, "a pull cannot see the purge");
+    let out = a.run(&["reconcile"]);
+    for (key, want) in [
+        ("checked", "1"),
+        ("extra", "1"),
+        ("missing", "0"),
+        ("stale", "0"),
+    ] {
+        assert_eq!(value_of(&out, key), want, "{out}");
+    }
+    assert!(value_of(&out, "bytes_transferred").parse::<u64>().unwrap() > 0);
+    assert_eq!(a.titles(), vec![("k1".to_owned(), "kept".to_owned())]);
+    server.stop();
+}
