@@ -21,6 +21,8 @@ use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
+mod reconcile;
+
 /// One stored record (live or tombstone).
 #[derive(Debug, Clone)]
 struct Row<T> {
@@ -631,6 +633,19 @@ impl<T: Record> LocalStore<T> for InMemoryLocalStore<T> {
             .map(|(s, _)| s)
             .collect();
         Ok(set.into_iter().cloned().collect())
+    }
+
+    async fn reconcile_rows(&self, scope: &SyncScope) -> Result<Vec<(String, Timestamp)>> {
+        Ok(self.synced_rows(scope))
+    }
+
+    async fn apply_reconciled(
+        &self,
+        scope: &SyncScope,
+        fetched: &[T],
+        removed: &[(String, Timestamp)],
+    ) -> Result<Vec<String>> {
+        self.apply_reconciled_rows(scope, fetched, removed)
     }
 
     /// Changes with every call that may have changed the store (through any handle sharing

@@ -86,14 +86,43 @@ impl DigestRequest {
     }
 }
 
-/// `POST /v1/digest`'s body: the scope and the request's fields.
+/// `POST /v1/digest`'s body: the scope and a [`DigestRequest`]'s fields (unknown fields are
+/// refused, as in every request of the protocol).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WireDigestRequest {
     /// The scope to digest.
     pub scope: crate::scope::SyncScope,
-    /// The round.
-    #[serde(flatten)]
-    pub request: DigestRequest,
+    /// [`DigestRequest::prefixes`].
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// [`DigestRequest::length`].
+    #[serde(default)]
+    pub length: usize,
+    /// [`DigestRequest::list`].
+    #[serde(default)]
+    pub list: Vec<String>,
+}
+
+impl WireDigestRequest {
+    /// The body asking `request` of `scope`.
+    pub fn new(scope: &crate::scope::SyncScope, request: &DigestRequest) -> Self {
+        WireDigestRequest {
+            scope: scope.clone(),
+            prefixes: request.prefixes.clone(),
+            length: request.length,
+            list: request.list.clone(),
+        }
+    }
+
+    /// The round it asks.
+    pub fn request(&self) -> DigestRequest {
+        DigestRequest {
+            prefixes: self.prefixes.clone(),
+            length: self.length,
+            list: self.list.clone(),
+        }
+    }
 }
 
 /// Count and hash of the live rows of one bucket group.

@@ -20,7 +20,8 @@ pub(super) async fn digest(
     let principal = authenticate(&server, &headers)?;
     let req: WireDigestRequest = parse_body(body)?;
     authorize(&server, &principal, &req.scope, Access::Read)?;
-    req.request.validate().map_err(|e| {
+    let request = req.request();
+    request.validate().map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             codes::INVALID_REQUEST,
@@ -28,13 +29,13 @@ pub(super) async fn digest(
         )
     })?;
     let storage = &server.storage;
-    let answer = match storage.digest(&req.scope, &req.request).await {
+    let answer = match storage.digest(&req.scope, &request).await {
         Ok(Some(answer)) => answer,
         Ok(None) => {
             let (rows, _) = digest_by_listing(&**storage, &req.scope, MAX_PULL_LIMIT)
                 .await
                 .map_err(ApiError::from_storage)?;
-            rows.answer(&req.request)
+            rows.answer(&request)
         }
         Err(Error::InvalidInput(m)) => {
             return Err(ApiError::new(

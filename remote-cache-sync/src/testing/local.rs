@@ -28,6 +28,7 @@ use crate::record::{Change, Tombstone};
 use crate::scope::SyncScope;
 use crate::testing::{TestRecord, ts, unique_scope};
 
+mod reconcile;
 mod scope_state;
 pub use scope_state::{
     pause_round_trips, quarantine_is_kept_and_released, versions_include_tombstones,
@@ -61,6 +62,7 @@ pub async fn run_all<S: LocalStore<TestRecord>>(make: impl AsyncFn() -> S) {
     pause_round_trips(&make().await).await;
     quarantine_is_kept_and_released(&make().await).await;
     versions_include_tombstones(&make().await).await;
+    reconcile::reconcile_rows_and_apply(&make().await).await;
 }
 
 fn rec(id: &str, title: &str, n: i64, ms: i64) -> TestRecord {

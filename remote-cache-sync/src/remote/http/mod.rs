@@ -528,10 +528,7 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         request: &DigestRequest,
     ) -> Result<Option<DigestResponse>> {
         request.validate()?;
-        let body = WireDigestRequest {
-            scope: scope.clone(),
-            request: request.clone(),
-        };
+        let body = WireDigestRequest::new(scope, request);
         let sent = READS
             .run(|| {
                 Self::call_bytes_with(&self.inner, reqwest::Method::POST, DIGEST_PATH, Some(&body))
