@@ -21,7 +21,9 @@ mod run;
 pub use hash::{RowSet, bucket_hex, canonical_version, digest_rows, row_hash};
 pub use planner::{LIST_MAX, Plan, Planner};
 pub use protocol::{BucketDigest, DigestRequest, DigestResponse, ListedRow, WireDigestRequest};
-pub(crate) use run::{digest_by_listing, reconcile};
+#[cfg(feature = "server")]
+pub(crate) use run::digest_by_listing;
+pub(crate) use run::reconcile;
 
 /// What [`Orchestrator::reconcile`](crate::Orchestrator::reconcile) found and repaired.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

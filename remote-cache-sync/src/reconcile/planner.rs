@@ -36,7 +36,14 @@ pub struct Plan {
     pub rounds: u64,
 }
 
-/// The reconciliation state machine; see the [module docs](self).
+/// The reconciliation as a pure state machine: [`next_request`](Self::next_request) gives a
+/// request for both sides, [`on_answers`](Self::on_answers) takes their answers, and
+/// [`finish`](Self::finish) gives the [`Plan`] once no request is left.
+///
+/// Round 1 digests the 3-digit buckets. A bucket whose count or hash differs descends by 2
+/// digits, unless it is small (at most [`LIST_MAX`] rows on the larger side), one side is empty,
+/// or it is a full bucket: then its rows are listed and compared id by id. Equal buckets are
+/// never looked at again.
 #[derive(Debug)]
 pub struct Planner {
     queue: VecDeque<DigestRequest>,
