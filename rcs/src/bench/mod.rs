@@ -8,6 +8,7 @@ mod live;
 mod local;
 mod overhead;
 mod pocketbase;
+mod reconcile;
 mod supabase;
 mod sync;
 mod web;
@@ -27,6 +28,8 @@ enum Which {
     Sync(sync::Args),
     /// Write-to-watch latency with N live clients, and the memory of idle subscribers.
     Live(live::Args),
+    /// Reconciliation of a large scope with a few differences vs a full pull of it.
+    Reconcile(reconcile::Args),
     /// Pulls from a real PocketBase vs bare listing.
     Pocketbase(pocketbase::Args),
     /// Pulls from Appwrite (the stand-in of scripts/start-appwrite.sh) vs bare listing.
@@ -43,6 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Local(a) => local::run(a).await,
         Which::Sync(a) => sync::run(a).await,
         Which::Live(a) => live::run(a).await,
+        Which::Reconcile(a) => reconcile::run(a).await,
         Which::Pocketbase(a) => pocketbase::run(a).await,
         Which::Appwrite(a) => appwrite::run(a).await,
         Which::Supabase(a) => supabase::run(a).await,

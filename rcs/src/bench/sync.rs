@@ -64,7 +64,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Row `i` of a scope (~120 bytes of JSON), generated on demand so nothing holds all rows.
-fn row(i: usize) -> TestRecord {
+pub(super) fn row(i: usize) -> TestRecord {
     let h = mix(i as u64);
     let title: Vec<&str> = (0..4)
         .map(|k| WORDS[((h >> (k * 4)) & 15) as usize])

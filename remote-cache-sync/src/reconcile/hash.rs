@@ -18,13 +18,24 @@ use super::protocol::{BucketDigest, DigestRequest, DigestResponse, ListedRow};
 
 /// The bucket of `id`: the 64 lowercase hex digits of `sha256(id)`.
 pub fn bucket_hex(id: &str) -> String {
+    String::from_utf8_lossy(&bucket_bytes(id)).into_owned()
+}
+
+/// [`bucket_hex`] as ASCII bytes, without an allocation.
+fn bucket_bytes(id: &str) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(id.as_bytes());
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        use std::fmt::Write;
-        let _ = write!(s, "{b:02x}");
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 15) as usize];
     }
-    s
+    out
+}
+
+/// The first `n` digits of a bucket, as text (they are ASCII hex).
+fn digits(bucket: &[u8; 64], n: usize) -> &str {
+    std::str::from_utf8(&bucket[..n]).unwrap_or_default()
 }
 
 /// The hash of the row `(id, version)`, `version` canonical.
@@ -61,10 +72,10 @@ impl<'a> PrefixSet<'a> {
         }
     }
 
-    fn matches(&self, bucket: &str) -> bool {
+    fn matches(&self, bucket: &[u8; 64]) -> bool {
         self.lengths
             .iter()
-            .any(|&n| n <= bucket.len() && self.set.contains(&bucket[..n]))
+            .any(|&n| n <= bucket.len() && self.set.contains(digits(bucket, n)))
     }
 }
 
@@ -80,9 +91,11 @@ pub fn digest_rows<'r>(
     let mut groups: HashMap<String, (u64, u64)> = HashMap::new();
     let mut listed = Vec::new();
     for (id, version) in rows {
-        let bucket = bucket_hex(id);
+        let bucket = bucket_bytes(id);
         if digest.matches(&bucket) {
-            let g = groups.entry(bucket[..req.length].to_owned()).or_default();
+            let g = groups
+                .entry(digits(&bucket, req.length).to_owned())
+                .or_default();
             g.0 += 1;
             g.1 ^= row_hash(id, version);
         }
@@ -111,7 +124,7 @@ pub fn digest_rows<'r>(
 
 #[derive(Debug, Clone)]
 struct Row {
-    bucket: String,
+    bucket: [u8; 64],
     id: String,
     version: String,
     hash: u64,
@@ -125,22 +138,20 @@ pub struct RowSet {
 }
 
 impl RowSet {
-    /// The set of `(id, canonical version)` rows (an id given twice keeps its last version).
+    /// The set of `(id, canonical version)` rows (an id given twice keeps the first version
+    /// given).
     pub fn new(rows: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut by_id: HashMap<String, String> = HashMap::new();
-        for (id, version) in rows {
-            by_id.insert(id, version);
-        }
-        let mut rows: Vec<Row> = by_id
+        let mut rows: Vec<Row> = rows
             .into_iter()
             .map(|(id, version)| Row {
-                bucket: bucket_hex(&id),
+                bucket: bucket_bytes(&id),
                 hash: row_hash(&id, &version),
                 id,
                 version,
             })
             .collect();
-        rows.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.id.cmp(&b.id)));
+        rows.sort_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.id.cmp(&b.id)));
+        rows.dedup_by(|later, first| later.id == first.id);
         RowSet { rows }
     }
 
@@ -165,8 +176,9 @@ impl RowSet {
     }
 
     fn under(&self, prefix: &str) -> std::ops::Range<usize> {
-        let start = self.rows.partition_point(|r| r.bucket.as_str() < prefix);
-        let end = start + self.rows[start..].partition_point(|r| r.bucket.starts_with(prefix));
+        let p = prefix.as_bytes();
+        let start = self.rows.partition_point(|r| &r.bucket[..] < p);
+        let end = start + self.rows[start..].partition_point(|r| r.bucket.starts_with(p));
         start..end
     }
 
@@ -178,7 +190,7 @@ impl RowSet {
             for i in self.under(p) {
                 if seen.insert(i) {
                     let r = &self.rows[i];
-                    let g = groups.entry(&r.bucket[..req.length]).or_default();
+                    let g = groups.entry(digits(&r.bucket, req.length)).or_default();
                     g.0 += 1;
                     g.1 ^= r.hash;
                 }

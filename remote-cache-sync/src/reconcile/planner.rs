@@ -14,8 +14,10 @@ use super::protocol::{
 };
 
 /// A differing bucket with at most this many rows (on the larger side) is listed rather than
-/// descended into.
-pub const LIST_MAX: u64 = 64;
+/// descended into (the default of [`Planner::with_list_max`]). Listing a bucket of 512 rows
+/// costs about 30 KB; descending costs one more round, i.e. one more scan of the scope on
+/// the remote.
+pub const LIST_MAX: u64 = 512;
 
 /// What reconciliation found and what to do about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +50,7 @@ pub struct Plan {
 pub struct Planner {
     queue: VecDeque<DigestRequest>,
     plan: Plan,
+    list_max: u64,
 }
 
 impl Default for Planner {
@@ -62,7 +65,14 @@ impl Planner {
         Planner {
             queue: VecDeque::from([DigestRequest::top()]),
             plan: Plan::default(),
+            list_max: LIST_MAX,
         }
+    }
+
+    /// Lists differing buckets of at most `rows` rows instead of descending into them.
+    pub fn with_list_max(mut self, rows: u64) -> Self {
+        self.list_max = rows;
+        self
     }
 
     /// The next request to send to both sides, or `None` when the plan is complete.
@@ -112,25 +122,24 @@ impl Planner {
             if (lc, lh) == (rc, rh) {
                 continue;
             }
-            if lc == 0 || rc == 0 || lc.max(rc) <= LIST_MAX || k.len() + STEP > BUCKET_DIGITS {
+            if lc == 0 || rc == 0 || lc.max(rc) <= self.list_max || k.len() + STEP > BUCKET_DIGITS {
                 list.push(k.clone());
             } else {
                 descend.push(k.clone());
             }
         }
         let length = req.length + STEP;
-        for chunk in descend.chunks(MAX_PREFIXES) {
+        // Descents and listings of one round travel in the same requests.
+        let mut descend = descend.into_iter().peekable();
+        let mut list = list.into_iter().peekable();
+        while descend.peek().is_some() || list.peek().is_some() {
+            let prefixes: Vec<String> = descend.by_ref().take(MAX_PREFIXES).collect();
+            let room = MAX_PREFIXES - prefixes.len();
+            let listed: Vec<String> = list.by_ref().take(room).collect();
             self.queue.push_back(DigestRequest {
-                prefixes: chunk.to_vec(),
-                length,
-                list: Vec::new(),
-            });
-        }
-        for chunk in list.chunks(MAX_PREFIXES) {
-            self.queue.push_back(DigestRequest {
-                prefixes: Vec::new(),
-                length: 0,
-                list: chunk.to_vec(),
+                length: if prefixes.is_empty() { 0 } else { length },
+                prefixes,
+                list: listed,
             });
         }
     }
@@ -189,7 +198,7 @@ mod tests {
 
     /// Runs the planner against two row sets, returning the plan and the rows each side listed.
     fn run(local: &RowSet, remote: &RowSet) -> (Plan, u64) {
-        let mut p = Planner::new();
+        let mut p = Planner::new().with_list_max(16);
         let mut listed = 0;
         while let Some(req) = p.next_request() {
             req.validate().unwrap();
@@ -239,7 +248,7 @@ mod tests {
 
     #[test]
     fn big_buckets_descend_before_listing() {
-        let remote = rows(600_000); // ~146 rows per top bucket: more than LIST_MAX
+        let remote = rows(150_000); // ~37 rows per top bucket: more than 16
         let mut local = remote.clone();
         local.remove(12_345);
         let (plan, listed) = run(&set(&local), &set(&remote));
@@ -251,11 +260,11 @@ mod tests {
 
     #[test]
     fn an_empty_side_is_listed_without_descending() {
-        let remote = rows(300_000);
+        let remote = rows(150_000);
         let (plan, _) = run(&set(&[]), &set(&remote));
-        assert_eq!(plan.missing, 300_000);
+        assert_eq!(plan.missing, 150_000);
         assert_eq!(plan.rounds, 2);
         let (plan, _) = run(&set(&remote), &set(&[]));
-        assert_eq!((plan.extra, plan.checked), (300_000, 0));
+        assert_eq!((plan.extra, plan.checked), (150_000, 0));
     }
 }

@@ -36,7 +36,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::delta::{Cursor, Delta, QuarantinedRow};
 use crate::error::{Error, Result, StorageErrorKind};
 use crate::op::{OpKind, PendingOp, PushOutcome};
-use crate::reconcile::{DigestRequest, DigestResponse, canonical_version, digest_rows};
+use crate::reconcile::{DigestRequest, DigestResponse, digest_rows};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
@@ -527,9 +527,9 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
         })
     }
 
-    /// One scan of the scope's live rows (`rcs_remote_records_id`), digested in Rust; stored
-    /// versions are re-read as timestamps, so a version edited by hand in another RFC 3339 form
-    /// digests as its canonical text.
+    /// One scan of the scope's live rows, digested in Rust. Stored versions are hashed as
+    /// stored: the store writes them in canonical form (a version edited by hand in another
+    /// RFC 3339 form digests as different, and is fetched again by each reconciliation).
     async fn digest(
         &self,
         scope: &SyncScope,
@@ -552,12 +552,8 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })
                 .map_err(sql_err)?
-                .map(|r| {
-                    let (id, v) = r.map_err(sql_err)?;
-                    let v = v.parse::<Timestamp>().map_or(v, canonical_version);
-                    Ok((id, v))
-                })
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql_err)?;
             let answer = digest_rows(rows.iter().map(|(a, b)| (a.as_str(), b.as_str())), &request);
             Ok(Some(answer.with_json_size()))
         })
