@@ -24,6 +24,12 @@ impl<T: Record> Orchestrator<T> {
     /// otherwise rows changed since the last pull are counted as stale and fetched one by one
     /// (correct, only dearer). The sync point is not touched.
     ///
+    /// A pull of the same scope running at the same time is not excluded: a row it brings
+    /// between this comparison and the repair can be replaced by the (older) row fetched here,
+    /// or, for a removal, is kept (removals only take rows still at the version compared). The
+    /// next reconciliation sees and repairs such a row; the background sync runs the two one
+    /// after the other.
+    ///
     /// Queued local writes are never touched: a record with queued ops (pending or parked) is
     /// neither overwritten nor removed, and is counted in [`ReconcileReport::skipped`] when it
     /// differs.
