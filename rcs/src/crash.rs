@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::local::sqlite::{SqliteLocalStore, is_plain_sqlite};
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{ScopePattern, Server, StaticTokens, serve};
@@ -678,10 +678,12 @@ impl Harness {
         line("recovery_pushed", f.recovery_pushed.to_string());
         line("recovery_conflicts", f.recovery_conflicts.to_string());
         line("torn_journal_lines", self.history.torn_lines.to_string());
-        line(
-            "cache_encrypted",
-            u8::from(encrypted_file(&self.cache_path())).to_string(),
-        );
+        line("cache_encrypted", {
+            // Not a plain SQLite file (`RCS_CACHE_KEY` set): its first bytes are not
+            // SQLite's header.
+            let cache = self.cache_path();
+            u8::from(cache.exists() && !is_plain_sqlite(&cache)).to_string()
+        });
         line("lost_writes", f.lost.len().to_string());
         line("duplicated_writes", f.duplicated.len().to_string());
         line("phantom_writes", f.phantom.len().to_string());
@@ -752,14 +754,4 @@ fn spin(d: Duration) {
     while t.elapsed() < d {
         std::hint::spin_loop();
     }
-}
-
-/// Whether the cache file is not a plain SQLite file (`RCS_CACHE_KEY` set): its first bytes are
-/// not SQLite's header.
-fn encrypted_file(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head != b"SQLite format 3\0")
 }
