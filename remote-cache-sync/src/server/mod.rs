@@ -63,6 +63,7 @@ use jiff::Timestamp;
 pub mod auth;
 mod count;
 mod events;
+mod query;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
 use events::Hub;
@@ -188,6 +189,7 @@ impl Server {
             .route(protocol::PUSH, post(push))
             .route(protocol::GET, post(get_one))
             .route(protocol::COUNT, post(count::count))
+            .route(protocol::QUERY, post(query::query))
             .route(protocol::EVENTS, get(events))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)

@@ -531,6 +531,27 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
         Ok(resp.remaining)
     }
 
+    /// `POST /v1/query` (`docs/protocol.md`). A server without the endpoint (404 `not_found`)
+    /// answers `Ok(None)`: the orchestrator syncs and queries its cache instead.
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        query.validate()?;
+        let body = protocol::QueryRequest {
+            scope: scope.clone(),
+            query: query.clone(),
+        };
+        match self
+            .read::<_, protocol::QueryResponse<T>>(reqwest::Method::POST, protocol::QUERY, Some(&body))
+            .await
+        {
+            Ok(resp) => Ok(Some(resp.records)),
+            Err(e) => query_error(e),
+        }
+    }
+
     async fn fetch_since(
         &self,
         scope: &SyncScope,
@@ -651,5 +672,39 @@ mod tests {
             err.to_string(),
             "http: unauthorized: token_expired: log in again"
         );
+    }
+}
+
+/// Maps a failed `/v1/query` to the typed errors of [`RemoteStore::query`].
+fn query_error<T>(e: Error) -> Result<Option<T>> {
+    use protocol::codes;
+    match e {
+        Error::Refused {
+            status: Some(404),
+            code: Some(code),
+            ..
+        } if code == codes::NOT_FOUND => Ok(None),
+        Error::Rejected {
+            backend,
+            status: Some(422),
+            message,
+        } => {
+            let strip = |code: &str| message.strip_prefix(code)?.strip_prefix(": ").map(str::to_owned);
+            if let Some(m) = strip(codes::INVALID_QUERY) {
+                Err(Error::InvalidQuery(m))
+            } else if let Some(m) = strip(codes::UNSUPPORTED_QUERY) {
+                Err(Error::Unsupported {
+                    backend,
+                    message: m,
+                })
+            } else {
+                Err(Error::Rejected {
+                    backend,
+                    status: Some(422),
+                    message,
+                })
+            }
+        }
+        e => Err(e),
     }
 }
