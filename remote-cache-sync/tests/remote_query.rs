@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
-use remote_cache_sync::server::{AllowAll, Authorizer, ScopePattern, Server, StaticTokens, serve};
+use remote_cache_sync::server::{AllowAll, ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::testing::{TestRecord, query, ts, unique_scope};
 use remote_cache_sync::{
     CachePolicy, Cursor, Delta, Error, Filter, InMemoryLocalStore, InMemoryRemoteStore,

@@ -125,6 +125,10 @@ fn compare(v: &str, op: &str, numeric: bool, x: &str) -> String {
 }
 
 fn condition(b: &mut Builder, f: &Filter) -> Result<String> {
+    if matches!(&f.op, FilterOp::In(xs) if xs.is_empty()) {
+        // Binds nothing: an unused parameter has no type PostgreSQL could infer.
+        return Ok("false".to_owned());
+    }
     let v = b.field(&f.field);
     let t = ty(&v);
     let cmp = |b: &mut Builder, op: &str, x: &Value| -> Result<String> {
@@ -140,7 +144,6 @@ fn condition(b: &mut Builder, f: &Filter) -> Result<String> {
         FilterOp::Le(x) => cmp(b, "<=", x)?,
         FilterOp::Gt(x) => cmp(b, ">", x)?,
         FilterOp::Ge(x) => cmp(b, ">=", x)?,
-        FilterOp::In(xs) if xs.is_empty() => "false".to_owned(),
         FilterOp::In(xs) => {
             let mut any = Vec::with_capacity(xs.len());
             for x in xs {
