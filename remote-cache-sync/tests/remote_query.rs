@@ -15,9 +15,8 @@ use remote_cache_sync::remote::sqlite::SqliteRemoteStore;
 use remote_cache_sync::server::{AllowAll, ScopePattern, Server, StaticTokens, serve};
 use remote_cache_sync::testing::{TestRecord, query, ts, unique_scope};
 use remote_cache_sync::{
-    CachePolicy, Cursor, Delta, Error, Filter, InMemoryLocalStore, InMemoryRemoteStore,
-    JsonRecord, LocalStore, Orchestrator, PendingOp, PushOutcome, QuerySpec, RemoteStore,
-    SyncScope, Timestamp,
+    CachePolicy, Cursor, Delta, Error, Filter, InMemoryLocalStore, InMemoryRemoteStore, JsonRecord,
+    LocalStore, Orchestrator, PendingOp, PushOutcome, QuerySpec, RemoteStore, SyncScope, Timestamp,
 };
 use tokio::sync::oneshot;
 
@@ -55,11 +54,7 @@ impl Drop for TestServer {
 
 async fn conformance<R: RemoteStore<JsonRecord> + ?Sized>(remote: &R) {
     let refused = query::run(remote, &unique_scope("q"), &unique_scope("q")).await;
-    assert!(
-        refused.is_empty(),
-        "{} refused {refused:?}",
-        remote.name()
-    );
+    assert!(refused.is_empty(), "{} refused {refused:?}", remote.name());
 }
 
 fn http(url: String, token: &str) -> HttpRemoteStore<JsonRecord> {
@@ -115,8 +110,8 @@ mod postgres {
         let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_PG_URL") else {
             return;
         };
-        let server = TestServer::start(Server::new(store(&url, "rcs_q_http_t_").await, AllowAll))
-            .await;
+        let server =
+            TestServer::start(Server::new(store(&url, "rcs_q_http_t_").await, AllowAll)).await;
         conformance(&http(server.url(), "any")).await;
     }
 }
@@ -126,7 +121,9 @@ async fn the_query_endpoint_is_authorized_as_a_pull_and_bound_to_its_scope() {
     let storage = SqliteRemoteStore::<JsonRecord>::in_memory().unwrap();
     let mut tokens = StaticTokens::new();
     tokens.grant("all-access", ScopePattern::any()).unwrap();
-    tokens.grant_spec("alice-token:records,owner=alice").unwrap();
+    tokens
+        .grant_spec("alice-token:records,owner=alice")
+        .unwrap();
     let server = TestServer::start(Server::new(storage, tokens)).await;
     let alice = SyncScope::new("records", [("owner", "alice")]).unwrap();
     let bob = SyncScope::new("records", [("owner", "bob")]).unwrap();
@@ -183,7 +180,11 @@ impl RemoteStore<TestRecord> for Counting {
     fn name(&self) -> &'static str {
         "counting"
     }
-    async fn get_by_id(&self, scope: &SyncScope, id: &str) -> remote_cache_sync::Result<Option<TestRecord>> {
+    async fn get_by_id(
+        &self,
+        scope: &SyncScope,
+        id: &str,
+    ) -> remote_cache_sync::Result<Option<TestRecord>> {
         self.inner.get_by_id(scope, id).await
     }
     async fn fetch_since(
@@ -192,8 +193,7 @@ impl RemoteStore<TestRecord> for Counting {
         since: Option<&Cursor>,
         limit: usize,
     ) -> remote_cache_sync::Result<Delta<TestRecord>> {
-        self.pulls
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.fetch_since(scope, since, limit).await
     }
     async fn push(
@@ -312,7 +312,11 @@ async fn local_writes_the_remote_has_not_taken_stay_in_the_answer() {
         .read(&scope, CachePolicy::OnlineOnly, &q)
         .await
         .unwrap();
-    assert_eq!(ids(&rows), ["b", "a"], "local b (n=10) first, c deleted locally");
+    assert_eq!(
+        ids(&rows),
+        ["b", "a"],
+        "local b (n=10) first, c deleted locally"
+    );
     assert_eq!(rows[0].title, "local edit");
     let cache = local.query(&scope, &q).await.unwrap();
     assert_eq!(ids(&rows), ids(&cache), "same answer as the cache");

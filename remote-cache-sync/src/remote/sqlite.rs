@@ -138,8 +138,11 @@ fn configure(conn: &Connection) -> Result<()> {
     // One plan per statement whatever its bound values: without the query planner stability
     // guarantee, rusqlite's STAT4 build re-parses a cached statement with `LIMIT ?` on every
     // new binding (see `local::sqlite::schema::stable_plans`).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(sql_err)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(sql_err)?;
     Ok(())
 }
 

@@ -544,7 +544,11 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             query: query.clone(),
         };
         match self
-            .read::<_, protocol::QueryResponse<T>>(reqwest::Method::POST, protocol::QUERY, Some(&body))
+            .read::<_, protocol::QueryResponse<T>>(
+                reqwest::Method::POST,
+                protocol::QUERY,
+                Some(&body),
+            )
             .await
         {
             Ok(resp) => Ok(Some(resp.records)),
@@ -689,7 +693,12 @@ fn query_error<T>(e: Error) -> Result<Option<T>> {
             status: Some(422),
             message,
         } => {
-            let strip = |code: &str| message.strip_prefix(code)?.strip_prefix(": ").map(str::to_owned);
+            let strip = |code: &str| {
+                message
+                    .strip_prefix(code)?
+                    .strip_prefix(": ")
+                    .map(str::to_owned)
+            };
             if let Some(m) = strip(codes::INVALID_QUERY) {
                 Err(Error::InvalidQuery(m))
             } else if let Some(m) = strip(codes::UNSUPPORTED_QUERY) {

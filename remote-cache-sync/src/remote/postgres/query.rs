@@ -203,7 +203,10 @@ pub(super) fn compile(table: &str, scope: String, spec: &QuerySpec) -> Result<Co
         };
         let v = b.field(&o.field);
         let t = ty(&v);
-        let (s, composite) = (text(&v), format!("(CASE WHEN {t} IN ('array', 'object') THEN ({v})::text END)"));
+        let (s, composite) = (
+            text(&v),
+            format!("(CASE WHEN {t} IN ('array', 'object') THEN ({v})::text END)"),
+        );
         let (s, composite) = if o.nocase {
             (fold(&s), fold(&composite))
         } else {
