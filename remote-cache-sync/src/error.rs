@@ -353,6 +353,13 @@ mod tests {
                 "invalid input: bad url",
             ),
             (
+                Error::Unsupported {
+                    backend: "pocketbase",
+                    message: "filter `has`".into(),
+                },
+                "pocketbase: unsupported: filter `has`",
+            ),
+            (
                 Error::StaleVersion {
                     id: "n1".into(),
                     version: at(1),
@@ -395,6 +402,7 @@ mod tests {
                 | Error::InvalidScope(_)
                 | Error::InvalidQuery(_)
                 | Error::InvalidInput(_)
+                | Error::Unsupported { .. }
                 | Error::StaleVersion { .. }
                 | Error::Codec(_)
                 | Error::Storage { .. }
@@ -407,7 +415,7 @@ mod tests {
             .iter()
             .map(|(e, _)| std::mem::discriminant(e))
             .collect();
-        assert_eq!(listed.len(), 16, "every variant once");
+        assert_eq!(listed.len(), 17, "every variant once");
     }
 
     #[test]

@@ -46,6 +46,7 @@ use crate::remote::protocol::{
 use crate::scope::SyncScope;
 
 mod events;
+mod query;
 
 const BACKEND: &str = "http";
 
@@ -552,7 +553,7 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             .await
         {
             Ok(resp) => Ok(Some(resp.records)),
-            Err(e) => query_error(e),
+            Err(e) => query::query_error(e),
         }
     }
 
@@ -676,44 +677,5 @@ mod tests {
             err.to_string(),
             "http: unauthorized: token_expired: log in again"
         );
-    }
-}
-
-/// Maps a failed `/v1/query` to the typed errors of [`RemoteStore::query`].
-fn query_error<T>(e: Error) -> Result<Option<T>> {
-    use protocol::codes;
-    match e {
-        Error::Refused {
-            status: Some(404),
-            code: Some(code),
-            ..
-        } if code == codes::NOT_FOUND => Ok(None),
-        Error::Rejected {
-            backend,
-            status: Some(422),
-            message,
-        } => {
-            let strip = |code: &str| {
-                message
-                    .strip_prefix(code)?
-                    .strip_prefix(": ")
-                    .map(str::to_owned)
-            };
-            if let Some(m) = strip(codes::INVALID_QUERY) {
-                Err(Error::InvalidQuery(m))
-            } else if let Some(m) = strip(codes::UNSUPPORTED_QUERY) {
-                Err(Error::Unsupported {
-                    backend,
-                    message: m,
-                })
-            } else {
-                Err(Error::Rejected {
-                    backend,
-                    status: Some(422),
-                    message,
-                })
-            }
-        }
-        e => Err(e),
     }
 }
