@@ -39,8 +39,10 @@
 /// 3. records that still have a queued or parked op (a requeued conflict, a refused write, a
 ///    write made meanwhile) are answered as the cache holds them, exactly as a cache read
 ///    would: a local write never disappears from an answer;
-/// 4. the answer is **not** written into the cache (it carries no cursor); the cache catches
-///    up on the next sync.
+/// 4. the answer is **not** written into the cache (it carries no cursor, and a row written
+///    outside the pull could overwrite a newer one a concurrent pull applied); the cache
+///    catches up on the next sync, which `RemoteFirst` starts in the background after each
+///    remote answer (`OnlineOnly` does not).
 ///
 /// A remote without query support, or one that cannot express an operator
 /// ([`Error::Unsupported`](crate::Error::Unsupported)), gets the sync-then-cache path.

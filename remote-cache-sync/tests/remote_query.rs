@@ -247,7 +247,9 @@ async fn online_reads_push_first_and_run_on_the_remote_without_pulling() {
         .await
         .unwrap();
     let local = InMemoryLocalStore::<TestRecord>::new();
-    let device = Orchestrator::new(local, remote.clone());
+    let device = Orchestrator::builder(local, remote.clone())
+        .sync_after_write(false)
+        .build();
     device
         .enqueue_create(&scope, TestRecord::new("mine", "local", ts(2)).with_n(3))
         .await
@@ -255,10 +257,11 @@ async fn online_reads_push_first_and_run_on_the_remote_without_pulling() {
     let q = QuerySpec::new()
         .filter(Filter::gt("n", 2))
         .order_by("n", remote_cache_sync::Direction::Asc);
-    for policy in [CachePolicy::OnlineOnly, CachePolicy::RemoteFirst] {
-        let rows = device.read(&scope, policy, &q).await.unwrap();
-        assert_eq!(ids(&rows), ["mine", "r2"], "{policy:?}");
-    }
+    let rows = device
+        .read(&scope, CachePolicy::OnlineOnly, &q)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["mine", "r2"]);
     assert_eq!(device.status(&scope).await.unwrap().pending, 0, "pushed");
     assert_eq!(
         remote.pulls.load(std::sync::atomic::Ordering::SeqCst),
@@ -266,11 +269,30 @@ async fn online_reads_push_first_and_run_on_the_remote_without_pulling() {
         "the scope was not pulled"
     );
     // The answer was not written into the cache.
+    let all = QuerySpec::new();
     let cached = device
-        .read(&scope, CachePolicy::OfflineOnly, &QuerySpec::new())
+        .read(&scope, CachePolicy::OfflineOnly, &all)
         .await
         .unwrap();
     assert_eq!(ids(&cached), ["mine"]);
+    // RemoteFirst answers from the remote too, then warms the cache in the background.
+    let rows = device
+        .read(&scope, CachePolicy::RemoteFirst, &q)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["mine", "r2"]);
+    let mut cached = Vec::new();
+    for _ in 0..200 {
+        cached = device
+            .read(&scope, CachePolicy::OfflineOnly, &all)
+            .await
+            .unwrap();
+        if cached.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(ids(&cached), ["mine", "r1", "r2"]);
     device.shutdown().await;
 }
 
@@ -291,7 +313,9 @@ async fn local_writes_the_remote_has_not_taken_stay_in_the_answer() {
         .await
         .unwrap();
     let local = Arc::new(InMemoryLocalStore::<TestRecord>::new());
-    let device = Orchestrator::new(local.clone(), remote.clone());
+    let device = Orchestrator::builder(local.clone(), remote.clone())
+        .sync_after_write(false)
+        .build();
     device.synchronize(&scope).await.unwrap();
     // The remote refuses writes to "b": the local update is parked, not lost.
     remote.inner.reject_record("b");

@@ -212,7 +212,8 @@ impl<T: Record> Orchestrator<T> {
     /// into the cache (see [Queries answered by the remote](CachePolicy#queries-answered-by-the-remote)).
     /// A remote that cannot run it (`Ok(None)`, or [`Error::Unsupported`](crate::Error::Unsupported))
     /// gets the sync-then-cache path instead. `RemoteFirst` answers from the cache when the remote
-    /// fails with a retryable error, as before.
+    /// fails with a retryable error, as before, and after a remote answer starts a sync of the
+    /// scope in the background, so that cache stays warm.
     pub async fn read(
         &self,
         scope: &SyncScope,
@@ -222,7 +223,13 @@ impl<T: Record> Orchestrator<T> {
         query.validate()?;
         if matches!(policy, CachePolicy::OnlineOnly | CachePolicy::RemoteFirst) {
             match online::read(self, scope, query).await {
-                Ok(Some(rows)) => return Ok(rows),
+                Ok(Some(rows)) => {
+                    if policy == CachePolicy::RemoteFirst {
+                        // Keep the cache this policy falls back on warm.
+                        self.sync_in_background(scope);
+                    }
+                    return Ok(rows);
+                }
                 Ok(None) => {}
                 Err(e) if policy == CachePolicy::RemoteFirst && e.is_retryable() => {
                     tracing::debug!(%scope, error = %e, "remote unreachable, answering from cache");

@@ -3,10 +3,10 @@
 //!
 //! Decisions:
 //! - **The answer is not written into the cache.** It carries no cursor, so it cannot move the
-//!   scope's sync point, and writing rows outside the pull path could put a version into the
-//!   cache that the feed then delivers again or, worse, a row the feed has since deleted. The
-//!   cache catches up through the normal pull (background sync or the next
-//!   [`synchronize`](super::Orchestrator::synchronize)).
+//!   scope's sync point, and a row written outside the pull path can overwrite a newer version
+//!   that a concurrent pull applied after the query read the remote, leaving the cache stale
+//!   behind a cursor that has moved past the change. The cache catches up through the normal
+//!   pull: `RemoteFirst` starts one in the background after each remote answer.
 //! - **Local writes never disappear from the answer.** The queue is pushed first, so in the
 //!   common case the remote already holds every write the app made. Records that still have a
 //!   queued or parked op afterwards (a push that conflicted and was requeued, a write the remote
