@@ -202,7 +202,7 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
         })))
     }
 
-    /// Evaluates the spec with [`QuerySpec::apply`] over the scope's live records.
+    /// Evaluates the spec with [`QuerySpec::apply`](crate::QuerySpec::apply) over the scope's live records.
     async fn query(
         &self,
         scope: &SyncScope,
