@@ -389,3 +389,42 @@ async fn reads_fall_back_where_the_remote_cannot_answer() {
     device.shutdown().await;
     device2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_too_large_for_one_answer_is_unsupported_and_reads_fall_back_to_sync() {
+    let storage = SqliteRemoteStore::<JsonRecord>::in_memory().unwrap();
+    let scope = unique_scope("big");
+    let n = remote_cache_sync::remote::protocol::MAX_QUERY_ROWS + 1;
+    let rows: Vec<JsonRecord> = (0..n)
+        .map(|i| {
+            JsonRecord::from_value(serde_json::json!({
+                "id": format!("r{i:05}"), "updated_at": "2026-01-01T00:00:00Z", "n": i
+            }))
+            .unwrap()
+        })
+        .collect();
+    storage.batch_upsert(&scope, &rows).await.unwrap();
+    let server = TestServer::start(Server::new(storage, AllowAll)).await;
+    let remote = http(server.url(), "any");
+    match remote.query(&scope, &QuerySpec::new()).await {
+        Err(Error::Unsupported { message, .. }) => assert!(message.contains("limit"), "{message}"),
+        other => panic!(
+            "expected Unsupported, got {:?}",
+            other.map(|r| r.map(|r| r.len()))
+        ),
+    }
+    let page = QuerySpec::new()
+        .filter(Filter::ge("n", 10))
+        .order_by("n", remote_cache_sync::Direction::Desc)
+        .limit(2);
+    let got = remote.query(&scope, &page).await.unwrap().unwrap();
+    assert_eq!(got[0].value()["n"], n - 1);
+    // The orchestrator answers the unbounded read by syncing and querying its cache.
+    let device = Orchestrator::new(InMemoryLocalStore::<JsonRecord>::new(), remote);
+    let all = device
+        .read(&scope, CachePolicy::OnlineOnly, &QuerySpec::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), n);
+    device.shutdown().await;
+}
