@@ -428,3 +428,54 @@ async fn a_query_too_large_for_one_answer_is_unsupported_and_reads_fall_back_to_
     assert_eq!(all.len(), n);
     device.shutdown().await;
 }
+
+/// A server from before `/v1/query`: its 404 means "no query support", not a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_endpoint_means_no_query_support() {
+    let storage = SqliteRemoteStore::<JsonRecord>::in_memory().unwrap();
+    let scope = unique_scope("old");
+    let record = JsonRecord::from_value(
+        serde_json::json!({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "n": 1}),
+    )
+    .unwrap();
+    storage.batch_upsert(&scope, &[record]).await.unwrap();
+    let old = |req: axum::extract::Request, next: axum::middleware::Next| async move {
+        if req.uri().path() == "/v1/query" {
+            use axum::response::IntoResponse;
+            return (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({
+                    "error": {"code": "not_found", "message": "no such endpoint"}
+                })),
+            )
+                .into_response();
+        }
+        next.run(req).await
+    };
+    let router = Server::new(storage, AllowAll)
+        .into_router()
+        .layer(axum::middleware::from_fn(old));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, router, async {
+        let _ = rx.await;
+    }));
+    let remote = http(url, "any");
+    assert!(
+        remote
+            .query(&scope, &QuerySpec::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let device = Orchestrator::new(InMemoryLocalStore::<JsonRecord>::new(), remote);
+    let rows = device
+        .read(&scope, CachePolicy::OnlineOnly, &QuerySpec::new())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(device.pause(&scope).await.unwrap().is_none(), "not paused");
+    device.shutdown().await;
+    let _ = stop.send(());
+}
