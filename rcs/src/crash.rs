@@ -40,7 +40,7 @@
 //! Prints `key: value` lines and fails when anything is lost, duplicated, invented or diverged,
 //! or an aimed kill point was never reached.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -63,13 +63,17 @@ use tokio::sync::{mpsc, watch};
 
 mod check;
 mod journal;
+mod kill_point;
 mod other_device;
+mod report;
 mod tap;
 mod worker;
 
 use check::{Final, live_records, remote_state};
 use journal::History;
+use kill_point::{KILL_POINTS, KillPoint};
 use other_device::{OtherDevice, direct_writes};
+use report::Figures;
 use tap::{AppliedLog, Tap, Trigger, nanos};
 
 /// Arguments of `rcs crash-test`.
@@ -134,76 +138,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await;
     }
     Harness::run(args).await
-}
-
-/// Where kills land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum KillPoint {
-    Enqueue,
-    PushBeforeApply,
-    PushAfterApply,
-    PushAnswered,
-    MidPull,
-    PageAnswered,
-    Random,
-}
-
-const KILL_POINTS: [KillPoint; 7] = [
-    KillPoint::Enqueue,
-    KillPoint::PushBeforeApply,
-    KillPoint::PushAfterApply,
-    KillPoint::PushAnswered,
-    KillPoint::MidPull,
-    KillPoint::PageAnswered,
-    KillPoint::Random,
-];
-
-impl KillPoint {
-    fn name(self) -> &'static str {
-        match self {
-            KillPoint::Enqueue => "enqueue",
-            KillPoint::PushBeforeApply => "push_before_apply",
-            KillPoint::PushAfterApply => "push_after_apply",
-            KillPoint::PushAnswered => "push_answered",
-            KillPoint::MidPull => "mid_pull",
-            KillPoint::PageAnswered => "page_answered",
-            KillPoint::Random => "random",
-        }
-    }
-
-    fn trigger(self) -> Option<Trigger> {
-        match self {
-            KillPoint::PushBeforeApply => Some(Trigger::PushBeforeApply),
-            KillPoint::PushAfterApply => Some(Trigger::PushAfterApply),
-            KillPoint::PushAnswered => Some(Trigger::PushAnswered),
-            KillPoint::MidPull => Some(Trigger::MidPull),
-            KillPoint::PageAnswered => Some(Trigger::PageAnswered),
-            KillPoint::Enqueue | KillPoint::Random => None,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Figures {
-    kills: BTreeMap<&'static str, usize>,
-    /// Aimed kills whose point was reached before the kill, per point.
-    hits: BTreeMap<&'static str, usize>,
-    /// Aimed kills whose point was not reached within the deadline (killed anyway).
-    missed_aims: usize,
-    enqueue_kills_committed: usize,
-    enqueue_kills_not_committed: usize,
-    lost: HashSet<i64>,
-    duplicated: HashSet<i64>,
-    phantom: HashSet<i64>,
-    diverged: usize,
-    /// Kills that landed while a transaction was writing its commit to the WAL.
-    torn_wal_commits: usize,
-    torn_wal_frames: usize,
-    recovery_pushed: usize,
-    recovery_conflicts: usize,
-    /// Conflicts the other device's resolver settled.
-    other_settled_conflicts: usize,
-    max_recovery: Duration,
 }
 
 struct Harness {
@@ -609,105 +543,6 @@ impl Harness {
         }
         Ok(())
     }
-
-    fn report(&self, kills: usize, elapsed: Duration) -> anyhow::Result<()> {
-        let f = &self.figures;
-        let mut out = String::new();
-        let mut line = |k: &str, v: String| out.push_str(&format!("{k}: {v}\n"));
-        line("kill_points", kills.to_string());
-        for p in KILL_POINTS {
-            line(
-                &format!("kills_{}", p.name()),
-                f.kills.get(p.name()).copied().unwrap_or(0).to_string(),
-            );
-        }
-        let mut never_reached = Vec::new();
-        for p in KILL_POINTS
-            .iter()
-            .filter(|p| p.trigger().is_some() || **p == KillPoint::Enqueue)
-        {
-            let hits = f.hits.get(p.name()).copied().unwrap_or(0);
-            line(&format!("hits_{}", p.name()), hits.to_string());
-            if hits == 0 && f.kills.get(p.name()).copied().unwrap_or(0) > 0 {
-                never_reached.push(p.name());
-            }
-        }
-        line("kills_hit_aim", f.hits.values().sum::<usize>().to_string());
-        line("kills_missed_aim", f.missed_aims.to_string());
-        line(
-            "aimed_points_never_reached",
-            never_reached.len().to_string(),
-        );
-        line(
-            "enqueue_kills_committed",
-            f.enqueue_kills_committed.to_string(),
-        );
-        line(
-            "enqueue_kills_not_committed",
-            f.enqueue_kills_not_committed.to_string(),
-        );
-        line("kills_mid_commit", f.torn_wal_commits.to_string());
-        line("uncommitted_wal_frames", f.torn_wal_frames.to_string());
-        line("writes", self.history.intents.len().to_string());
-        line(
-            "acknowledged_writes",
-            self.history.acknowledged().to_string(),
-        );
-        line(
-            "other_device_acknowledged_writes",
-            self.history.acknowledged_other().to_string(),
-        );
-        line("client_push_conflicts", self.tap.conflicts().to_string());
-        line(
-            "other_device_push_conflicts",
-            self.other_tap.conflicts().to_string(),
-        );
-        let other_settled =
-            f.other_settled_conflicts + self.other.as_ref().map_or(0, |o| o.settled_conflicts);
-        line("other_device_settled_conflicts", other_settled.to_string());
-        line(
-            "applied_ops",
-            self.tap
-                .applied()
-                .by_version
-                .values()
-                .map(|(_, ops)| ops.len())
-                .sum::<usize>()
-                .to_string(),
-        );
-        line("recovery_pushed", f.recovery_pushed.to_string());
-        line("recovery_conflicts", f.recovery_conflicts.to_string());
-        line("torn_journal_lines", self.history.torn_lines.to_string());
-        line(
-            "cache_encrypted",
-            u8::from(encrypted_file(&self.cache_path())).to_string(),
-        );
-        line("lost_writes", f.lost.len().to_string());
-        line("duplicated_writes", f.duplicated.len().to_string());
-        line("phantom_writes", f.phantom.len().to_string());
-        line("diverged_caches", f.diverged.to_string());
-        line("max_recovery_ms", f.max_recovery.as_millis().to_string());
-        line("seed", self.seed.to_string());
-        line("elapsed_s", format!("{:.1}", elapsed.as_secs_f64()));
-        print!("{out}");
-        if !never_reached.is_empty() {
-            bail!(
-                "crash test failed: aimed kill points never reached: {}",
-                never_reached.join(", ")
-            );
-        }
-        if !f.lost.is_empty() || !f.duplicated.is_empty() || !f.phantom.is_empty() || f.diverged > 0
-        {
-            bail!(
-                "crash test failed: {} lost, {} duplicated, {} phantom, {} diverged",
-                f.lost.len(),
-                f.duplicated.len(),
-                f.phantom.len(),
-                f.diverged
-            );
-        }
-        Ok(())
-    }
 }
 
 /// Whether the cache's WAL ends in frames of a transaction that never committed (the kill hit
@@ -752,14 +587,4 @@ fn spin(d: Duration) {
     while t.elapsed() < d {
         std::hint::spin_loop();
     }
-}
-
-/// Whether the cache file is not a plain SQLite file (`RCS_CACHE_KEY` set): its first bytes are
-/// not SQLite's header.
-fn encrypted_file(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head != b"SQLite format 3\0")
 }

@@ -353,9 +353,8 @@ async fn a_slow_change_feed_turns_a_flood_of_scopes_into_a_resync() {
         got.len()
     );
     assert!(
-        got.iter()
-            .all(|e| matches!(e, RemoteEvent::Reconnected)
-                || matches!(e, RemoteEvent::Changed(s) if s.name() == "flood")),
+        got.iter().all(|e| matches!(e, RemoteEvent::Reconnected)
+            || matches!(e, RemoteEvent::Changed(s) if s.name() == "flood")),
         "{got:?}"
     );
 }

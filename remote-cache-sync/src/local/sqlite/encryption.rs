@@ -194,7 +194,9 @@ fn looks_encrypted(path: &Path) -> Option<bool> {
     Some(len >= 4096 && len % 4096 == 0 && !is_plain_sqlite(path))
 }
 
-fn is_plain_sqlite(path: &Path) -> bool {
+/// Whether the file at `path` starts with SQLite's header, i.e. is a plain (unencrypted)
+/// database: an encrypted cache's first bytes are ciphertext. `false` when it cannot be read.
+pub fn is_plain_sqlite(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 16];
     std::fs::File::open(path)

@@ -78,7 +78,7 @@ mod trait_impl;
 
 pub use builder::SqliteLocalStoreBuilder;
 use db::{EncodedOp, EncodedRows, EncodedSettlement};
-pub use encryption::EncryptionKey;
+pub use encryption::{EncryptionKey, is_plain_sqlite};
 use error::ts_to_sql;
 
 /// The schema version this build creates and understands.

@@ -256,8 +256,11 @@ pub(crate) fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()>
 /// every new binding, and re-parses it on the next step: a tenth of a busy client's CPU in
 /// `rcs bench live`. Our statements use one plan whatever their values.
 pub(crate) fn stable_plans(conn: &Connection) -> Result<()> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(map_err)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(map_err)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use base64::Engine as _;
+use crate::remote::client::token::jwt_claims;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -88,20 +88,9 @@ fn unauthorized(message: &str) -> Error {
 
 /// The `exp` claim (Unix seconds) of a JWT. Errors never include the token.
 pub(crate) fn jwt_expiry(token: &str) -> Result<i64> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(unauthorized(
-            "the JWT is not a JWT (three dot-separated parts)",
-        ));
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| unauthorized("the JWT payload is not base64url"))?;
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|_| unauthorized("the JWT payload is not JSON"))?;
-    v.get("exp")
+    jwt_claims(token)
+        .ok_or_else(|| unauthorized("the JWT is not a JWT (three base64url parts, JSON claims)"))?
+        .get("exp")
         .and_then(Value::as_i64)
         .ok_or_else(|| unauthorized("the JWT has no `exp` claim"))
 }
@@ -109,6 +98,7 @@ pub(crate) fn jwt_expiry(token: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     fn jwt(exp: i64) -> String {
         let b = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());

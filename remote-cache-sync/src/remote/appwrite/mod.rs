@@ -68,6 +68,7 @@ mod client;
 mod credential;
 pub mod cursor;
 mod decode;
+mod push;
 mod query;
 #[cfg(not(target_arch = "wasm32"))]
 mod realtime;

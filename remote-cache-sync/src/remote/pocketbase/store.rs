@@ -1,4 +1,4 @@
-//! [`PocketBaseRemoteStore`]: list requests, the windowed pull (with its own prefetch of the
+//! [`PocketBaseRemoteStore`]: list requests, the windowed pull (with the shared prefetch of the
 //! next page), record reads and the [`RemoteStore`] impl.
 
 use std::marker::PhantomData;
@@ -22,20 +22,16 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record};
 use crate::remote::RemoteStore;
+use crate::remote::client::prefetch::Prefetcher;
 use crate::scope::SyncScope;
 
 /// A PocketBase collection set (one per scope name) as a [`RemoteStore`]. Cheap to clone.
 pub struct PocketBaseRemoteStore<T> {
     pub(super) client: Arc<Client>,
     pub(super) config: PocketBaseConfig,
-    prefetch: Arc<std::sync::Mutex<Option<Prefetch<T>>>>,
+    /// The next page, requested while the caller applies the current one (`None`: off).
+    prefetch: Option<Arc<Prefetcher<T>>>,
     _t: PhantomData<fn() -> T>,
-}
-
-/// The next page, requested while the caller applies the current one.
-struct Prefetch<T> {
-    key: (String, String, usize),
-    task: crate::rt::JoinHandle<Result<Delta<T>>>,
 }
 
 impl<T> Clone for PocketBaseRemoteStore<T> {
@@ -87,8 +83,8 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         }
         Ok(PocketBaseRemoteStore {
             client: Arc::new(Client::new(base, credentials, config.request_timeout)?),
+            prefetch: config.prefetch.then(Arc::default),
             config,
-            prefetch: Arc::default(),
             _t: PhantomData,
         })
     }
@@ -312,51 +308,15 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         limit: usize,
     ) -> Result<Delta<T>> {
         validate_scope(scope)?;
-        let key = |c: Option<&Cursor>| {
-            (
-                scope.canonical(),
-                c.map(|c| c.0.clone()).unwrap_or_default(),
-                limit,
-            )
+        let Some(prefetch) = &self.prefetch else {
+            return self.fetch_page(scope, since, limit).await;
         };
-        let prefetched = {
-            let mut slot = self.prefetch.lock().unwrap_or_else(|e| e.into_inner());
-            match slot.take() {
-                Some(p) if p.key == key(since) => Some(p.task),
-                Some(p) => {
-                    p.task.abort();
-                    None
-                }
-                None => None,
-            }
-        };
-        let delta = match prefetched {
-            // A failed prefetch is simply redone now.
-            Some(task) => match task.await {
-                Ok(Ok(d)) => d,
-                _ => self.fetch_page(scope, since, limit).await?,
-            },
-            None => self.fetch_page(scope, since, limit).await?,
-        };
-        if self.config.prefetch
-            && delta.has_more
-            && let Some(next) = delta.cursor.clone()
-        {
-            let this = self.clone();
-            let scope = scope.clone();
-            let k = key(Some(&next));
-            let task =
-                crate::rt::spawn(async move { this.fetch_page(&scope, Some(&next), limit).await });
-            let old = self
-                .prefetch
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .replace(Prefetch { key: k, task });
-            if let Some(old) = old {
-                old.task.abort();
-            }
-        }
-        Ok(delta)
+        prefetch
+            .fetch(scope, since, limit, |since| {
+                let (this, scope) = (self.clone(), scope.clone());
+                async move { this.fetch_page(&scope, since.as_ref(), limit).await }
+            })
+            .await
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
