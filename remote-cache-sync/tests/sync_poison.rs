@@ -330,6 +330,46 @@ async fn a_whole_request_refused_with_a_4xx_is_split_to_isolate_the_poison_op() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_for_every_op_alike_pauses_the_scope_and_parks_nothing() {
+    let env = Env::start().await;
+    let local = env.cache("a.db").await;
+    // max_rejections = 1: a single counted failure would park an op.
+    let device = env.device(local.clone(), env.http(GOOD_TOKEN), 1);
+    let scope = unique_scope("notes");
+    for i in 0..4 {
+        device
+            .enqueue_create(&scope, rec(&format!("r{i}"), "BATCHPOISON", i))
+            .await
+            .unwrap();
+    }
+    // Every op, sent alone, is refused with the same reason: the request is refused, not the
+    // ops (a misconfigured server refuses every push alike).
+    for _ in 0..2 {
+        let err = device.synchronize(&scope).await.unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+        assert!(
+            err.pauses_scope() && err.to_string().contains("batch refused"),
+            "{err}"
+        );
+    }
+    assert_untouched(&local, &scope, 4).await;
+    let pause = device
+        .pause(&scope)
+        .await
+        .unwrap()
+        .expect("the scope is paused");
+    assert!(pause.reason.contains("refused alike"), "{pause:?}");
+    assert!(env.remote_titles(&scope).await.is_empty());
+
+    // The server is fixed: the first sync pushes everything and lifts the pause.
+    env.storage.strict.store(false, Ordering::SeqCst);
+    let report = device.synchronize(&scope).await.unwrap();
+    assert_eq!((report.pushed, report.parked), (4, 0), "{report:?}");
+    assert_eq!(device.pause(&scope).await.unwrap(), None);
+    assert_eq!(env.remote_titles(&scope).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_lists_retries_and_discards_parked_ops() {
     let env = Env::start().await;
     let device = env.device(env.cache("a.db").await, env.http(GOOD_TOKEN), 1);

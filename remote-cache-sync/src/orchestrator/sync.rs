@@ -212,12 +212,20 @@ async fn next_batch<T: Record>(
 /// op(s) it objects to, so one poison op cannot block the rest. Only a refusal that isolation
 /// narrows to one op is a verdict on that op; a refusal of the request itself
 /// ([`Error::Refused`], [`Error::Unauthorized`]) says nothing about any op and is returned.
+///
+/// When isolation ends with *every* op of a batch of several refused on its own, for the same
+/// reason, the refusal is the request's (a misconfigured endpoint or schema refuses every push
+/// alike), not a verdict on each op: it is returned as [`Error::Refused`], so the scope pauses
+/// with that reason and no op is charged or parked. (One op alone cannot tell the two apart;
+/// its refusal counts toward parking as before.)
 async fn push_isolating<T: Record>(
     inner: &Inner<T>,
     scope: &SyncScope,
     ops: &[PendingOp<T>],
 ) -> Result<Vec<PushOutcome<T>>> {
     let mut outcomes: Vec<Option<PushOutcome<T>>> = vec![None; ops.len()];
+    // The refusals isolation narrowed to one op: (reason, status).
+    let mut isolated: Vec<(String, Option<u16>)> = Vec::new();
     // Ranges of `ops` still to send; a refused range is split in two.
     let mut ranges = Vec::new();
     if !ops.is_empty() {
@@ -237,7 +245,10 @@ async fn push_isolating<T: Record>(
                     message: format!("{} outcomes for {} ops", answer.len(), chunk.len()),
                 });
             }
-            Err(Error::Rejected { message, .. }) if chunk.len() == 1 => {
+            Err(Error::Rejected {
+                message, status, ..
+            }) if chunk.len() == 1 => {
+                isolated.push((message.clone(), status));
                 outcomes[range.start] = Some(PushOutcome::Rejected { reason: message });
             }
             Err(Error::Rejected { .. }) if chunk.len() > 1 => {
@@ -247,6 +258,17 @@ async fn push_isolating<T: Record>(
             }
             Err(e) => return Err(e),
         }
+    }
+    if ops.len() > 1 && isolated.len() == ops.len() && isolated.windows(2).all(|w| w[0].0 == w[1].0)
+    {
+        let (message, status) = isolated.swap_remove(0);
+        tracing::warn!(%scope, ops = ops.len(), reason = %message, "every op refused alike: the request is refused");
+        return Err(Error::Refused {
+            backend: inner.remote.name(),
+            status,
+            code: None,
+            message: format!("every op of a push was refused alike: {message}"),
+        });
     }
     Ok(outcomes
         .into_iter()
