@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::delta::Cursor;
+use crate::delta::{Cursor, QuarantinedRow};
 use crate::op::{OpId, OpKind};
 use crate::record::{Change, Tombstone};
 use crate::scope::SyncScope;
@@ -81,6 +81,12 @@ pub struct PullResponse<T> {
     pub has_more: bool,
     /// The server's clock when it served the page.
     pub server_time: Timestamp,
+    /// Stored rows of this page the server cannot read as records (their text is not a JSON
+    /// object, e.g. written into the storage by hand). The client keeps them as quarantined rows
+    /// (visible, counted, released when the row changes) and goes on; never fatal. Absent when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<QuarantinedRow>,
 }
 
 /// `POST /v1/get`.

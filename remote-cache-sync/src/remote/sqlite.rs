@@ -426,9 +426,19 @@ impl<T: Record> crate::server::RawFeed for SqliteRemoteStore<T> {
         since: Option<&Cursor>,
         limit: usize,
     ) -> Result<crate::server::RawPage> {
-        // Bodies were written by `serde_json::to_string` of a record: valid JSON objects.
+        // Bodies are written by `serde_json::to_string` of a record, but the file may have been
+        // edited by hand: a body that is not a JSON object would make the whole answer
+        // unreadable, so it is checked (without building it) and handed over as quarantined.
         let page = self
-            .walk_feed(scope, since, limit, |b| Ok(b.to_owned()))
+            .walk_feed(scope, since, limit, |b| {
+                let object = b.trim_start().starts_with('{')
+                    && serde_json::from_str::<serde::de::IgnoredAny>(b).is_ok();
+                if object {
+                    Ok(b.to_owned())
+                } else {
+                    Err(Error::storage("the stored body is not a JSON object"))
+                }
+            })
             .await?;
         Ok(crate::server::RawPage {
             upserts: page.upserts,
@@ -436,6 +446,7 @@ impl<T: Record> crate::server::RawFeed for SqliteRemoteStore<T> {
             server_time: page.server_time,
             cursor: page.cursor,
             has_more: page.has_more,
+            quarantined: page.quarantined,
         })
     }
 }

@@ -229,6 +229,8 @@ pub struct RawPage {
     pub cursor: Option<Cursor>,
     /// Whether more changes wait.
     pub has_more: bool,
+    /// Stored rows that are not JSON objects, sent as [`PullResponse::quarantined`].
+    pub quarantined: Vec<crate::delta::QuarantinedRow>,
 }
 
 impl RawPage {
@@ -251,6 +253,10 @@ impl RawPage {
         out.push_str(if self.has_more { "true" } else { "false" });
         out.push_str(",\"server_time\":");
         out.push_str(&serde_json::to_string(&self.server_time)?);
+        if !self.quarantined.is_empty() {
+            out.push_str(",\"quarantined\":");
+            out.push_str(&serde_json::to_string(&self.quarantined)?);
+        }
         out.push('}');
         Ok(out)
     }
@@ -569,6 +575,7 @@ async fn pull(
         cursor: delta.cursor,
         has_more: delta.has_more,
         server_time: delta.server_time,
+        quarantined: delta.quarantined,
     })
     .into_response())
 }

@@ -360,13 +360,14 @@ fn error_detail(body: &[u8]) -> ErrorDetail {
 /// Decodes a pull answer. A row that does not decode as `T` is quarantined, not fatal: the
 /// whole page is first decoded as `T` (the fast path), and only when that fails row by row.
 fn decode_pull<T: Record>(bytes: &[u8]) -> Result<(PullResponse<T>, Vec<QuarantinedRow>)> {
-    if let Ok(resp) = serde_json::from_slice::<PullResponse<T>>(bytes) {
-        return Ok((resp, Vec::new()));
+    if let Ok(mut resp) = serde_json::from_slice::<PullResponse<T>>(bytes) {
+        let quarantined = std::mem::take(&mut resp.quarantined);
+        return Ok((resp, quarantined));
     }
     let raw: PullResponse<serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     let mut upserts = Vec::with_capacity(raw.upserts.len());
-    let mut quarantined = Vec::new();
+    let mut quarantined = raw.quarantined;
     for row in raw.upserts {
         match T::deserialize(&row) {
             Ok(r) => upserts.push(r),
@@ -380,6 +381,7 @@ fn decode_pull<T: Record>(bytes: &[u8]) -> Result<(PullResponse<T>, Vec<Quaranti
             cursor: raw.cursor,
             has_more: raw.has_more,
             server_time: raw.server_time,
+            quarantined: Vec::new(),
         },
         quarantined,
     ))
