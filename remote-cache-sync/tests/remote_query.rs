@@ -479,3 +479,50 @@ async fn a_server_without_the_endpoint_means_no_query_support() {
     device.shutdown().await;
     let _ = stop.send(());
 }
+
+/// A stored row that is not a record never gets a wrong answer and never blocks: the query
+/// declines when it would answer that row, and the read falls back to a sync that quarantines it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_row_that_is_not_a_record_declines_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("remote.sqlite");
+    let storage = SqliteRemoteStore::<JsonRecord>::open(&file).await.unwrap();
+    let scope = unique_scope("bad");
+    let rows: Vec<JsonRecord> = (1..=2)
+        .map(|i| {
+            JsonRecord::from_value(serde_json::json!({
+                "id": format!("r{i}"), "updated_at": "2026-01-01T00:00:00Z", "n": i
+            }))
+            .unwrap()
+        })
+        .collect();
+    storage.batch_upsert(&scope, &rows).await.unwrap();
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE rcs_remote_records SET body = 'not json' WHERE id = 'r1' AND scope_id = \
+             (SELECT scope_id FROM rcs_remote_scopes WHERE canonical = ?1)",
+            [scope.canonical()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let server = TestServer::start(Server::new(storage, AllowAll)).await;
+    let remote = http(server.url(), "any");
+    match remote.query(&scope, &QuerySpec::new()).await {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    let two = QuerySpec::new().filter(Filter::eq("n", 2));
+    let got = remote.query(&scope, &two).await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    let device = Orchestrator::new(InMemoryLocalStore::<JsonRecord>::new(), remote);
+    let all = device
+        .read(&scope, CachePolicy::OnlineOnly, &QuerySpec::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "the readable record");
+    let quarantined = device.quarantined(&scope).await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].id, "r1");
+    device.shutdown().await;
+}

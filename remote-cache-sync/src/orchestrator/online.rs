@@ -27,8 +27,9 @@ use crate::scope::SyncScope;
 const MAX_WAITS: usize = 3;
 
 /// The query answered by the remote with local pending state overlaid, or `None` when the
-/// remote cannot answer it (no query support, or [`Error::Unsupported`]): the caller then
-/// syncs the scope and reads the cache.
+/// remote cannot answer it (no query support, [`Error::Unsupported`], or an answer holding a
+/// row that does not decode): the caller then syncs the scope and reads the cache, where such
+/// a row is quarantined.
 pub(super) async fn read<T: Record>(
     orch: &Orchestrator<T>,
     scope: &SyncScope,
@@ -66,7 +67,11 @@ pub(super) async fn read<T: Record>(
     let rows = match inner.remote.query(scope, &asked).await {
         Ok(Some(rows)) => rows,
         Ok(None) => return Ok(None),
-        Err(e @ Error::Unsupported { .. }) => {
+        // Cannot express the query, or a row of the answer is not a record (a pull quarantines
+        // it): the sync-then-cache path answers instead.
+        Err(
+            e @ (Error::Unsupported { .. } | Error::MalformedResponse { .. } | Error::Codec(_)),
+        ) => {
             tracing::debug!(%scope, error = %e, "remote cannot run the query; reading the synced cache");
             return Ok(None);
         }

@@ -264,7 +264,12 @@ impl<T: Record> PostgresRemoteStore<T> {
             }
             let id: String = super::column(&row, "id")?;
             let data: Value = super::record_column(&row, "data", &id)?;
-            out.push(self.decode(&id, &data)?);
+            // A row that is not a record is quarantined by a pull; the query cannot answer
+            // without it, so it declines (the orchestrator syncs instead).
+            out.push(self.decode(&id, &data).map_err(|e| Error::Unsupported {
+                backend: BACKEND,
+                message: format!("{e}; sync instead"),
+            })?);
         }
         Ok(out)
     }
