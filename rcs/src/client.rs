@@ -91,8 +91,13 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
         /// Sync before reading.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "online")]
         refresh: bool,
+        /// Ask the remote: push the queue, then run the query there (records with writes still
+        /// queued here are shown as this cache holds them); the cache is not refreshed. A remote
+        /// that cannot run the query gets a sync, then the cache answers.
+        #[arg(long)]
+        online: bool,
     },
     /// Delete a record (a tombstone, queued for the server).
     Delete {
@@ -388,6 +393,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             order,
             limit,
             refresh,
+            online,
         } => {
             let c = Client::open(&conn).await?;
             let mut spec = QuerySpec::new();
@@ -403,9 +409,12 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             if let Some(n) = limit {
                 spec = spec.limit(n);
             }
-            let policy = if refresh {
+            let policy = if online {
                 CachePolicy::OnlineOnly
             } else {
+                if refresh {
+                    c.orch.synchronize(&c.scope).await?;
+                }
                 CachePolicy::OfflineOnly
             };
             for r in c.orch.read(&c.scope, policy, &spec).await? {

@@ -334,6 +334,19 @@ fn list_orders_descending_with_a_minus_field() {
         ids(b.run(&["list", "--order", "n", "--filter", "n>=3"])),
         ["r3", "r4", "r5", "r7"]
     );
+    // `--online` runs the query on the server: a fresh cache answers without pulling, and its
+    // own queued write is pushed first and in the answer.
+    let c = Client::new(&server.url, dir.path().join("c.sqlite"));
+    c.run(&["put", "r9", r#"{"n":9}"#]);
+    let online = [
+        "list", "--online", "--filter", "n>=4", "--order", "-n", "--limit", "3",
+    ];
+    assert_eq!(ids(c.run(&online)), ["r9", "r7", "r5"]);
+    assert_eq!(ids(c.run(&["list"])), ["r9"], "the answer is not cached");
+    assert_eq!(
+        ids(b.run(&["list", "--refresh", "--limit", "1", "--order", "-n"])),
+        ["r9"]
+    );
     // A malformed field is refused.
     let out = b.try_run(&["list", "--order", "-n;x"]);
     assert!(!out.status.success(), "a malformed order field is refused");

@@ -128,6 +128,17 @@ pub enum Error {
     /// Any other invalid argument (bad record, bad configuration, bad URL).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The remote cannot express part of a request (a query operator it has no equivalent
+    /// for): it answers nothing rather than a wrong answer. Not retryable; the
+    /// [`Orchestrator`](crate::Orchestrator) answers such a read by syncing the scope and
+    /// querying the cache instead.
+    #[error("{backend}: unsupported: {message}")]
+    Unsupported {
+        /// Adapter name.
+        backend: &'static str,
+        /// What cannot be expressed (names the operator or option).
+        message: String,
+    },
     /// A local write does not move past the version the record already has, and cannot be
     /// restamped ([`Record::with_updated_at`](crate::Record::with_updated_at) failed). Versions
     /// are the compare-and-set token: two different contents must never share one.
@@ -342,6 +353,13 @@ mod tests {
                 "invalid input: bad url",
             ),
             (
+                Error::Unsupported {
+                    backend: "pocketbase",
+                    message: "filter `has`".into(),
+                },
+                "pocketbase: unsupported: filter `has`",
+            ),
+            (
                 Error::StaleVersion {
                     id: "n1".into(),
                     version: at(1),
@@ -384,6 +402,7 @@ mod tests {
                 | Error::InvalidScope(_)
                 | Error::InvalidQuery(_)
                 | Error::InvalidInput(_)
+                | Error::Unsupported { .. }
                 | Error::StaleVersion { .. }
                 | Error::Codec(_)
                 | Error::Storage { .. }
@@ -396,7 +415,7 @@ mod tests {
             .iter()
             .map(|(e, _)| std::mem::discriminant(e))
             .collect();
-        assert_eq!(listed.len(), 16, "every variant once");
+        assert_eq!(listed.len(), 17, "every variant once");
     }
 
     #[test]

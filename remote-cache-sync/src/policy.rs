@@ -29,6 +29,25 @@
 /// - [`LocalStore::sync_point`](crate::LocalStore::sync_point) gives the server time of the
 ///   last successful pull of the scope: how old the cache may be.
 ///
+/// ## Queries answered by the remote
+///
+/// With `RemoteFirst` and `OnlineOnly`, [`Orchestrator::read`](crate::Orchestrator::read) runs
+/// its [`QuerySpec`](crate::QuerySpec) on the remote when the remote can
+/// ([`RemoteStore::query`](crate::RemoteStore::query)) instead of syncing the whole scope:
+/// 1. the scope's queue is pushed (no pull), so the app's own writes are on the remote;
+/// 2. the remote evaluates the filters, order, limit and offset;
+/// 3. records that still have a queued or parked op (a requeued conflict, a refused write, a
+///    write made meanwhile) are answered as the cache holds them, exactly as a cache read
+///    would: a local write never disappears from an answer;
+/// 4. the answer is **not** written into the cache (it carries no cursor, and a row written
+///    outside the pull could overwrite a newer one a concurrent pull applied); the cache
+///    catches up on the next sync, which `RemoteFirst` starts in the background after each
+///    remote answer (`OnlineOnly` does not).
+///
+/// A remote without query support, or one that cannot express an operator
+/// ([`Error::Unsupported`](crate::Error::Unsupported)), gets the sync-then-cache path.
+/// [`Orchestrator::get`](crate::Orchestrator::get) still syncs the scope.
+///
 /// ## Hung networks
 ///
 /// A sync that cannot reach the remote fails only when a request times out, so on a network

@@ -448,6 +448,21 @@ async fn read_policies(kind: Local) {
             .len(),
         1
     );
+    // The remote answered (the query runs there); the background sync it started fills the
+    // cache that remote-first falls back on.
+    let mut cached = 0;
+    for _ in 0..200 {
+        cached = reader
+            .read(&scope, CachePolicy::OfflineOnly, &q)
+            .await
+            .unwrap()
+            .len();
+        if cached == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(cached, 1, "remote-first warms the cache in the background");
     remote.set_offline(true);
     assert_eq!(
         reader

@@ -26,6 +26,7 @@ mod coalesce;
 mod config;
 mod decide;
 mod live;
+mod online;
 mod reconcile;
 mod sync;
 mod tasks;
@@ -45,7 +46,9 @@ pub(crate) struct Inner<T: Record> {
     pub remote: Arc<dyn RemoteStore<T>>,
     pub resolver: Arc<dyn ConflictResolver<T>>,
     pub config: OrchestratorConfig,
-    inflight: Mutex<HashMap<SyncScope, SharedSync>>,
+    /// The running sync of each scope: `true` for a full sync, `false` for a push only
+    /// (an online read's).
+    inflight: Mutex<HashMap<SyncScope, (bool, SharedSync)>>,
     kicked: Mutex<HashSet<SyncScope>>,
     /// Fires on [`Orchestrator::shutdown`] or when the app drops its last handle.
     cancel: CancellationToken,
@@ -202,6 +205,16 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Reads records of a scope according to `policy` (see [`CachePolicy`]).
+    ///
+    /// With [`OnlineOnly`](CachePolicy::OnlineOnly) and [`RemoteFirst`](CachePolicy::RemoteFirst)
+    /// the query runs on the remote when it can ([`RemoteStore::query`]): the scope's queue is
+    /// pushed first (so the app's own writes are in the answer), records that still have a
+    /// queued or parked op are answered as the cache holds them, and the answer is not written
+    /// into the cache (see [Queries answered by the remote](CachePolicy#queries-answered-by-the-remote)).
+    /// A remote that cannot run it (`Ok(None)`, or [`Error::Unsupported`](crate::Error::Unsupported))
+    /// gets the sync-then-cache path instead. `RemoteFirst` answers from the cache when the remote
+    /// fails with a retryable error, as before, and after a remote answer starts a sync of the
+    /// scope in the background, so that cache stays warm.
     pub async fn read(
         &self,
         scope: &SyncScope,
@@ -209,6 +222,23 @@ impl<T: Record> Orchestrator<T> {
         query: &QuerySpec,
     ) -> Result<Vec<T>> {
         query.validate()?;
+        if matches!(policy, CachePolicy::OnlineOnly | CachePolicy::RemoteFirst) {
+            match online::read(self, scope, query).await {
+                Ok(Some(rows)) => {
+                    if policy == CachePolicy::RemoteFirst {
+                        // Keep the cache this policy falls back on warm.
+                        self.sync_in_background(scope);
+                    }
+                    return Ok(rows);
+                }
+                Ok(None) => {}
+                Err(e) if policy == CachePolicy::RemoteFirst && e.is_retryable() => {
+                    tracing::debug!(%scope, error = %e, "remote unreachable, answering from cache");
+                    return self.inner.local.query(scope, query).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.before_read(scope, policy).await?;
         self.inner.local.query(scope, query).await
     }
@@ -240,33 +270,61 @@ impl<T: Record> Orchestrator<T> {
     /// Pushes the scope's queue, then pulls until the remote has no more changes. One sync per
     /// scope runs at a time: concurrent callers share the running sync's result.
     pub async fn synchronize(&self, scope: &SyncScope) -> Result<SyncReport> {
-        let fut = {
-            let mut inflight = self
-                .inner
+        loop {
+            let (full, fut) = self.shared_run(scope, true);
+            let result = fut.await;
+            if full {
+                return result;
+            }
+            // An online read's push was running: it did not pull. Run a sync of our own.
+        }
+    }
+
+    /// Pushes the scope's queue without pulling (an online read's first step), sharing the
+    /// slot of [`synchronize`](Self::synchronize): one push or sync per scope at a time.
+    async fn push_only(&self, scope: &SyncScope) -> Result<SyncReport> {
+        self.shared_run(scope, false).1.await
+    }
+
+    /// The sync or push running for `scope`, if any.
+    fn running(&self, scope: &SyncScope) -> Option<SharedSync> {
+        let inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        inflight.get(scope).map(|(_, f)| f.clone())
+    }
+
+    /// The running sync of `scope` (whether it is full, and its future), or a new one: a full
+    /// sync when `full`, else a push only.
+    fn shared_run(&self, scope: &SyncScope, full: bool) -> (bool, SharedSync) {
+        let mut inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((kind, f)) = inflight.get(scope) {
+            return (*kind, f.clone());
+        }
+        let inner = self.inner.clone();
+        let s = scope.clone();
+        let f: crate::rt::BoxFuture<'static, _> = Box::pin(async move {
+            let result = if full {
+                sync::run(&inner, &s).await
+            } else {
+                sync::push_only(&inner, &s).await
+            };
+            inner
                 .inflight
                 .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match inflight.get(scope) {
-                Some(f) => f.clone(),
-                None => {
-                    let inner = self.inner.clone();
-                    let s = scope.clone();
-                    let f: crate::rt::BoxFuture<'static, _> = Box::pin(async move {
-                        let result = sync::run(&inner, &s).await;
-                        inner
-                            .inflight
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&s);
-                        result
-                    });
-                    let f = f.shared();
-                    inflight.insert(scope.clone(), f.clone());
-                    f
-                }
-            }
-        };
-        fut.await
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&s);
+            result
+        });
+        let f = f.shared();
+        inflight.insert(scope.clone(), (full, f.clone()));
+        (full, f)
     }
 
     /// Queue counters of a scope: pending, parked and quarantined.

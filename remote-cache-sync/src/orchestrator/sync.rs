@@ -54,6 +54,26 @@ pub(super) async fn run<T: Record>(inner: &Inner<T>, scope: &SyncScope) -> Resul
     result.map(|()| report)
 }
 
+/// Pushes the queue only (an online read's first step; see `online`). A refusal pauses the
+/// scope as in [`run`].
+pub(super) async fn push_only<T: Record>(
+    inner: &Inner<T>,
+    scope: &SyncScope,
+) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let result = push(inner, scope, &mut report).await;
+    if let Err(e) = &result
+        && e.pauses_scope()
+    {
+        tracing::warn!(%scope, error = %e, "sync paused");
+        let p = ScopePause::new(e.to_string(), Timestamp::now());
+        if let Err(store) = inner.local.set_pause(scope, Some(&p)).await {
+            tracing::warn!(%scope, error = %store, "cannot record the pause");
+        }
+    }
+    result.map(|()| report)
+}
+
 async fn push<T: Record>(
     inner: &Inner<T>,
     scope: &SyncScope,

@@ -202,6 +202,26 @@ impl<T: Record> RemoteStore<T> for InMemoryRemoteStore<T> {
         })))
     }
 
+    /// Evaluates the spec with [`QuerySpec::apply`](crate::QuerySpec::apply) over the scope's live records.
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        query.validate()?;
+        {
+            let state = self.lock();
+            Self::check_online(&state)?;
+        }
+        let rows = self.snapshot(scope);
+        let json = rows
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let picked = query.apply(rows.iter().zip(&json).map(|(r, v)| (r.id(), r, v)))?;
+        Ok(Some(picked.into_iter().cloned().collect()))
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         let mut guard = self.lock();
         Self::check_online(&guard)?;

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{OpKind, PendingOp, PushOutcome};
+use crate::query::QuerySpec;
 use crate::reconcile::{DigestRequest, DigestResponse};
 use crate::record::{Record, Tombstone};
 use crate::scope::SyncScope;
@@ -118,6 +119,24 @@ pub trait RemoteStore<T: Record>: Send + Sync + 'static {
         request: &DigestRequest,
     ) -> Result<Option<DigestResponse>> {
         let _ = (scope, request);
+        Ok(None)
+    }
+
+    /// Runs `query` on the remote over the live records of `scope` (tombstones never match),
+    /// with exactly the semantics of [`QuerySpec::apply`] (see [`crate::query`]), when the remote
+    /// can (the default: `Ok(None)`, it cannot, and
+    /// [`Orchestrator::read`](crate::Orchestrator::read) falls back to syncing the whole scope
+    /// and querying the cache).
+    ///
+    /// Contract: the answer is the same rows, in the same order, as the reference evaluation
+    /// over the remote's live records, or an error: [`Error::InvalidQuery`] for a spec that
+    /// fails [`QuerySpec::validate`] or compares an array field with a scalar in a returned
+    /// record, [`Error::Unsupported`] naming the operator when the backend cannot express one.
+    /// Never a wrong answer. Field names reach the backend only after
+    /// [`validate_field`](crate::query::validate_field); values are bound or escaped. Nothing of
+    /// another scope is ever considered. See [`crate::testing::query`] for the conformance case.
+    async fn query(&self, scope: &SyncScope, query: &QuerySpec) -> Result<Option<Vec<T>>> {
+        let _ = (scope, query);
         Ok(None)
     }
 
@@ -249,6 +268,9 @@ impl<T: Record, R: RemoteStore<T> + ?Sized> RemoteStore<T> for std::sync::Arc<R>
         request: &DigestRequest,
     ) -> Result<Option<DigestResponse>> {
         (**self).digest(scope, request).await
+    }
+    async fn query(&self, scope: &SyncScope, query: &QuerySpec) -> Result<Option<Vec<T>>> {
+        (**self).query(scope, query).await
     }
     fn subscribe(&self, scopes: &[SyncScope]) -> Option<RemoteEvents> {
         (**self).subscribe(scopes)

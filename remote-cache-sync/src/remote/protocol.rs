@@ -12,6 +12,9 @@ use crate::op::{OpId, OpKind};
 use crate::record::{Change, Tombstone};
 use crate::scope::SyncScope;
 
+mod query;
+pub use query::{MAX_QUERY_ROWS, QUERY, QueryRequest, QueryResponse};
+
 /// Path prefix of every endpoint.
 pub const PREFIX: &str = "/v1";
 /// `GET`: liveness, no auth.
@@ -238,6 +241,12 @@ pub mod codes {
     pub const INVALID_CURSOR: &str = "invalid_cursor";
     /// 422: well-formed but unacceptable (limit 0, too many ops, op scope mismatch, ...).
     pub const INVALID_REQUEST: &str = "invalid_request";
+    /// 422: a query that fails validation, or compares an array field with a scalar in a
+    /// record it would return.
+    pub const INVALID_QUERY: &str = "invalid_query";
+    /// 422: the storage cannot express an operator of the query (the message names it), or
+    /// the query matches more rows than the server answers at once.
+    pub const UNSUPPORTED_QUERY: &str = "unsupported_query";
     /// 401: no bearer token, or an unknown one.
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// 403: the token is valid but not granted this scope.

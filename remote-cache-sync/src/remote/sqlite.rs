@@ -41,6 +41,8 @@ use crate::record::{Change, Record, Tombstone};
 use crate::remote::{RemoteStore, applied_version, base_matches};
 use crate::scope::SyncScope;
 
+mod query;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rcs_remote_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO rcs_remote_meta (key, value) VALUES ('seq', 0);
@@ -515,6 +517,18 @@ impl<T: Record> RemoteStore<T> for SqliteRemoteStore<T> {
             }
         })
         .await
+    }
+
+    /// Evaluated in SQL over the scope's live rows (see the `query` submodule).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        spec: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        let (scope, spec) = (scope.clone(), spec.clone());
+        self.read(move |conn| query::run(conn, scope_id(conn, &scope)?, &spec))
+            .await
+            .map(Some)
     }
 
     async fn fetch_since(

@@ -64,6 +64,7 @@ pub mod auth;
 mod count;
 mod digest;
 mod events;
+mod query;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
 use events::Hub;
@@ -193,6 +194,7 @@ impl Server {
                 crate::reconcile::protocol::DIGEST_PATH,
                 post(digest::digest),
             )
+            .route(protocol::QUERY, post(query::query))
             .route(protocol::EVENTS, get(events))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)

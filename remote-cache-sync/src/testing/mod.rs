@@ -14,6 +14,7 @@ pub mod faults;
 pub mod local;
 #[cfg(feature = "fault-proxy")]
 pub mod proxy;
+pub mod query;
 pub mod reconcile;
 pub mod remote;
 

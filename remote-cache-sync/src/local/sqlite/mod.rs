@@ -69,7 +69,7 @@ mod encryption;
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod opfs;
-mod query;
+pub(crate) mod query;
 mod reconcile;
 mod schema;
 mod scope_state;

@@ -48,6 +48,7 @@ use crate::remote::protocol::{
 use crate::scope::SyncScope;
 
 mod events;
+mod query;
 
 const BACKEND: &str = "http";
 
@@ -559,6 +560,31 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
             .read(reqwest::Method::POST, protocol::COUNT, Some(&body))
             .await?;
         Ok(resp.remaining)
+    }
+
+    /// `POST /v1/query` (`docs/protocol.md`). A server without the endpoint (404 `not_found`)
+    /// answers `Ok(None)`: the orchestrator syncs and queries its cache instead.
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        query.validate()?;
+        let body = protocol::QueryRequest {
+            scope: scope.clone(),
+            query: query.clone(),
+        };
+        match self
+            .read::<_, protocol::QueryResponse<T>>(
+                reqwest::Method::POST,
+                protocol::QUERY,
+                Some(&body),
+            )
+            .await
+        {
+            Ok(resp) => Ok(Some(resp.records)),
+            Err(e) => query::query_error(e),
+        }
     }
 
     async fn fetch_since(

@@ -157,6 +157,7 @@ mod errors;
 mod listen;
 mod options;
 mod push;
+mod query;
 mod sql;
 mod tls;
 
@@ -633,6 +634,15 @@ impl<T: Record> RemoteStore<T> for PostgresRemoteStore<T> {
             .map_err(|e| self.fail(&broken, &e))?;
         let n: i64 = row.try_get(0).map_err(|e| self.fail(&broken, &e))?;
         Ok(Some(n.max(0) as u64))
+    }
+
+    /// One `SELECT` with bound parameters (see the `query` submodule for the mapping).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        self.run_query(scope, query).await.map(Some)
     }
 
     async fn fetch_since(
