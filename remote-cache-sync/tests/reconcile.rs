@@ -315,6 +315,55 @@ async fn a_remote_without_digests_is_reconciled_by_listing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_waits_for_a_running_sync_of_its_scope() {
+    use remote_cache_sync::testing::FaultyRemote;
+    use std::time::{Duration, Instant};
+    // Every remote call takes 300 ms. A reconciliation started while a sync runs must start its
+    // calls only once the sync is done: it ends a whole reconciliation's time after the sync.
+    let latency = Duration::from_millis(300);
+    let remote =
+        Arc::new(FaultyRemote::new(InMemoryRemoteStore::<TestRecord>::new()).with_latency(latency));
+    let a = unique_scope("records");
+    remote
+        .inner()
+        .batch_upsert(&a, &(0..5).map(rec).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let local = Arc::new(
+        SqliteLocalStore::<TestRecord>::open_in_memory()
+            .await
+            .unwrap(),
+    );
+    let orch = Orchestrator::new(local.clone(), remote.clone());
+    orch.synchronize(&a).await.unwrap();
+    let alone = Instant::now();
+    orch.reconcile(&a).await.unwrap();
+    let alone = alone.elapsed();
+    assert!(alone >= latency);
+    let started = Instant::now();
+    let sync = {
+        let (orch, a) = (orch.clone(), a.clone());
+        tokio::spawn(async move {
+            orch.synchronize(&a).await.unwrap();
+            started.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    orch.reconcile(&a).await.unwrap();
+    let reconciled = started.elapsed();
+    let synced = sync.await.unwrap();
+    assert!(
+        reconciled >= synced + alone - Duration::from_millis(100),
+        "the reconciliation ran beside the sync: sync done at {synced:?}, reconcile at \
+         {reconciled:?} (alone it takes {alone:?})"
+    );
+    assert_eq!(
+        cached(&local, &a).await,
+        remote_rows(remote.inner(), &a).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sync_reconciles_on_its_interval() {
     use std::time::Duration;
     let remote = Arc::new(InMemoryRemoteStore::<TestRecord>::new());

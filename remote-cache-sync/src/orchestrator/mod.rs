@@ -49,6 +49,10 @@ pub(crate) struct Inner<T: Record> {
     /// The running sync of each scope: `true` for a full sync, `false` for a push only
     /// (an online read's).
     inflight: Mutex<HashMap<SyncScope, (bool, SharedSync)>>,
+    /// Held by whatever writes a scope's rows from the remote (a sync, a push, a
+    /// reconciliation), so they never interleave: a reconciliation's rows, read from the remote
+    /// before a pull applied newer ones, must not land after them.
+    exclusive: Mutex<HashMap<SyncScope, Arc<tokio::sync::Mutex<()>>>>,
     kicked: Mutex<HashSet<SyncScope>>,
     /// Fires on [`Orchestrator::shutdown`] or when the app drops its last handle.
     cancel: CancellationToken,
@@ -56,6 +60,18 @@ pub(crate) struct Inner<T: Record> {
     tasks: TaskTracker,
     /// Watches and the sync status.
     live: Arc<live::Live>,
+}
+
+impl<T: Record> Inner<T> {
+    /// The lock of `scope`'s remote-to-cache writers (see `exclusive`).
+    pub(crate) fn exclusive(&self, scope: &SyncScope) -> Arc<tokio::sync::Mutex<()>> {
+        self.exclusive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(scope.clone())
+            .or_default()
+            .clone()
+    }
 }
 
 /// Keeps a local cache of a remote in sync: reads by [`CachePolicy`], offline writes, and
@@ -177,6 +193,7 @@ impl<T: Record> Orchestrator<T> {
                 resolver,
                 config,
                 inflight: Mutex::new(HashMap::new()),
+                exclusive: Mutex::new(HashMap::new()),
                 kicked: Mutex::new(HashSet::new()),
                 cancel: cancel.clone(),
                 tasks: tasks.clone(),
@@ -310,11 +327,14 @@ impl<T: Record> Orchestrator<T> {
         let inner = self.inner.clone();
         let s = scope.clone();
         let f: crate::rt::BoxFuture<'static, _> = Box::pin(async move {
+            let lock = inner.exclusive(&s);
+            let guard = lock.lock().await;
             let result = if full {
                 sync::run(&inner, &s).await
             } else {
                 sync::push_only(&inner, &s).await
             };
+            drop(guard);
             inner
                 .inflight
                 .lock()

@@ -24,16 +24,19 @@ impl<T: Record> Orchestrator<T> {
     /// otherwise rows changed since the last pull are counted as stale and fetched one by one
     /// (correct, only dearer). The sync point is not touched.
     ///
-    /// A pull of the same scope running at the same time is not excluded: a row it brings
-    /// between this comparison and the repair can be replaced by the (older) row fetched here,
-    /// or, for a removal, is kept (removals only take rows still at the version compared). The
-    /// next reconciliation sees and repairs such a row; the background sync runs the two one
-    /// after the other.
+    /// It never runs at the same time as a sync (or an online read's push) of the same scope on
+    /// this orchestrator: each waits for the other, so a row a pull brings cannot be replaced
+    /// by an older row fetched here. (Another process syncing the same cache file is not
+    /// excluded; removals only take rows still at the version compared, and the next
+    /// reconciliation repairs a row replaced that way.)
     ///
     /// Queued local writes are never touched: a record with queued ops (pending or parked) is
     /// neither overwritten nor removed, and is counted in [`ReconcileReport::skipped`] when it
     /// differs.
     pub async fn reconcile(&self, scope: &SyncScope) -> Result<ReconcileReport> {
+        // Never interleaved with a sync of the scope (module docs of `crate::reconcile`).
+        let lock = self.inner.exclusive(scope);
+        let _guard = lock.lock().await;
         crate::reconcile::reconcile(
             &*self.inner.local,
             &*self.inner.remote,
