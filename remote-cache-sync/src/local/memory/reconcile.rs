@@ -52,6 +52,8 @@ impl<T: Record> InMemoryLocalStore<T> {
                 skipped.push(id);
             } else {
                 row.synced = Some(row.version);
+                // It decodes now: no longer quarantined.
+                sd.quarantine.remove(&id);
                 sd.rows.insert(id, row);
             }
         }

@@ -5,6 +5,7 @@ use rusqlite::{Connection, params};
 
 use super::db::{Encoded, WRITE_REMOTE, immediate};
 use super::error::map_err;
+use super::scope_state;
 use crate::error::Result;
 
 /// Live rows without queued ops at their version; rows with queued ops at their synced
@@ -40,6 +41,10 @@ pub(super) fn apply(
     removed: &[(String, i64)],
 ) -> Result<Vec<String>> {
     let tx = immediate(conn)?;
+    // A fetched row decodes: it is no longer quarantined (as in a pulled page).
+    if scope_state::has_quarantine(&tx, scope)? {
+        scope_state::release(&tx, scope, fetched.iter().map(|(id, ..)| id))?;
+    }
     let mut skipped = Vec::new();
     {
         let mut write = tx.prepare_cached(WRITE_REMOTE).map_err(map_err)?;

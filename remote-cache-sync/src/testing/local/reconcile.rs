@@ -116,4 +116,23 @@ pub(super) async fn reconcile_rows_and_apply<S: LocalStore<TestRecord>>(store: &
         store.get_by_id(&scope, "a").await.unwrap().unwrap().title,
         "a2"
     );
+
+    // A row quarantined by a pull that reconciliation fetches (it decodes now) is released.
+    let (mut p, point) = page(vec![], vec![], "2");
+    p.quarantined.push(crate::delta::QuarantinedRow::new(
+        "q",
+        "{\"id\": 1}",
+        "does not decode",
+    ));
+    store.apply_remote(&scope, &p, &point).await.unwrap();
+    assert_eq!(store.quarantined(&scope).await.unwrap().len(), 1);
+    store
+        .apply_reconciled(&scope, &[rec("q", "fixed", 30, 30)], &[])
+        .await
+        .unwrap();
+    assert!(store.quarantined(&scope).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_by_id(&scope, "q").await.unwrap().unwrap().title,
+        "fixed"
+    );
 }
