@@ -445,3 +445,61 @@ async fn postgres_edited_by_sql() {
     })
     .await;
 }
+
+/// PocketBase: rows hard-deleted by a superuser through PocketBase's own API (as from its
+/// dashboard) never reach a cursor-based pull; reconciliation, over a listing of ids and
+/// versions only, removes them. Needs `scripts/start-pocketbase.sh`.
+#[cfg(feature = "pocketbase")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pocketbase_rows_deleted_by_a_superuser() {
+    use remote_cache_sync::remote::pocketbase::{
+        Credentials, PocketBaseRemoteStore, pocketbase_id,
+    };
+    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_POCKETBASE_URL") else {
+        return;
+    };
+    let email = std::env::var("RCS_TEST_POCKETBASE_EMAIL").expect("RCS_TEST_POCKETBASE_EMAIL");
+    let password =
+        std::env::var("RCS_TEST_POCKETBASE_PASSWORD").expect("RCS_TEST_POCKETBASE_PASSWORD");
+    let store = PocketBaseRemoteStore::<TestRecord>::new(
+        &url,
+        Credentials::superuser(email.clone(), password.clone()),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!(
+            "{url}/api/collections/_superusers/auth-with-password"
+        ))
+        .json(&serde_json::json!({"identity": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("superuser token").to_owned();
+    let writer = store.clone();
+    scenario(Arc::new(store), |scope| async move {
+        for id in DELETED {
+            let resp = http
+                .delete(format!(
+                    "{url}/api/collections/{}/records/{}",
+                    scope.name(),
+                    pocketbase_id(&scope, id)
+                ))
+                .header("Authorization", &token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 204, "hard delete of {id}");
+        }
+        // Edits and an insert made by another writer: the pull would bring them, but
+        // reconciliation runs before any pull and must find them by itself.
+        writer
+            .batch_upsert(&scope, &[edited(10), edited(11), sneaky()])
+            .await
+            .unwrap();
+    })
+    .await;
+}

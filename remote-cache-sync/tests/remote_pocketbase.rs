@@ -467,6 +467,12 @@ async fn expired_or_invalid_tokens_are_unauthorized() {
         err.is_auth(),
         "expired token must be Unauthorized, got {err:?}"
     );
+    // A reconciliation's listing would read as "the remote has nothing" and empty the cache.
+    let err = expired
+        .digest(&s, &remote_cache_sync::reconcile::DigestRequest::top())
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "an expired token's digest: {err:?}");
     assert!(!err.to_string().contains(&short));
     assert!(expired.get_by_id(&s, "r").await.unwrap_err().is_auth());
     assert!(

@@ -45,6 +45,7 @@ mod client;
 mod credential;
 pub mod cursor;
 mod decode;
+mod digest;
 mod filter;
 mod push;
 mod realtime;

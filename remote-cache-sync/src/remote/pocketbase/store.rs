@@ -319,6 +319,15 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
             .await
     }
 
+    /// Listed without record data and digested here (see `digest.rs`).
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &crate::reconcile::DigestRequest,
+    ) -> Result<Option<crate::reconcile::DigestResponse>> {
+        self.digest_by_listing(scope, request).await.map(Some)
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         self.push_ops(scope, ops).await
     }
