@@ -1,9 +1,11 @@
 //! `Orchestrator::reconcile` against real stores: rows deleted and edited behind the change feed
-//! (by SQL in our server's SQLite storage and in PostgreSQL) are repaired, queued local writes
-//! survive, and a scope never sees another's rows. The remote without digests (in memory) is
-//! reconciled through a full listing.
+//! (by SQL in our server's SQLite storage, in PostgreSQL and in Supabase's database; through
+//! PocketBase's API by a superuser) are repaired, queued local writes survive, and a scope never
+//! sees another's rows. The remote without digests (in memory) is reconciled through a full
+//! listing.
 //!
-//! PostgreSQL cases need `RCS_TEST_PG_URL` (`scripts/start-postgres.sh`).
+//! PostgreSQL cases need `RCS_TEST_PG_URL` (`scripts/start-postgres.sh`), the others
+//! `scripts/start-pocketbase.sh` and `scripts/start-supabase.sh`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -500,6 +502,92 @@ async fn pocketbase_rows_deleted_by_a_superuser() {
             .batch_upsert(&scope, &[edited(10), edited(11), sneaky()])
             .await
             .unwrap();
+    })
+    .await;
+}
+
+/// Supabase (exact mode, a user's session, row-level security): rows deleted and edited straight
+/// in the database (SQL, as from the dashboard's SQL editor) are repaired through `rcs_digest`.
+/// Needs `scripts/start-supabase.sh`.
+#[cfg(feature = "supabase")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_edited_by_sql() {
+    use remote_cache_sync::remote::supabase::{Credentials, SupabaseRemoteStore};
+    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_SUPABASE_URL") else {
+        return;
+    };
+    let anon = std::env::var("RCS_TEST_SUPABASE_ANON_KEY").expect("RCS_TEST_SUPABASE_ANON_KEY");
+    let db = std::env::var("RCS_TEST_SUPABASE_DB_URL").expect("RCS_TEST_SUPABASE_DB_URL");
+    let session: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/auth/v1/signup"))
+        .header("apikey", &anon)
+        .json(&serde_json::json!({
+            "email": format!("r{}@example.com", uuid::Uuid::now_v7().simple()),
+            "password": "password-123",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let store = SupabaseRemoteStore::<TestRecord>::builder(&url)
+        .anon_key(&anon)
+        .credentials(Credentials::session(
+            session["access_token"].as_str().unwrap(),
+            session["refresh_token"].as_str().unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    scenario(Arc::new(store), |scope| async move {
+        let canonical = scope.canonical();
+        let ids: Vec<String> = DELETED.iter().map(|s| s.to_string()).collect();
+        let n = client
+            .execute(
+                "DELETE FROM rcs_records WHERE scope = $1 AND id = ANY($2)",
+                &[&canonical, &ids],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+        // Edits that keep their feed position (`seq` untouched): no pull would bring them.
+        for i in [10, 11] {
+            let r = edited(i);
+            let n = client
+                .execute(
+                    "UPDATE rcs_records SET data = $1, version = $2 WHERE scope = $3 AND id = $4",
+                    &[
+                        &serde_json::to_value(&r).unwrap(),
+                        &r.updated_at.to_string(),
+                        &canonical,
+                        &r.id,
+                    ],
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        // A row inserted below every cursor, owned by the same user.
+        let s = sneaky();
+        let n = client
+            .execute(
+                "INSERT INTO rcs_records (scope, id, seq, version, deleted, data, user_id) \
+                 SELECT $1, $2, -1, $3, false, $4, user_id FROM rcs_records \
+                 WHERE scope = $1 LIMIT 1",
+                &[
+                    &canonical,
+                    &s.id,
+                    &s.updated_at.to_string(),
+                    &serde_json::to_value(&s).unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
     })
     .await;
 }

@@ -217,6 +217,25 @@ async fn row_level_security_isolates_users() {
             ["r1"],
             "{mode:?}: A sees only its row"
         );
+        if mode == Mode::Exact {
+            // Reconciliation digests (`rcs_digest`) follow RLS too: each user's cover their
+            // own rows only.
+            let top = remote_cache_sync::reconcile::DigestRequest::top();
+            let count = |d: Option<remote_cache_sync::reconcile::DigestResponse>| {
+                d.expect("exact mode digests")
+                    .buckets
+                    .iter()
+                    .map(|b| b.count)
+                    .sum::<u64>()
+            };
+            assert_eq!(count(a.digest(&scope, &top).await.unwrap()), 1);
+            assert_eq!(count(b.digest(&scope, &top).await.unwrap()), 2);
+            let err = store(&e, Credentials::Anonymous, mode)
+                .digest(&scope, &top)
+                .await
+                .unwrap_err();
+            assert!(err.pauses_scope(), "anon digest: {err:?}");
+        }
 
         let anon = store(&e, Credentials::Anonymous, mode);
         let err = anon.fetch_since(&scope, None, 10).await.unwrap_err();

@@ -5,7 +5,8 @@
 //!   cursor (the last `seq`) never skips a late commit;
 //! - `rcs_push(p_scope, p_ops)`: compare-and-set, op-id idempotency per scope and per-op
 //!   outcomes (`applied`, `conflict`, `forbidden` for another user's row) in one transaction;
-//! - `rcs_now()`: the database clock.
+//! - `rcs_now()`: the database clock;
+//! - `rcs_digest(p_scope, p_length, p_prefixes, p_list)`: a reconciliation round's digests.
 
 use jiff::Timestamp;
 use reqwest::Method;
@@ -16,6 +17,7 @@ use super::decode::{self, op_row};
 use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
+use crate::reconcile::{DigestRequest, DigestResponse};
 use crate::record::Record;
 use crate::remote::applied_version;
 use crate::scope::SyncScope;
@@ -185,6 +187,31 @@ pub(crate) async fn now(client: &Client) -> Result<Timestamp> {
     v.as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| malformed(format!("rcs_now answered {v}")))
+}
+
+/// `rcs_digest`: one round of reconciliation computed by PostgreSQL under the caller's RLS;
+/// `None` where the guide's function is not installed (an older install): the orchestrator then
+/// lists the feed instead.
+pub(crate) async fn digest(
+    client: &Client,
+    scope: &SyncScope,
+    req: &DigestRequest,
+) -> Result<Option<DigestResponse>> {
+    req.validate()?;
+    let args = json!({
+        "p_scope": scope.canonical(),
+        "p_length": req.length,
+        "p_prefixes": req.prefixes,
+        "p_list": req.list,
+    });
+    let reply = match client.rpc("rcs_digest", &args, true).await {
+        Ok(reply) => reply,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut answer: DigestResponse = reply.json()?;
+    answer.bytes = reply.body.len() as u64;
+    Ok(Some(answer))
 }
 
 #[cfg(test)]

@@ -155,6 +155,20 @@ impl<T: Record> RemoteStore<T> for SupabaseRemoteStore<T> {
         }
     }
 
+    /// Exact mode: the guide's `rcs_digest` (RLS applies); table mode has no function to call
+    /// and lists the feed.
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &crate::reconcile::DigestRequest,
+    ) -> Result<Option<crate::reconcile::DigestResponse>> {
+        self.check(scope)?;
+        match self.config.mode {
+            Mode::Exact => exact::digest(&self.client, scope, request).await,
+            Mode::Table => Ok(None),
+        }
+    }
+
     async fn server_time(&self) -> Result<Timestamp> {
         match self.config.mode {
             Mode::Exact => exact::now(&self.client).await,
