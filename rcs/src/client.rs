@@ -377,12 +377,10 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Get { conn, id, refresh } => {
             let c = Client::open(&conn).await?;
-            let policy = if refresh {
-                CachePolicy::OnlineOnly
-            } else {
-                CachePolicy::OfflineOnly
-            };
-            match c.orch.get(&c.scope, &id, policy).await? {
+            if refresh {
+                c.orch.synchronize(&c.scope).await?;
+            }
+            match c.orch.get(&c.scope, &id, CachePolicy::OfflineOnly).await? {
                 Some(r) => print_record(&r)?,
                 None => bail!("not found: {id}"),
             }

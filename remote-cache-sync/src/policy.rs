@@ -46,7 +46,9 @@
 ///
 /// A remote without query support, or one that cannot express an operator
 /// ([`Error::Unsupported`](crate::Error::Unsupported)), gets the sync-then-cache path.
-/// [`Orchestrator::get`](crate::Orchestrator::get) still syncs the scope.
+/// [`Orchestrator::get`](crate::Orchestrator::get) does the same with the record's id
+/// ([`RemoteStore::get_by_id`](crate::RemoteStore::get_by_id), which every remote has): push,
+/// read one record, overlay a queued local write, nothing written into the cache.
 ///
 /// ## Hung networks
 ///

@@ -297,6 +297,66 @@ async fn online_reads_push_first_and_run_on_the_remote_without_pulling() {
 }
 
 #[tokio::test]
+async fn online_gets_read_the_record_from_the_remote_without_pulling() {
+    let remote = counting(false);
+    let scope = unique_scope("notes");
+    remote
+        .inner
+        .batch_upsert(&scope, &[TestRecord::new("r1", "remote", ts(1))])
+        .await
+        .unwrap();
+    let device = Orchestrator::builder(InMemoryLocalStore::<TestRecord>::new(), remote.clone())
+        .sync_after_write(false)
+        .build();
+    let got = device
+        .get(&scope, "r1", CachePolicy::OnlineOnly)
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.title), Some("remote".into()));
+    assert_eq!(
+        device
+            .get(&scope, "nope", CachePolicy::OnlineOnly)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        remote.pulls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the scope was not pulled"
+    );
+    assert_eq!(
+        device
+            .get(&scope, "r1", CachePolicy::OfflineOnly)
+            .await
+            .unwrap(),
+        None,
+        "the answer was not written into the cache"
+    );
+    // The app's queued write is pushed first, so the remote's answer holds it.
+    device
+        .enqueue_create(&scope, TestRecord::new("mine", "local", ts(2)))
+        .await
+        .unwrap();
+    let got = device
+        .get(&scope, "mine", CachePolicy::OnlineOnly)
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.title), Some("local".into()));
+    assert_eq!(device.status(&scope).await.unwrap().pending, 0, "pushed");
+    assert_eq!(
+        remote
+            .inner
+            .get_by_id(&scope, "mine")
+            .await
+            .unwrap()
+            .map(|r| r.title),
+        Some("local".into())
+    );
+    device.shutdown().await;
+}
+
+#[tokio::test]
 async fn local_writes_the_remote_has_not_taken_stay_in_the_answer() {
     let remote = counting(true);
     let scope = unique_scope("notes");

@@ -261,7 +261,32 @@ impl<T: Record> Orchestrator<T> {
     }
 
     /// Reads one record according to `policy`.
+    ///
+    /// With [`OnlineOnly`](CachePolicy::OnlineOnly) and [`RemoteFirst`](CachePolicy::RemoteFirst)
+    /// the record is read from the remote by id ([`RemoteStore::get_by_id`]) after the scope's
+    /// queue is pushed, not by syncing the whole scope: a record that still has a queued or
+    /// parked op is answered as the cache holds it, and the answer is not written into the
+    /// cache, as for [`read`](Self::read). A remote row that does not decode gets the
+    /// sync-then-cache path (the pull quarantines it). `RemoteFirst` answers from the cache when
+    /// the remote fails with a retryable error, and after a remote answer syncs the scope in the
+    /// background.
     pub async fn get(&self, scope: &SyncScope, id: &str, policy: CachePolicy) -> Result<Option<T>> {
+        if matches!(policy, CachePolicy::OnlineOnly | CachePolicy::RemoteFirst) {
+            match online::get(self, scope, id).await {
+                Ok(Some(answer)) => {
+                    if policy == CachePolicy::RemoteFirst {
+                        self.sync_in_background(scope);
+                    }
+                    return Ok(answer);
+                }
+                Ok(None) => {}
+                Err(e) if policy == CachePolicy::RemoteFirst && e.is_retryable() => {
+                    tracing::debug!(%scope, error = %e, "remote unreachable, answering from cache");
+                    return self.inner.local.get_by_id(scope, id).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.before_read(scope, policy).await?;
         self.inner.local.get_by_id(scope, id).await
     }

@@ -1,5 +1,6 @@
-//! Online reads answered by the remote ([`RemoteStore::query`](crate::RemoteStore::query)):
-//! push the scope's queue, run the query on the remote, overlay what is still queued locally.
+//! Online reads answered by the remote ([`RemoteStore::query`](crate::RemoteStore::query), and
+//! [`get_by_id`](crate::RemoteStore::get_by_id) for one record): push the scope's queue, ask the
+//! remote, overlay what is still queued locally.
 //!
 //! Decisions:
 //! - **The answer is not written into the cache.** It carries no cursor, so it cannot move the
@@ -95,6 +96,36 @@ pub(super) async fn read<T: Record>(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let page = query.apply(merged.iter().zip(&json).map(|(r, v)| (r.id(), r, v)))?;
     Ok(Some(page.into_iter().cloned().collect()))
+}
+
+/// One record answered by the remote (after the queue is pushed), or as the cache holds it when
+/// it still has a queued or parked op. `None` (the outer `Option`) when the remote row does not
+/// decode: the caller then syncs (the pull quarantines it) and reads the cache.
+pub(super) async fn get<T: Record>(
+    orch: &Orchestrator<T>,
+    scope: &SyncScope,
+    id: &str,
+) -> Result<Option<Option<T>>> {
+    push_queue(orch, scope).await?;
+    let inner = &orch.inner;
+    let queued = inner
+        .local
+        .pending_ops(scope, usize::MAX)
+        .await?
+        .into_iter()
+        .chain(inner.local.parked_ops(scope).await?)
+        .any(|o| o.id == id);
+    if queued {
+        return inner.local.get_by_id(scope, id).await.map(Some);
+    }
+    match inner.remote.get_by_id(scope, id).await {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e @ (Error::MalformedResponse { .. } | Error::Codec(_))) => {
+            tracing::debug!(%scope, %id, error = %e, "remote row does not decode; reading the synced cache");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Pushes the scope's queue without pulling. A sync of the scope already running pushes too:
