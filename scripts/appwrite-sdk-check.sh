@@ -21,4 +21,6 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 cd "$DIR"
 npm install --no-audit --no-fund --silent >&2
-node --test crosscheck.mjs realtime.mjs
+# --test-force-exit: the web SDK's realtime client keeps its heartbeat timer (and a reconnecting
+# socket) alive after the last unsubscribe, so the test process would never end on its own.
+node --test --test-force-exit crosscheck.mjs realtime.mjs
