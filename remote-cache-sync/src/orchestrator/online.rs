@@ -38,21 +38,7 @@ pub(super) async fn read<T: Record>(
 ) -> Result<Option<Vec<T>>> {
     push_queue(orch, scope).await?;
     let inner = &orch.inner;
-    let mut pending: HashSet<String> = inner
-        .local
-        .pending_ops(scope, usize::MAX)
-        .await?
-        .into_iter()
-        .map(|o| o.id)
-        .collect();
-    pending.extend(
-        inner
-            .local
-            .parked_ops(scope)
-            .await?
-            .into_iter()
-            .map(|o| o.id),
-    );
+    let pending = queued_ids(orch, scope).await?;
     let asked = if pending.is_empty() {
         query.clone()
     } else {
@@ -108,14 +94,7 @@ pub(super) async fn get<T: Record>(
 ) -> Result<Option<Option<T>>> {
     push_queue(orch, scope).await?;
     let inner = &orch.inner;
-    let queued = inner
-        .local
-        .pending_ops(scope, usize::MAX)
-        .await?
-        .into_iter()
-        .chain(inner.local.parked_ops(scope).await?)
-        .any(|o| o.id == id);
-    if queued {
+    if queued_ids(orch, scope).await?.contains(id) {
         return inner.local.get_by_id(scope, id).await.map(Some);
     }
     match inner.remote.get_by_id(scope, id).await {
@@ -126,6 +105,22 @@ pub(super) async fn get<T: Record>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Ids of the scope's records that still have a queued or parked op (answered as the cache
+/// holds them).
+async fn queued_ids<T: Record>(
+    orch: &Orchestrator<T>,
+    scope: &SyncScope,
+) -> Result<HashSet<String>> {
+    let local = &orch.inner.local;
+    Ok(local
+        .pending_ops(scope, usize::MAX)
+        .await?
+        .into_iter()
+        .chain(local.parked_ops(scope).await?)
+        .map(|o| o.id)
+        .collect())
 }
 
 /// Pushes the scope's queue without pulling. A sync of the scope already running pushes too:

@@ -5,24 +5,17 @@
 //! no record data), paged by `id`, digested here. Every round of a reconciliation lists again
 //! (rows change between rounds; the planner only trusts what one answer says).
 
-use reqwest::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::RECORD_ID_FIELD;
 use super::client::BACKEND;
 use super::decode::{in_scope, row_version, text_field};
 use super::filter::{self, quote, scope_filter, validate_scope};
-use super::store::PocketBaseRemoteStore;
+use super::store::{ListPage, PocketBaseRemoteStore};
 use crate::error::{Error, Result};
 use crate::reconcile::{DigestRequest, DigestResponse, RowSet, canonical_version};
 use crate::record::Record;
 use crate::scope::SyncScope;
-
-#[derive(Deserialize)]
-struct ListPage {
-    items: Vec<Map<String, Value>>,
-}
 
 impl<T: Record> PocketBaseRemoteStore<T> {
     /// One round of reconciliation over the scope's live rows, listed without their data.
@@ -65,21 +58,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 ("skipTotal", "1"),
                 ("fields", fields.as_str()),
             ];
-            let reply = self
-                .client
-                .send(Method::GET, self.records_url(scope.name())?, &query, None)
-                .await?;
-            if reply.status == StatusCode::NOT_FOUND {
-                return Err(Error::NotFound {
-                    what: format!(
-                        "pocketbase collection {:?} (see docs/backends/pocketbase.md)",
-                        scope.name()
-                    ),
-                });
-            }
-            if !reply.status.is_success() {
-                return Err(reply.error());
-            }
+            let reply = self.list_request(scope.name(), &query).await?;
             bytes += reply.body.len() as u64;
             let page: ListPage = reply.json()?;
             let n = page.items.len();

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::builder::PocketBaseConfig;
-use super::client::{BACKEND, Client};
+use super::client::{BACKEND, Client, Reply};
 use super::credential::Credentials;
 use super::cursor::{CursorState, Start};
 use super::decode::{decode_row, in_scope, text_field};
@@ -54,9 +54,10 @@ impl<T> std::fmt::Debug for PocketBaseRemoteStore<T> {
     }
 }
 
+/// A list answer's body.
 #[derive(Deserialize)]
-struct ListPage {
-    items: Vec<Map<String, Value>>,
+pub(super) struct ListPage {
+    pub(super) items: Vec<Map<String, Value>>,
 }
 
 impl<T: Record> PocketBaseRemoteStore<T> {
@@ -105,6 +106,30 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             .url(&["api", "collections", collection, "records"])
     }
 
+    /// One list request with `query` (filter, sort, page size, fields): the successful answer,
+    /// or the typed error (a missing collection is `NotFound`, naming the guide).
+    pub(super) async fn list_request(
+        &self,
+        collection: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let reply = self
+            .client
+            .send(Method::GET, self.records_url(collection)?, query, None)
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound {
+                what: format!(
+                    "pocketbase collection {collection:?} (see docs/backends/pocketbase.md)"
+                ),
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(reply.error());
+        }
+        Ok(reply)
+    }
+
     /// One list request: `filter`, sorted by `(updated, id)`, no total count.
     pub(super) async fn list(
         &self,
@@ -119,20 +144,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             ("perPage", per_page.as_str()),
             ("skipTotal", "1"),
         ];
-        let reply = self
-            .client
-            .send(Method::GET, self.records_url(collection)?, &query, None)
-            .await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound {
-                what: format!(
-                    "pocketbase collection {collection:?} (see docs/backends/pocketbase.md)"
-                ),
-            });
-        }
-        if !reply.status.is_success() {
-            return Err(reply.error());
-        }
+        let reply = self.list_request(collection, &query).await?;
         let date = reply.date().ok_or_else(|| Error::MalformedResponse {
             backend: BACKEND,
             message: "list answer without a Date header".into(),
