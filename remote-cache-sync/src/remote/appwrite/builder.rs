@@ -46,6 +46,13 @@ pub struct AppwriteConfig {
     /// caller applies one page while the next one travels (at most one extra page per scope in
     /// memory). Default on.
     pub prefetch: bool,
+    /// Record fields stored as their JSON text in **string** attributes (a *JSON attribute*),
+    /// for fields whose values are not of one Appwrite type (mixed types, objects, arrays of
+    /// mixed elements, integers beyond Appwrite's 64-bit range stay exact as text). Other
+    /// fields are written as they are and must fit their typed attribute. A JSON attribute
+    /// cannot be `id`, `updated_at`, `deleted_at`, `record_id` or a scope key. Queries can
+    /// narrow on JSON attributes with `contains` too (see the guide). Default none.
+    pub json_attributes: Vec<String>,
 }
 
 impl Default for AppwriteConfig {
@@ -60,6 +67,7 @@ impl Default for AppwriteConfig {
             max_rounds: 8,
             realtime: crate::remote::RealtimeOptions::default(),
             prefetch: true,
+            json_attributes: Vec::new(),
         }
     }
 }
@@ -111,6 +119,12 @@ impl<T: Record> AppwriteBuilder<T> {
         self
     }
 
+    /// See [`AppwriteConfig::json_attributes`].
+    pub fn json_attributes<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+        self.config.json_attributes = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// See [`AppwriteConfig::realtime`].
     pub fn realtime(mut self, options: crate::remote::RealtimeOptions) -> Self {
         self.config.realtime = options;
@@ -127,7 +141,8 @@ impl<T: Record> AppwriteBuilder<T> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad endpoint (not http(s), credentials or a query in it),
-    /// an empty project or database id, a missing credential or a zero batch or page size.
+    /// an empty project or database id, a missing credential, a zero batch or page size, or a
+    /// JSON attribute that is not a usable attribute name or is reserved.
     pub fn build(self) -> Result<AppwriteRemoteStore<T>> {
         let bad = |m: &str| Error::InvalidInput(format!("appwrite: {m}"));
         let mut base = crate::remote::client::url::parse_base(
@@ -149,6 +164,17 @@ impl<T: Record> AppwriteBuilder<T> {
         if self.config.batch_size == 0 || self.config.max_page_size == 0 {
             return Err(bad("batch_size and max_page_size must be > 0"));
         }
+        for k in &self.config.json_attributes {
+            let reserved = [
+                "id",
+                "updated_at",
+                "deleted_at",
+                super::decode::RECORD_ID_ATTR,
+            ];
+            if !super::store::attribute_name_ok(k) || reserved.contains(&k.as_str()) {
+                return Err(bad(&format!("{k:?} cannot be a JSON attribute")));
+            }
+        }
         let client = Client::new(base, self.project, credential, self.config.request_timeout)?;
         Ok(AppwriteRemoteStore::from_parts(
             Arc::new(client),
@@ -160,7 +186,8 @@ impl<T: Record> AppwriteBuilder<T> {
 
 /// Builds a store of [`JsonRecord`]s from a URL, for tools such as `rcs`:
 ///
-/// `appwrite://HOST:PORT[/v1]?project=P&database=D[&tls=true][&owner_key=K][&window_s=N]`
+/// `appwrite://HOST:PORT[/v1]?project=P&database=D[&tls=true][&owner_key=K][&window_s=N][&json=F1,F2]`
+/// (`json`: [`AppwriteConfig::json_attributes`])
 ///
 /// Credentials never go in the URL: they come from the environment, `RCS_APPWRITE_KEY` (an API
 /// key) or `RCS_APPWRITE_JWT` (a user JWT); exactly one must be set.
@@ -201,6 +228,13 @@ pub(crate) fn from_url_config<T: Record>(
             "database" => database = Some(v.into_owned()),
             "tls" => tls = matches!(v.as_ref(), "1" | "true" | "yes"),
             "owner_key" => config.owner_key = Some(v.into_owned()),
+            "json" => {
+                config.json_attributes = v
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             "window_s" => {
                 config.overlap_window =
                     Duration::from_secs(v.parse().map_err(|_| bad("window_s must be a number"))?)
@@ -255,6 +289,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.endpoint(), "https://example.invalid/v1");
         assert_eq!(s.config().owner_key.as_deref(), Some("owner"));
+        let s = from_url_with("appwrite://h:1?project=p&database=d&json=title,meta", env).unwrap();
+        assert_eq!(s.config().json_attributes, ["title", "meta"]);
         for bad in [
             "appwrite://u:p@h:1?project=p&database=d",
             "appwrite://h:1?database=d",
@@ -262,6 +298,8 @@ mod tests {
             "appwrite://h:1?project=p&database=d&key=abc",
             "appwrite://h:1?project=p&database=d&what=1",
             "appwrite://h:1?project=p%20x&database=d",
+            "appwrite://h:1?project=p&database=d&json=updated_at",
+            "appwrite://h:1?project=p&database=d&json=a%22b",
             "postgres://h",
         ] {
             assert!(from_url_with(bad, env).is_err(), "{bad}");

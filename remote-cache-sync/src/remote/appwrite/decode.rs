@@ -7,6 +7,10 @@
 //! - A delete writes a tombstone: `deleted_at` set (and `updated_at` = the delete's time).
 //! - Appwrite answers every attribute, `null` when unset; a `null` attribute reads as an absent
 //!   field.
+//! - A **JSON attribute** ([`AppwriteConfig::json_attributes`](super::AppwriteConfig)) is a
+//!   string attribute holding the field's JSON text (`serde_json`'s, so any JSON value,
+//!   `null` included, round-trips exactly); every other field is written as it is, so it must
+//!   fit its typed attribute.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -99,9 +103,17 @@ pub(crate) fn record_id(raw: &Map<String, Value>) -> Option<&str> {
     raw.get(RECORD_ID_ATTR).and_then(Value::as_str)
 }
 
-/// Decodes a document: `$…` attributes dropped, `record_id` back to `id`, a set `deleted_at` is
-/// a tombstone, a null one is removed.
-pub(crate) fn decode_doc<T: Record>(mut raw: Map<String, Value>) -> Result<Change<T>> {
+/// The JSON text a JSON attribute holds for `v`.
+pub(crate) fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+/// Decodes a document: `$…` attributes dropped, `record_id` back to `id`, JSON attributes
+/// parsed, a set `deleted_at` is a tombstone, a null one is removed.
+pub(crate) fn decode_doc<T: Record>(
+    mut raw: Map<String, Value>,
+    json: &[String],
+) -> Result<Change<T>> {
     if text(&raw, "updated_at").is_none()
         && let Some(stamp) = text(&raw, "$updatedAt").map(str::to_owned)
     {
@@ -115,6 +127,20 @@ pub(crate) fn decode_doc<T: Record>(mut raw: Map<String, Value>) -> Result<Chang
             "appwrite: document has no `{RECORD_ID_ATTR}` attribute (see docs/backends/appwrite.md)"
         )));
     };
+    for k in json {
+        if let Some(v) = raw.get_mut(k) {
+            let Value::String(text) = v else {
+                return Err(Error::Codec(format!(
+                    "appwrite: document {id:?}: JSON attribute {k:?} is not a string"
+                )));
+            };
+            *v = serde_json::from_str(text).map_err(|e| {
+                Error::Codec(format!(
+                    "appwrite: document {id:?}: JSON attribute {k:?} does not parse: {e}"
+                ))
+            })?;
+        }
+    }
     raw.insert("id".into(), Value::String(id.clone()));
     if let Some(d) = text(&raw, "deleted_at") {
         let deleted_at = parse_stamp(d).ok_or_else(|| {
@@ -130,12 +156,13 @@ pub(crate) fn decode_doc<T: Record>(mut raw: Map<String, Value>) -> Result<Chang
         .map_err(|e| Error::Codec(format!("appwrite: document {id:?} does not decode: {e}")))
 }
 
-/// The attributes written for an op: the record's fields (or a tombstone's), `record_id`, the
-/// scope keys. The same whatever the document holds, so it can be staged before the document
-/// is read. `Err` is the reason to reject the op.
+/// The attributes written for an op: the record's fields (or a tombstone's; JSON attributes as
+/// their JSON text), `record_id`, the scope keys. The same whatever the document holds, so it
+/// can be staged before the document is read. `Err` is the reason to reject the op.
 pub(crate) fn op_data<T: Record>(
     scope: &SyncScope,
     op: &PendingOp<T>,
+    json: &[String],
 ) -> std::result::Result<Map<String, Value>, String> {
     let mut data = match (&op.payload, op.kind) {
         (Some(p), OpKind::Create | OpKind::Update) => {
@@ -170,6 +197,11 @@ pub(crate) fn op_data<T: Record>(
             match m.get("updated_at") {
                 Some(Value::String(s)) if s.parse::<Timestamp>().is_ok() => {}
                 _ => return Err("updated_at must serialize as an RFC 3339 string".into()),
+            }
+            for k in json {
+                if let Some(v) = m.get_mut(k) {
+                    *v = Value::String(json_text(v));
+                }
             }
             m
         }
@@ -250,7 +282,7 @@ mod tests {
             OpKind::Create,
             TestRecord::new("a", "t", ts(0)),
         );
-        let mut d = op_data(&scope, &op).unwrap();
+        let mut d = op_data(&scope, &op, &[]).unwrap();
         assert_eq!(d["owner"], "u\"1");
         assert_eq!(d["deleted_at"], Value::Null);
         assert_eq!(d[RECORD_ID_ATTR], "a");
@@ -258,17 +290,17 @@ mod tests {
         d.insert("$id".into(), "x".into());
         d.insert("$updatedAt".into(), "2026-01-01T00:00:00.000+00:00".into());
         assert_eq!(doc_version(&d).unwrap(), (ts(0), false));
-        match decode_doc::<TestRecord>(d.clone()).unwrap() {
+        match decode_doc::<TestRecord>(d.clone(), &[]).unwrap() {
             Change::Upsert(r) => assert_eq!(r, TestRecord::new("a", "t", ts(0))),
             other => panic!("{other:?}"),
         }
         let del = PendingOp::<TestRecord>::delete(scope.clone(), "a", ts(5));
-        let t = op_data(&scope, &del).unwrap();
+        let t = op_data(&scope, &del, &[]).unwrap();
         assert_eq!(t["deleted_at"], ts(5).to_string());
         d.extend(t);
         assert_eq!(doc_version(&d).unwrap(), (ts(5), true));
         assert!(
-            matches!(decode_doc::<TestRecord>(d).unwrap(), Change::Delete(t) if t.deleted_at == ts(5))
+            matches!(decode_doc::<TestRecord>(d, &[]).unwrap(), Change::Delete(t) if t.deleted_at == ts(5))
         );
         let other = SyncScope::new("records", [("owner", "u2")]).unwrap();
         let json_op = PendingOp::upsert(
@@ -279,7 +311,11 @@ mod tests {
             )
             .unwrap(),
         );
-        assert!(op_data(&other, &json_op).unwrap_err().contains("disagrees"));
+        assert!(
+            op_data(&other, &json_op, &[])
+                .unwrap_err()
+                .contains("disagrees")
+        );
         let reserved = PendingOp::upsert(
             other.clone(),
             OpKind::Create,
@@ -288,6 +324,32 @@ mod tests {
             )
             .unwrap(),
         );
-        assert!(op_data(&other, &reserved).unwrap_err().contains("reserved"));
+        assert!(
+            op_data(&other, &reserved, &[])
+                .unwrap_err()
+                .contains("reserved")
+        );
+    }
+
+    #[test]
+    fn json_attributes_hold_any_json_value_exactly() {
+        let scope = SyncScope::new("notes", [("owner", "u1")]).unwrap();
+        let json = ["title".to_owned(), "n".to_owned(), "meta".to_owned()];
+        let value = serde_json::json!({"id": "a", "updated_at": "2026-01-01T00:00:00Z",
+            "title": null, "n": 9_007_199_254_740_993_i64, "meta": {"k": ["x", 1, true]},
+            "plain": "as is"});
+        let rec = crate::JsonRecord::from_value(value.clone()).unwrap();
+        let op = PendingOp::upsert(scope.clone(), OpKind::Create, rec.clone());
+        let mut d = op_data(&scope, &op, &json).unwrap();
+        assert_eq!(d["title"], "null");
+        assert_eq!(d["n"], "9007199254740993");
+        assert_eq!(d["meta"], r#"{"k":["x",1,true]}"#);
+        assert_eq!(d["plain"], "as is");
+        match decode_doc::<crate::JsonRecord>(d.clone(), &json).unwrap() {
+            Change::Upsert(r) => assert_eq!(r, rec),
+            other => panic!("{other:?}"),
+        }
+        d.insert("n".into(), "{not json".into());
+        assert!(decode_doc::<crate::JsonRecord>(d, &json).is_err());
     }
 }

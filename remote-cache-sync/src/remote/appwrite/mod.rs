@@ -12,7 +12,17 @@
 //!   Appwrite's id rules, else a UUID v5 of (scope, id): see [`document_id`].
 //! - `updated_at` / `deleted_at` are string attributes holding our exact versions. A delete
 //!   writes a tombstone (`deleted_at` set) instead of removing the document, so pulls see it.
-//!   Documents hard-deleted by other apps are not seen by pulls (the reconciliation issue).
+//!   Documents hard-deleted by other apps are not seen by pulls; reconciliation finds them.
+//! - Fields listed in [`AppwriteConfig::json_attributes`] are string attributes holding the
+//!   field's JSON text, for values of mixed types (module `decode`).
+//!
+//! # Queries and reconciliation
+//! [`query`](crate::RemoteStore::query) lists the live documents of the scope that pass
+//! Appwrite `equal` (and, on JSON attributes, `contains`) queries built from the spec, and
+//! answers the spec exactly over them (module `search`; a spec Appwrite cannot narrow is
+//! [`Unsupported`](crate::Error::Unsupported), and the orchestrator syncs instead).
+//! [`digest`](crate::RemoteStore::digest) lists the scope with `select` (ids and versions
+//! only) and digests it on the client (module `digest`).
 //!
 //! # Pulls
 //! `listDocuments` with `equal` on the scope keys, `orderAsc("$updatedAt")`, `orderAsc("$id")`,
@@ -68,10 +78,12 @@ mod client;
 mod credential;
 pub mod cursor;
 mod decode;
+mod digest;
 mod push;
 mod query;
 #[cfg(not(target_arch = "wasm32"))]
 mod realtime;
+mod search;
 mod store;
 
 pub(crate) use builder::from_url_config;

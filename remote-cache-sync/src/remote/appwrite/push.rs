@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::client::BACKEND;
 use super::decode::{decode_doc, doc_version, document_id, holds, in_scope, op_data, record_id};
 use super::query;
-use super::store::{AppwriteRemoteStore, validate_scope};
+use super::store::AppwriteRemoteStore;
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::Record;
@@ -51,7 +51,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
         scope: &SyncScope,
         ops: &[PendingOp<T>],
     ) -> Result<Vec<PushOutcome<T>>> {
-        validate_scope(scope)?;
+        self.validate(scope)?;
         if ops.iter().any(|op| &op.scope != scope) {
             return Err(Error::InvalidInput(
                 "op scope differs from push scope".into(),
@@ -60,7 +60,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
         let mut outcomes: Vec<Option<PushOutcome<T>>> = vec![None; ops.len()];
         let mut todo = Vec::new();
         for (index, op) in ops.iter().enumerate() {
-            match op_data(scope, op) {
+            match op_data(scope, op, &self.config.json_attributes) {
                 Ok(data) => todo.push(Pending {
                     index,
                     doc_id: document_id(scope, &op.id),
@@ -300,10 +300,12 @@ impl<T: Record> AppwriteRemoteStore<T> {
                 let replay = state == Some((version, deleting));
                 if !replay && !base_matches(op.kind, op.base_version, state) {
                     let c = cur.expect("a mismatch needs a current document");
-                    Some(match decode_doc(c.raw.clone()) {
-                        Ok(c) => PushOutcome::Conflict { current: Some(c) },
-                        Err(e) => PushOutcome::undecodable_current(e),
-                    })
+                    Some(
+                        match decode_doc(c.raw.clone(), &self.config.json_attributes) {
+                            Ok(c) => PushOutcome::Conflict { current: Some(c) },
+                            Err(e) => PushOutcome::undecodable_current(e),
+                        },
+                    )
                 } else if replay && cur.is_some_and(|c| holds(&c.raw, &p.data)) {
                     Some(PushOutcome::Applied { version })
                 } else {

@@ -22,6 +22,25 @@ pub(crate) fn greater_than_equal(attribute: &str, value: &str) -> Value {
     json!({"method": "greaterThanEqual", "attribute": attribute, "values": [value]})
 }
 
+pub(crate) fn is_null(attribute: &str) -> Value {
+    json!({"method": "isNull", "attribute": attribute})
+}
+
+/// Substring match on a string attribute (`LIKE '%v%'`, wildcards escaped by the server), an
+/// element match on an array attribute.
+pub(crate) fn contains(attribute: &str, values: &[&str]) -> Value {
+    json!({"method": "contains", "attribute": attribute, "values": values})
+}
+
+pub(crate) fn starts_with(attribute: &str, value: &str) -> Value {
+    json!({"method": "startsWith", "attribute": attribute, "values": [value]})
+}
+
+/// The attributes to answer (the internal `$…` ones always come back).
+pub(crate) fn select(attributes: &[&str]) -> Value {
+    json!({"method": "select", "values": attributes})
+}
+
 pub(crate) fn and(queries: Vec<Value>) -> Value {
     json!({"method": "and", "values": queries})
 }

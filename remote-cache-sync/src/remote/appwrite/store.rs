@@ -53,9 +53,10 @@ impl<T> std::fmt::Debug for AppwriteRemoteStore<T> {
     }
 }
 
+/// A `listDocuments` answer's body.
 #[derive(Deserialize)]
-struct DocumentList {
-    documents: Vec<Map<String, Value>>,
+pub(super) struct DocumentList {
+    pub(super) documents: Vec<Map<String, Value>>,
 }
 
 impl<T: Record> AppwriteRemoteStore<T> {
@@ -115,12 +116,29 @@ impl<T: Record> AppwriteRemoteStore<T> {
         }
     }
 
-    /// One `listDocuments` request; returns the documents and the answer's `Date`.
-    pub(super) async fn list(
+    /// [`validate_scope`], and no scope key is a JSON attribute (its value is compared as a
+    /// plain string).
+    pub(super) fn validate(&self, scope: &SyncScope) -> Result<()> {
+        validate_scope(scope)?;
+        if let Some(k) = scope
+            .keys()
+            .keys()
+            .find(|k| self.config.json_attributes.contains(k))
+        {
+            return Err(Error::InvalidInput(format!(
+                "appwrite: scope key {k:?} is a JSON attribute"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One `listDocuments` request: the answer, whatever its status but 401 and 404 (a missing
+    /// collection or database is `NotFound`, naming the guide).
+    pub(super) async fn list_reply(
         &self,
         collection: &str,
         queries: &[Value],
-    ) -> Result<(Vec<Map<String, Value>>, Option<Timestamp>)> {
+    ) -> Result<super::client::Reply> {
         let params = query::list_params(queries);
         let reply = self
             .client
@@ -129,6 +147,16 @@ impl<T: Record> AppwriteRemoteStore<T> {
         if reply.status == StatusCode::NOT_FOUND {
             return Err(self.missing(collection, &reply));
         }
+        Ok(reply)
+    }
+
+    /// One `listDocuments` request; returns the documents and the answer's `Date`.
+    pub(super) async fn list(
+        &self,
+        collection: &str,
+        queries: &[Value],
+    ) -> Result<(Vec<Map<String, Value>>, Option<Timestamp>)> {
+        let reply = self.list_reply(collection, queries).await?;
         if !reply.status.is_success() {
             return Err(reply.error());
         }
@@ -209,7 +237,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
                 if !state.was_seen(&updated, &id) {
                     let key = record_id(&raw).unwrap_or(&id).to_owned();
                     let text = Value::Object(raw.clone()).to_string();
-                    match decode_doc::<T>(raw) {
+                    match decode_doc::<T>(raw, &self.config.json_attributes) {
                         Ok(Change::Upsert(r)) => delta.upserts.push(r),
                         Ok(Change::Delete(t)) => delta.deletes.push(t),
                         // One bad document never blocks the scope.
@@ -235,6 +263,12 @@ impl<T: Record> AppwriteRemoteStore<T> {
     }
 }
 
+/// Whether `k` can name an attribute: 1 to 36 characters of `a-zA-Z0-9_`, not starting with `$`
+/// (Appwrite's attribute `key` rule).
+pub(super) fn attribute_name_ok(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 36 && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 pub(super) fn validate_scope(scope: &SyncScope) -> Result<()> {
     if !super::decode::fits_id_rules(scope.name()) {
         return Err(Error::InvalidInput(format!(
@@ -243,11 +277,7 @@ pub(super) fn validate_scope(scope: &SyncScope) -> Result<()> {
         )));
     }
     for k in scope.keys().keys() {
-        let ok = !k.is_empty()
-            && k.len() <= 36
-            && !k.starts_with('$')
-            && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !ok || k == super::decode::RECORD_ID_ATTR {
+        if !attribute_name_ok(k) || k == super::decode::RECORD_ID_ATTR {
             return Err(Error::InvalidInput(format!(
                 "appwrite: scope key {k:?} is not a usable attribute name"
             )));
@@ -307,7 +337,7 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
     }
 
     async fn get_by_id(&self, scope: &SyncScope, id: &str) -> Result<Option<T>> {
-        validate_scope(scope)?;
+        self.validate(scope)?;
         if id.is_empty() {
             return Ok(None);
         }
@@ -336,7 +366,7 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
         if !in_scope(&raw, scope) || record_id(&raw) != Some(id) {
             return Ok(None);
         }
-        Ok(match decode_doc::<T>(raw)? {
+        Ok(match decode_doc::<T>(raw, &self.config.json_attributes)? {
             Change::Upsert(r) if r.deleted_at().is_none() => Some(r),
             _ => None,
         })
@@ -348,7 +378,7 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
         since: Option<&Cursor>,
         limit: usize,
     ) -> Result<Delta<T>> {
-        validate_scope(scope)?;
+        self.validate(scope)?;
         if !self.config.prefetch {
             return self.fetch_page(scope, since, limit).await;
         }
@@ -366,5 +396,23 @@ impl<T: Record> RemoteStore<T> for AppwriteRemoteStore<T> {
 
     async fn server_time(&self) -> Result<Timestamp> {
         self.client.server_time().await
+    }
+
+    /// Listed with `select` (ids and versions only) and digested here (see `digest.rs`).
+    async fn digest(
+        &self,
+        scope: &SyncScope,
+        request: &crate::reconcile::DigestRequest,
+    ) -> Result<Option<crate::reconcile::DigestResponse>> {
+        self.digest_by_listing(scope, request).await.map(Some)
+    }
+
+    /// Appwrite narrows, the client decides (see `search.rs`).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        self.query_remote(scope, query).await.map(Some)
     }
 }

@@ -64,7 +64,8 @@ fn read_filter(
 }
 
 /// `GET …/documents`: the caller's readable documents matching the queries; rows it cannot
-/// read are left out, as on Appwrite. `total=false` skips the count (`total` is then 0).
+/// read are left out, as on Appwrite. `total=false` skips the count (`total` is then 0). A
+/// `select` query narrows the attributes answered (the `$…` ones always come back).
 pub(crate) async fn list(
     Ext(state): Ext<State>,
     headers: HeaderMap,
@@ -83,6 +84,7 @@ pub(crate) async fn list(
     }
     params.extend(plan.params);
     conds.extend(plan.conditions);
+    let select = plan.select;
     let mut order = plan.order;
     order.push("seq ASC".into());
     let where_sql = conds.join(" AND ");
@@ -95,7 +97,7 @@ pub(crate) async fn list(
     let mut stmt = conn.prepare_cached(&sql)?;
     let docs: Vec<Value> = stmt
         .query_map(rusqlite::params_from_iter(params.iter()), Doc::from_row)?
-        .map(|d| d.map(|d| d.to_json(&c)))
+        .map(|d| d.map(|d| d.to_json_selected(&c, select.as_deref())))
         .collect::<rusqlite::Result<_>>()?;
     let total = if want_total {
         conn.query_row(

@@ -9,7 +9,8 @@
 //! - error bodies `{"message","code","type","version"}` with Appwrite's types and statuses;
 //! - databases, collections (permissions, `documentSecurity`), attributes (string, integer,
 //!   float, boolean, datetime; arrays; sizes; required), indexes;
-//! - documents: list (JSON queries, `total`), get, create, upsert, delete; custom id rules;
+//! - documents: list (JSON queries incl. `contains`, `startsWith` and `select`, `total`), get,
+//!   create, upsert, delete; custom id rules;
 //!   `$updatedAt`/`$createdAt` stamped by the server in milliseconds; `$sequence`;
 //!   permissions (`read("user:ID")`, roles `any`, `users`, `guests`, `user:ID`);
 //! - transactions: create, stage operations, commit (409 `transaction_conflict` when a
@@ -19,7 +20,7 @@
 //!   committed transactions) filtered by read permissions, `ping`/`pong` (module `realtime`).
 //!
 //! What it leaves out: sessions and the account API, teams and labels, relationships,
-//! bulk document endpoints, `cursorAfter`/`cursorBefore`, full-text search, `select`, atomic
+//! bulk document endpoints, `cursorAfter`/`cursorBefore`, full-text search, atomic
 //! numeric operations, realtime's session `authentication` message and its channels other than
 //! documents', rate limits, attribute processing status (attributes are
 //! available at once), and the TablesDB aliases of the same endpoints.

@@ -2,12 +2,30 @@
 //! SQL over the stand-in's `documents` table, every value bound.
 //!
 //! Supported: `equal`, `notEqual`, `lessThan`, `lessThanEqual`, `greaterThan`,
-//! `greaterThanEqual`, `isNull`, `isNotNull`, `and`, `or`, `orderAsc`, `orderDesc`, `limit`,
-//! `offset`. Limits as Appwrite's: at most 100 queries of at most 4096 characters each
-//! (`APP_LIMIT_ARRAY_PARAMS_SIZE`, `APP_LIMIT_ARRAY_ELEMENT_SIZE`), at most 100 values per
-//! `equal`-style query is not enforced (Appwrite allows more), the default `limit` is 25. Unknown
-//! attributes and methods are `400 general_query_invalid`, as on Appwrite. Not supported (also
-//! `400`): `cursorAfter`/`cursorBefore`, `search`, `contains`, `select`, spatial queries.
+//! `greaterThanEqual`, `isNull`, `isNotNull`, `contains`, `startsWith`, `and`, `or`,
+//! `orderAsc`, `orderDesc`, `limit`, `offset`, `select`. Limits as Appwrite's: at most 100
+//! queries of at most 4096 characters each (`APP_LIMIT_ARRAY_PARAMS_SIZE`,
+//! `APP_LIMIT_ARRAY_ELEMENT_SIZE`), at most 100 values per `equal`-style query is not enforced
+//! (Appwrite allows more), the default `limit` is 25. Unknown attributes and methods are `400
+//! general_query_invalid`, as on Appwrite. Not supported (also `400`): `cursorAfter`/
+//! `cursorBefore`, `search`, spatial queries.
+//!
+//! The string methods and arrays follow Appwrite 1.8's query validator and MariaDB adapter
+//! (utopia-php/database `src/Database/Validator/Query/Filter.php`, `Adapter/MariaDB.php`;
+//! <https://appwrite.io/docs/products/databases/queries>):
+//! - `contains` on a string attribute is a substring match (`LIKE '%v%'`, wildcards escaped),
+//!   on an array attribute an element match; on any other attribute it is `400` ("Cannot query
+//!   contains on attribute … because it is not an array, string, or object.");
+//! - `startsWith` is `LIKE 'v%'`, wildcards escaped;
+//! - on an array attribute only `contains`, `isNull` and `isNotNull` are allowed: anything else
+//!   is `400` ("Cannot query equal on attribute … because it is an array.");
+//! - `LIKE` folds ASCII case here (SQLite's default), as a case-insensitive MariaDB collation
+//!   would: a client must treat these answers as candidates, not as exact matches.
+//!
+//! `select` (<https://appwrite.io/docs/products/databases/queries#select>) lists the attributes
+//! answered; the internal ones (`$id`, `$sequence`, `$createdAt`, `$updatedAt`,
+//! `$permissions`, and the `$databaseId`/`$collectionId` Appwrite adds) always come back, as
+//! utopia-php/database's `SQL::getAttributeProjection` always selects them. `*` selects all.
 
 use std::collections::HashMap;
 
@@ -24,6 +42,18 @@ pub const MAX_QUERY_CHARS: usize = 4096;
 /// `limit` when none is given.
 pub const DEFAULT_LIMIT: i64 = 25;
 
+/// What the planner knows of a collection's attributes: type and whether it is an array.
+pub type Schema = HashMap<String, (AttrType, bool)>;
+
+/// The internal attributes `select` may name (always answered anyway).
+const INTERNAL: [&str; 5] = [
+    "$id",
+    "$sequence",
+    "$createdAt",
+    "$updatedAt",
+    "$permissions",
+];
+
 /// A list request's queries as SQL pieces.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -37,10 +67,12 @@ pub struct Plan {
     pub limit: i64,
     /// `OFFSET`.
     pub offset: i64,
+    /// The attributes `select` asked for (`None`: all of them).
+    pub select: Option<Vec<String>>,
 }
 
 /// Parses `queries` (JSON strings) against a collection's attributes.
-pub fn plan(queries: &[String], attrs: &HashMap<String, AttrType>) -> AwResult<Plan> {
+pub fn plan(queries: &[String], attrs: &Schema) -> AwResult<Plan> {
     if queries.len() > MAX_QUERIES {
         return Err(AwError::query(format!(
             "at most {MAX_QUERIES} queries are allowed"
@@ -67,6 +99,12 @@ pub fn plan(queries: &[String], attrs: &HashMap<String, AttrType>) -> AwResult<P
                     "DESC"
                 };
                 p.order.push(format!("{col} {dir}"));
+            }
+            "select" => {
+                let names = select(&v, attrs)?;
+                if !names.iter().any(|n| n == "*") {
+                    p.select.get_or_insert_with(Vec::new).extend(names);
+                }
             }
             "limit" => p.limit = int_value(&v)?,
             "offset" => p.offset = int_value(&v)?,
@@ -107,9 +145,54 @@ fn int_value(v: &Value) -> AwResult<i64> {
         .ok_or_else(|| AwError::query(format!("{} needs an integer value", v["method"])))
 }
 
+/// The attributes of a `select` (validated as Appwrite's `Select` validator does).
+fn select(v: &Value, attrs: &Schema) -> AwResult<Vec<String>> {
+    let names = values(v)?
+        .iter()
+        .map(|n| {
+            n.as_str().map(str::to_owned).ok_or_else(|| {
+                AwError::query(format!("Attribute selection must be a string, got {n}"))
+            })
+        })
+        .collect::<AwResult<Vec<String>>>()?;
+    if names.is_empty() {
+        return Err(AwError::query("No attributes selected"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in &names {
+        if !seen.insert(n) {
+            return Err(AwError::query("Duplicate attributes selected"));
+        }
+        if n != "*" && !INTERNAL.contains(&n.as_str()) && !attrs.contains_key(n) {
+            return Err(AwError::query(format!(
+                "Attribute not found in schema: {n}"
+            )));
+        }
+    }
+    Ok(names)
+}
+
+/// The characters Appwrite escapes before building a `LIKE` pattern (utopia-php/database
+/// `SQL::escapeWildcards`). The backslash itself is **not** escaped: in a pattern it escapes the
+/// next character (MariaDB's default `LIKE` escape, `ESCAPE '\'` here), as on Appwrite.
+const WILDCARDS: &[char] = &[
+    '%', '_', '[', ']', '^', '-', '.', '*', '+', '?', '(', ')', '{', '}', '|',
+];
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if WILDCARDS.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The SQL expression of an attribute. Attribute names were checked when they were created
 /// (letters, digits, `_`, `.`, `-`), and the JSON path is bound anyway.
-fn column(attr: &str, attrs: &HashMap<String, AttrType>) -> AwResult<String> {
+fn column(attr: &str, attrs: &Schema) -> AwResult<String> {
     Ok(match attr {
         "$id" => "id".into(),
         "$createdAt" => "created_at".into(),
@@ -130,17 +213,17 @@ fn attr_sql(a: &str) -> String {
 }
 
 /// [`column`] for index creation.
-pub(crate) fn column_sql(attr: &str, attrs: &HashMap<String, AttrType>) -> AwResult<String> {
+pub(crate) fn column_sql(attr: &str, attrs: &Schema) -> AwResult<String> {
     column(attr, attrs)
 }
 
 /// A value as SQL, typed like the attribute (dates normalised to the stored format).
-fn sql_value(attr: &str, v: &Value, attrs: &HashMap<String, AttrType>) -> AwResult<Sql> {
+fn sql_value(attr: &str, v: &Value, attrs: &Schema) -> AwResult<Sql> {
     let t = match attr {
         "$createdAt" | "$updatedAt" => AttrType::Datetime,
         "$sequence" => AttrType::Integer,
         "$id" => AttrType::String,
-        a => attrs.get(a).copied().unwrap_or(AttrType::String),
+        a => attrs.get(a).map_or(AttrType::String, |(t, _)| *t),
     };
     match (t, v) {
         (AttrType::Datetime, Value::String(s)) => super::store::normalize_stamp(s)
@@ -158,11 +241,7 @@ fn sql_value(attr: &str, v: &Value, attrs: &HashMap<String, AttrType>) -> AwResu
     }
 }
 
-fn condition(
-    v: &Value,
-    attrs: &HashMap<String, AttrType>,
-    params: &mut Vec<Sql>,
-) -> AwResult<String> {
+fn condition(v: &Value, attrs: &Schema, params: &mut Vec<Sql>) -> AwResult<String> {
     let m = method(v)?;
     let op = match m {
         "and" | "or" => {
@@ -181,6 +260,7 @@ fn condition(
             let not = if m == "isNull" { "" } else { " NOT" };
             return Ok(format!("{col} IS{not} NULL"));
         }
+        "contains" | "startsWith" => return string_match(v, attrs, params),
         "equal" => "=",
         "notEqual" => "!=",
         "lessThan" => "<",
@@ -195,6 +275,11 @@ fn condition(
     };
     let attr = attribute(v)?;
     let col = column(attr, attrs)?;
+    if attrs.get(attr).is_some_and(|(_, array)| *array) {
+        return Err(AwError::query(format!(
+            "Cannot query {m} on attribute \"{attr}\" because it is an array."
+        )));
+    }
     let vals = values(v)?;
     if vals.is_empty() {
         return Err(AwError::query(format!("{m} needs at least one value")));
@@ -209,14 +294,74 @@ fn condition(
     Ok(format!("({})", parts.join(joiner)))
 }
 
+/// `contains` / `startsWith`: any of the values, as `LIKE` patterns (or array elements).
+fn string_match(v: &Value, attrs: &Schema, params: &mut Vec<Sql>) -> AwResult<String> {
+    let m = method(v)?;
+    let attr = attribute(v)?;
+    let col = column(attr, attrs)?;
+    let (t, array) = match attr {
+        "$id" => (AttrType::String, false),
+        a => attrs
+            .get(a)
+            .copied()
+            .ok_or_else(|| AwError::query(format!("Attribute not found in schema: {a}")))?,
+    };
+    if array && m == "startsWith" {
+        return Err(AwError::query(format!(
+            "Cannot query {m} on attribute \"{attr}\" because it is an array."
+        )));
+    }
+    if !array && t != AttrType::String {
+        return Err(AwError::query(format!(
+            "Cannot query {m} on attribute \"{attr}\" because it is not an array, string, or object."
+        )));
+    }
+    let vals = values(v)?;
+    if vals.is_empty() {
+        return Err(AwError::query(format!(
+            "{} queries require at least one value.",
+            if m == "contains" {
+                "Contains"
+            } else {
+                "StartsWith"
+            }
+        )));
+    }
+    let mut parts = Vec::with_capacity(vals.len());
+    for value in vals {
+        if array {
+            // Element match (the adapter's JSON_CONTAINS).
+            params.push(sql_value(attr, value, attrs)?);
+            parts.push(format!(
+                "EXISTS (SELECT 1 FROM json_each({col}) e WHERE e.value = ?)"
+            ));
+            continue;
+        }
+        let Value::String(s) = value else {
+            return Err(AwError::query(format!(
+                "Query value is invalid for attribute \"{attr}\""
+            )));
+        };
+        let pattern = if m == "contains" {
+            format!("%{}%", like_escape(s))
+        } else {
+            format!("{}%", like_escape(s))
+        };
+        params.push(Sql::Text(pattern));
+        parts.push(format!("{col} LIKE ? ESCAPE '\\'"));
+    }
+    Ok(format!("({})", parts.join(" OR ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn attrs() -> HashMap<String, AttrType> {
+    fn attrs() -> Schema {
         [
-            ("owner".to_owned(), AttrType::String),
-            ("n".to_owned(), AttrType::Integer),
+            ("owner".to_owned(), (AttrType::String, false)),
+            ("n".to_owned(), (AttrType::Integer, false)),
+            ("tags".to_owned(), (AttrType::String, true)),
         ]
         .into()
     }
@@ -233,10 +378,26 @@ mod tests {
         assert_eq!(p.params.len(), 4);
         assert_eq!(p.limit, 10);
         assert!(!p.conditions.concat().contains("OR 1=1"));
+        let p = plan(
+            &[
+                r#"{"method":"contains","attribute":"owner","values":["50%_."]}"#.to_owned(),
+                r#"{"method":"contains","attribute":"tags","values":["x"]}"#.to_owned(),
+                r#"{"method":"select","values":["owner","$id"]}"#.to_owned(),
+            ],
+            &attrs(),
+        )
+        .unwrap();
+        assert_eq!(p.params[0], Sql::Text(r"%50\%\_\.%".into()));
+        assert_eq!(p.select, Some(vec!["owner".to_owned(), "$id".to_owned()]));
         for bad in [
             r#"{"method":"equal","attribute":"nope","values":["x"]}"#,
             r#"{"method":"cursorAfter","values":["x"]}"#,
             r#"{"method":"equal","attribute":"n","values":["x"]}"#,
+            r#"{"method":"equal","attribute":"tags","values":["x"]}"#,
+            r#"{"method":"contains","attribute":"n","values":["1"]}"#,
+            r#"{"method":"startsWith","attribute":"tags","values":["x"]}"#,
+            r#"{"method":"select","values":["nope"]}"#,
+            r#"{"method":"select","values":["owner","owner"]}"#,
             r#"not json"#,
         ] {
             let e = plan(&[bad.to_owned()], &attrs()).unwrap_err();

@@ -92,8 +92,12 @@ pub(crate) struct Collection {
 }
 
 impl Collection {
-    pub fn types(&self) -> HashMap<String, AttrType> {
-        self.attrs.iter().map(|(k, a)| (k.clone(), a.t)).collect()
+    /// What the query planner needs: each attribute's type and whether it is an array.
+    pub fn types(&self) -> super::query::Schema {
+        self.attrs
+            .iter()
+            .map(|(k, a)| (k.clone(), (a.t, a.array)))
+            .collect()
     }
 }
 
@@ -304,6 +308,12 @@ impl Doc {
 
     /// The document model (<https://appwrite.io/docs/references/cloud/models/document>).
     pub fn to_json(&self, coll: &Collection) -> Value {
+        self.to_json_selected(coll, None)
+    }
+
+    /// The document model with only the `select`ed attributes (`None`: all); the internal
+    /// `$…` attributes always come back.
+    pub fn to_json_selected(&self, coll: &Collection, select: Option<&[String]>) -> Value {
         let mut m = Map::new();
         m.insert("$id".into(), json!(self.id));
         m.insert("$sequence".into(), json!(self.seq.to_string()));
@@ -313,7 +323,9 @@ impl Doc {
         m.insert("$updatedAt".into(), json!(self.updated_at));
         m.insert("$permissions".into(), json!(self.permissions));
         for k in coll.attrs.keys() {
-            m.insert(k.clone(), self.data.get(k).cloned().unwrap_or(Value::Null));
+            if select.is_none_or(|s| s.contains(k)) {
+                m.insert(k.clone(), self.data.get(k).cloned().unwrap_or(Value::Null));
+            }
         }
         Value::Object(m)
     }
