@@ -24,7 +24,7 @@ PY="$(command -v python3 || true)"
 [ -n "$PY" ] || { log "python3 is required"; exit 1; }
 
 (cd "$ROOT" && cargo build -q -p rcs >&2)
-BIN="$ROOT/target/debug/rcs"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rcs"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/rcs-test-aw.XXXXXX")"
 PROJECT="rcs-test"

@@ -159,3 +159,75 @@ test("user JWTs: own documents only; unknown JWTs are 401 user_jwt_invalid", asy
     .setJWT("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.forged"));
   await rejects(forged.listDocuments({ databaseId: DB, collectionId: COLL }), 401, "user_jwt_invalid");
 });
+
+test("queries (RemoteStore::query): equal with several values, contains, startsWith, isNull, or, $id keyset", async () => {
+  const NOTES = "notes";
+  const mine = `${owner}-q`;
+  const texts = ["apple", "Apple pie", "pear", "50% off", "a_b", '"quoted"'];
+  for (const [i, t] of texts.entries()) {
+    await db.createDocument({ databaseId: DB, collectionId: NOTES, documentId: ID.unique(),
+      data: { record_id: `q${i}`, owner: mine, title: JSON.stringify(t), tags: JSON.stringify([t]),
+        updated_at: "2026-01-01T00:00:00.000Z", deleted_at: i === 2 ? "2026-01-02T00:00:00.000Z" : null } });
+  }
+  await db.createDocument({ databaseId: DB, collectionId: NOTES, documentId: ID.unique(),
+    data: { record_id: "arr", owner: mine, title: JSON.stringify(["x"]), updated_at: "2026-01-01T00:00:00.000Z" } });
+  const list = async (...queries) => {
+    const out = [];
+    let after = null;
+    for (;;) {
+      const qs = [Query.equal("owner", [mine]),
+        Query.or([Query.isNull("deleted_at"), Query.equal("deleted_at", [""])]), ...queries];
+      if (after) qs.push(Query.greaterThan("$id", after));
+      qs.push(Query.orderAsc("$id"), Query.limit(2));
+      const p = await db.listDocuments({ databaseId: DB, collectionId: NOTES, queries: qs, total: false });
+      out.push(...p.documents.map((d) => d.record_id));
+      if (p.documents.length < 2) return out.sort();
+      after = p.documents.at(-1).$id;
+    }
+  };
+  // equal with several values is any of them; the tombstone (q2) is filtered out.
+  assert.deepEqual(await list(Query.equal("title", [JSON.stringify("apple"), JSON.stringify("pear")])), ["q0"]);
+  // contains is a substring match with the wildcards escaped (% and _ stand for themselves);
+  // LIKE may fold case, so "App" finds "apple" too: clients treat answers as candidates.
+  assert.deepEqual(await list(Query.contains("title", ["0%"])), ["q3"]);
+  assert.deepEqual(await list(Query.contains("title", ["a_b"])), ["q4"]);
+  assert.ok((await list(Query.contains("title", ["App"]))).includes("q1"));
+  assert.deepEqual(await list(Query.contains("title", ['quoted\\"'])), [],
+    "a backslash in a contains value escapes the next character (MariaDB LIKE)");
+  assert.deepEqual(await list(Query.contains("title", ["quoted"])), ["q5"]);
+  // startsWith("[") finds the documents whose JSON text is an array.
+  assert.deepEqual(await list(Query.or([Query.equal("title", [JSON.stringify("zzz")]),
+    Query.startsWith("title", "[")])), ["arr"]);
+});
+
+test("array attributes: contains is an element match, equal is refused", async () => {
+  await db.createDocument({ databaseId: DB, collectionId: COLL, documentId: ID.unique(),
+    data: { ...doc("arr1", "t", "2026-01-01T00:00:00.001Z"), tags: ["x", "y"] } });
+  const p = await db.listDocuments({ databaseId: DB, collectionId: COLL,
+    queries: [Query.equal("owner", [owner]), Query.contains("tags", ["x"])], total: false });
+  assert.deepEqual(p.documents.map((d) => d.record_id), ["arr1"]);
+  const none = await db.listDocuments({ databaseId: DB, collectionId: COLL,
+    queries: [Query.equal("owner", [owner]), Query.contains("tags", ["xy"])], total: false });
+  assert.equal(none.documents.length, 0, "no substring match on array elements");
+  await rejects(db.listDocuments({ databaseId: DB, collectionId: COLL,
+    queries: [Query.equal("tags", ["x"])] }), 400, "general_query_invalid");
+  await rejects(db.listDocuments({ databaseId: DB, collectionId: COLL,
+    queries: [Query.contains("n", ["1"])] }), 400, "general_query_invalid");
+});
+
+test("select (digests): only the selected attributes, internal $ attributes always", async () => {
+  const p = await db.listDocuments({ databaseId: DB, collectionId: COLL, queries: [
+    Query.equal("owner", [owner]), Query.select(["record_id", "updated_at", "deleted_at", "owner"]),
+    Query.orderAsc("$id"), Query.limit(5)], total: false });
+  assert.ok(p.documents.length > 0);
+  for (const d of p.documents) {
+    assert.deepEqual(Object.keys(d).filter((k) => !k.startsWith("$")).sort(),
+      ["deleted_at", "owner", "record_id", "updated_at"]);
+    for (const k of ["$id", "$sequence", "$createdAt", "$updatedAt", "$permissions"]) {
+      assert.ok(k in d, `${k} is always answered`);
+    }
+    assert.equal(d.title, undefined);
+  }
+  await rejects(db.listDocuments({ databaseId: DB, collectionId: COLL,
+    queries: [Query.select(["nope"])] }), 400, "general_query_invalid");
+});

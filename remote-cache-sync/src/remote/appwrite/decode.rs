@@ -337,7 +337,7 @@ mod tests {
         let json = ["title".to_owned(), "n".to_owned(), "meta".to_owned()];
         let value = serde_json::json!({"id": "a", "updated_at": "2026-01-01T00:00:00Z",
             "title": null, "n": 9_007_199_254_740_993_i64, "meta": {"k": ["x", 1, true]},
-            "plain": "as is"});
+            "plain": "as is", "owner": "u1"});
         let rec = crate::JsonRecord::from_value(value.clone()).unwrap();
         let op = PendingOp::upsert(scope.clone(), OpKind::Create, rec.clone());
         let mut d = op_data(&scope, &op, &json).unwrap();
