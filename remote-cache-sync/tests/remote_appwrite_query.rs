@@ -360,3 +360,85 @@ async fn online_reads_run_on_appwrite_without_pulling_the_scope() {
     );
     device.shutdown().await;
 }
+
+/// Appwrite compares strings with MariaDB's default collation, which folds case: the scope
+/// `owner=…A` lists `owner=…a`'s documents too. Pulls, queries and digests keep only their
+/// own scope's.
+#[tokio::test]
+async fn scopes_whose_values_differ_only_in_case_stay_apart() {
+    use remote_cache_sync::reconcile::DigestRequest;
+    let Some(e) = env() else { return };
+    let store = keyed(&e);
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let upper = SyncScope::new("records", [("owner", format!("{tag}A"))]).unwrap();
+    let lower = SyncScope::new("records", [("owner", format!("{tag}a"))]).unwrap();
+    store
+        .batch_upsert(&upper, &[TestRecord::new("u", "same", ts(1))])
+        .await
+        .unwrap();
+    store
+        .batch_upsert(
+            &lower,
+            &[
+                TestRecord::new("l1", "same", ts(1)),
+                TestRecord::new("l2", "same", ts(1)),
+            ],
+        )
+        .await
+        .unwrap();
+    // The server does fold case (what the adapter must cope with).
+    let (st, v) = Raw::new(&e)
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/databases/{DB}/collections/records/documents?queries[0]={}",
+                urlencode(
+                    &json!({"method": "equal", "attribute": "owner",
+                    "values": [format!("{tag}A")]})
+                    .to_string()
+                )
+            ),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["documents"].as_array().unwrap().len(), 3, "{v}");
+    for (scope, expected) in [(&upper, vec!["u"]), (&lower, vec!["l1", "l2"])] {
+        let (pulled, _) =
+            remote_cache_sync::testing::remote::pull_all(&store, scope, None, 1).await;
+        assert_eq!(pulled.keys().collect::<Vec<_>>(), expected);
+        let got = store
+            .query(scope, &QuerySpec::new().filter(Filter::eq("title", "same")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&got), expected);
+        let d = store
+            .digest(
+                scope,
+                &DigestRequest {
+                    prefixes: Vec::new(),
+                    length: 0,
+                    list: vec![String::new()],
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut listed: Vec<String> = d.rows.into_iter().map(|r| r.id).collect();
+        listed.sort();
+        assert_eq!(listed, expected);
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -195,6 +195,10 @@ test("queries (RemoteStore::query): equal with several values, contains, startsW
   assert.deepEqual(await list(Query.contains("title", ['quoted\\"'])), [],
     "a backslash in a contains value escapes the next character (MariaDB LIKE)");
   assert.deepEqual(await list(Query.contains("title", ["quoted"])), ["q5"]);
+  // Strings compare with the column's collation (MariaDB's utf8mb4 default folds case).
+  const folded = await db.listDocuments({ databaseId: DB, collectionId: NOTES,
+    queries: [Query.equal("owner", [mine.toUpperCase()])], total: false });
+  assert.equal(folded.documents.length, texts.length + 1);
   // startsWith("[") finds the documents whose JSON text is an array.
   assert.deepEqual(await list(Query.or([Query.equal("title", [JSON.stringify("zzz")]),
     Query.startsWith("title", "[")])), ["arr"]);

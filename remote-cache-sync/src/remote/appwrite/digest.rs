@@ -82,11 +82,11 @@ impl<T: Record> AppwriteRemoteStore<T> {
                         message: "the listing is not in increasing `$id` order".into(),
                     });
                 }
+                after = Some(id.clone());
+                // `equal` on a scope key folds case on Appwrite (MariaDB's default collation):
+                // another scope's document is not ours.
                 if !in_scope(&raw, scope) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document is outside the requested scope".into(),
-                    });
+                    continue;
                 }
                 match (record_id(&raw), doc_version(&raw)) {
                     (_, Ok((_, true))) => {}
@@ -97,7 +97,6 @@ impl<T: Record> AppwriteRemoteStore<T> {
                     // does not hold it either.
                     _ => tracing::debug!(id = %id, "document left out of the digest"),
                 }
-                after = Some(id);
             }
             if n < per_page {
                 return Ok((rows, bytes));

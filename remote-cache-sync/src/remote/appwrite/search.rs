@@ -160,11 +160,11 @@ impl<T: Record> AppwriteRemoteStore<T> {
                         message: "the listing is not in increasing `$id` order".into(),
                     });
                 }
+                after = Some(id.clone());
+                // `equal` on a scope key folds case on Appwrite (MariaDB's default collation):
+                // another scope's document is not ours.
                 if !in_scope(&raw, scope) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document is outside the requested scope".into(),
-                    });
+                    continue;
                 }
                 match decode_doc::<T>(raw, &self.config.json_attributes) {
                     Ok(Change::Upsert(r)) if r.deleted_at().is_none() => candidates.push(r),
@@ -172,7 +172,6 @@ impl<T: Record> AppwriteRemoteStore<T> {
                     // A pull quarantines it: the cache would not hold it either.
                     Err(e) => tracing::debug!(id = %id, error = %e, "document left out of a query"),
                 }
-                after = Some(id);
             }
             if n < per_page {
                 break;

@@ -228,13 +228,10 @@ impl<T: Record> AppwriteRemoteStore<T> {
                         message: "a listed document is outside the requested keyset range".into(),
                     });
                 }
-                if !in_scope(&raw, scope) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document is outside the requested scope".into(),
-                    });
-                }
-                if !state.was_seen(&updated, &id) {
+                // Appwrite's `equal` compares with the column's collation (MariaDB's default
+                // for utf8mb4, `utf8mb4_general_ci`, folds case): a scope key may list another
+                // scope's documents (`owner=Bob` next to `owner=bob`). They are not ours.
+                if in_scope(&raw, scope) && !state.was_seen(&updated, &id) {
                     let key = record_id(&raw).unwrap_or(&id).to_owned();
                     let text = Value::Object(raw.clone()).to_string();
                     match decode_doc::<T>(raw, &self.config.json_attributes) {

@@ -19,8 +19,10 @@
 //! - `startsWith` is `LIKE 'v%'`, wildcards escaped;
 //! - on an array attribute only `contains`, `isNull` and `isNotNull` are allowed: anything else
 //!   is `400` ("Cannot query equal on attribute … because it is an array.");
-//! - `LIKE` folds ASCII case here (SQLite's default), as a case-insensitive MariaDB collation
-//!   would: a client must treat these answers as candidates, not as exact matches.
+//! - comparisons on string attributes fold case, as MariaDB's default utf8mb4 collation
+//!   (`utf8mb4_general_ci`) does: `equal("owner", ["bob"])` also finds `"Bob"` (ASCII folding
+//!   here: SQLite's `NOCASE` and `LIKE`), so a client must treat answers as candidates, never
+//!   as exact matches.
 //!
 //! `select` (<https://appwrite.io/docs/products/databases/queries#select>) lists the attributes
 //! answered; the internal ones (`$id`, `$sequence`, `$createdAt`, `$updatedAt`,
@@ -284,10 +286,18 @@ fn condition(v: &Value, attrs: &Schema, params: &mut Vec<Sql>) -> AwResult<Strin
     if vals.is_empty() {
         return Err(AwError::query(format!("{m} needs at least one value")));
     }
+    // A string attribute compares with its column's collation: Appwrite's MariaDB tables are
+    // utf8mb4, whose default collation (`utf8mb4_general_ci`) folds case. SQLite's `NOCASE`
+    // folds ASCII only (accents and trailing spaces still count here). Internal attributes
+    // (`$id`, stamps) stay binary.
+    let collate = match attrs.get(attr) {
+        Some((AttrType::String, false)) => " COLLATE NOCASE",
+        _ => "",
+    };
     let mut parts = Vec::with_capacity(vals.len());
     for value in vals {
         params.push(sql_value(attr, value, attrs)?);
-        parts.push(format!("{col} {op} ?"));
+        parts.push(format!("{col} {op} ?{collate}"));
     }
     // Several values: any of them (equal) / none of them (notEqual).
     let joiner = if m == "notEqual" { " AND " } else { " OR " };
