@@ -689,6 +689,7 @@ async fn appwrite_digests_list_ids_and_versions_only() {
         },
     ] {
         let got = store.digest(&a, &req).await.unwrap().expect("a digest");
+        eprintln!("appwrite digest: {} bytes for 59 live documents", got.bytes);
         assert!(
             got.bytes > 0 && got.bytes < 60 * 1_000,
             "{} bytes",

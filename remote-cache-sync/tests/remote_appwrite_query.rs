@@ -442,3 +442,76 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A fault on any page of a query's or a digest's listing gives an error or exactly the clean
+/// answer: never a partial candidate set (a wrong answer) nor a partial listing (a digest that
+/// would remove rows from caches).
+#[tokio::test]
+async fn faults_on_any_page_never_give_a_partial_answer() {
+    use remote_cache_sync::reconcile::DigestRequest;
+    use remote_cache_sync::remote::appwrite::AppwriteConfig;
+    use remote_cache_sync::testing::proxy::HttpFault;
+    let Some(e) = env() else { return };
+    let s = unique_scope("records");
+    let seed: Vec<TestRecord> = (0..7)
+        .map(|i| TestRecord::new(format!("f{i}"), "same", ts(i)))
+        .collect();
+    keyed(&e).batch_upsert(&s, &seed).await.unwrap();
+    let proxy = FaultProxy::builder(e.endpoint.trim_end_matches("/v1").to_owned())
+        .hang(std::time::Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let config = AppwriteConfig {
+        max_page_size: 2,
+        request_timeout: std::time::Duration::from_secs(1),
+        prefetch: false,
+        ..AppwriteConfig::default()
+    };
+    let store = AppwriteRemoteStore::<TestRecord>::builder(
+        &format!("{}/v1", proxy.url()),
+        &e.project,
+        DB,
+    )
+    .credential(Credential::api_key(&e.key))
+    .config(config)
+    .build()
+    .unwrap();
+    let spec = QuerySpec::new().filter(Filter::eq("title", "same"));
+    let top = DigestRequest::top();
+    let clean_rows = store.query(&s, &spec).await.unwrap().unwrap();
+    assert_eq!(clean_rows.len(), 7);
+    let mut clean_digest = store.digest(&s, &top).await.unwrap().unwrap();
+    clean_digest.bytes = 0;
+    let pass = HttpFault::Delay(std::time::Duration::ZERO);
+    let (mut errors, mut answers) = (0, 0);
+    for fault in HttpFault::all_kinds() {
+        // Four pages (2 + 2 + 2 + 1): fault the first, a middle and the last.
+        for at in [0, 2, 3] {
+            let mut script = vec![pass; at];
+            script.push(fault);
+            proxy.script(script.clone());
+            match store.query(&s, &spec).await {
+                Ok(rows) => {
+                    answers += 1;
+                    assert_eq!(rows.unwrap(), clean_rows, "{fault:?}@{at}");
+                }
+                Err(err) => {
+                    errors += 1;
+                    assert!(!matches!(err, Error::Unsupported { .. }), "{fault:?}@{at}: {err:?}");
+                }
+            }
+            proxy.script(script);
+            match store.digest(&s, &top).await {
+                Ok(d) => {
+                    let mut d = d.unwrap();
+                    d.bytes = 0;
+                    assert_eq!(d, clean_digest, "{fault:?}@{at}");
+                }
+                Err(err) => assert!(!matches!(err, Error::Unsupported { .. }), "{err:?}"),
+            }
+            proxy.clear_faults();
+        }
+    }
+    assert!(errors > 0 && answers > 0, "{errors} errors, {answers} answers");
+}
