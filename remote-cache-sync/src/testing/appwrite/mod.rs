@@ -9,8 +9,9 @@
 //! - error bodies `{"message","code","type","version"}` with Appwrite's types and statuses;
 //! - databases, collections (permissions, `documentSecurity`), attributes (string, integer,
 //!   float, boolean, datetime; arrays; sizes; required), indexes;
-//! - documents: list (JSON queries incl. `contains`, `startsWith` and `select`, `total`), get,
-//!   create, upsert, delete; custom id rules;
+//! - documents: list (JSON queries incl. `contains`, `startsWith` and `select`, `total`; string
+//!   attributes compare case-folded, as MariaDB's default utf8mb4 collation does, ASCII only
+//!   here), get, create, upsert, delete; custom id rules;
 //!   `$updatedAt`/`$createdAt` stamped by the server in milliseconds; `$sequence`;
 //!   permissions (`read("user:ID")`, roles `any`, `users`, `guests`, `user:ID`);
 //! - transactions: create, stage operations, commit (409 `transaction_conflict` when a
