@@ -340,6 +340,15 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         self.digest_by_listing(scope, request).await.map(Some)
     }
 
+    /// Narrowed by a filter, decided here (see `query.rs`).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        self.query_narrowed(scope, query).await.map(Some)
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         self.push_ops(scope, ops).await
     }
