@@ -13,13 +13,11 @@
 //! A field the collection does not have makes PocketBase answer 400: the query is then
 //! [`Error::Unsupported`], and the orchestrator answers it from the cache after a sync.
 
-use serde_json::Value;
-
 use super::RECORD_ID_FIELD;
 use super::client::BACKEND;
-use super::decode::{decode_row, in_scope};
+use super::decode::decode_row;
 use super::filter::{self, RESERVED_FIELDS, quote, scope_filter, validate_scope};
-use super::store::{ListPage, PocketBaseRemoteStore};
+use super::store::PocketBaseRemoteStore;
 use crate::error::{Error, Result};
 use crate::query::QuerySpec;
 use crate::record::{Change, Record};
@@ -81,71 +79,38 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                 ),
             });
         }
-        let candidates = self.list_live(scope, &base).await?;
+        let candidates = self.list_live(scope, base).await?;
         narrow::answer(spec, candidates)
     }
 
-    /// Every row passing `base`, in `id` order, decoded (rows that do not decode are left out,
-    /// as pulls quarantine them).
-    async fn list_live(&self, scope: &SyncScope, base: &str) -> Result<Vec<T>> {
-        let per_page = self.config.max_page_size.to_string();
-        let mut after: Option<String> = None;
+    /// Every row passing `base`, decoded (rows that do not decode are left out, as pulls
+    /// quarantine them).
+    async fn list_live(&self, scope: &SyncScope, base: String) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        loop {
-            let keyset = after.as_deref().map(|id| format!("id > {}", quote(id)));
-            let f = filter::and([Some(base.to_owned()), keyset]);
-            let query = [
-                ("filter", f.as_str()),
-                ("sort", "id"),
-                ("perPage", per_page.as_str()),
-                ("skipTotal", "1"),
-            ];
-            let reply = self
-                .list_request(scope.name(), &query)
-                .await
-                .map_err(|e| match e {
-                    // An unknown field (or a filter the server will not take): not a verdict
-                    // on anything, and not an answer.
-                    Error::Rejected {
-                        status: Some(400),
-                        message,
-                        ..
-                    } => Error::Unsupported {
-                        backend: BACKEND,
-                        message: format!("a filter the collection refuses: {message}"),
-                    },
-                    e => e,
-                })?;
-            let page: ListPage = reply.json()?;
-            let n = page.items.len();
-            for raw in page.items {
-                let Some(pb_id) = raw.get("id").and_then(Value::as_str).map(str::to_owned) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed row has no id".into(),
-                    });
-                };
-                if after.as_deref().is_some_and(|a| pb_id.as_str() <= a) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "the listing is not in increasing id order".into(),
-                    });
+        self.list_by_id(scope, Some(base), None, |pb_id, raw| {
+            match decode_row::<T>(raw) {
+                Ok(Change::Upsert(r)) if r.deleted_at().is_none() => out.push(r),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(id = %pb_id, error = %e, "row left out of a query answer")
                 }
-                if in_scope(&raw, scope) {
-                    match decode_row::<T>(raw) {
-                        Ok(Change::Upsert(r)) if r.deleted_at().is_none() => out.push(r),
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::debug!(id = %pb_id, error = %e, "row left out of a query answer")
-                        }
-                    }
-                }
-                after = Some(pb_id);
             }
-            if n < self.config.max_page_size {
-                return Ok(out);
-            }
-        }
+        })
+        .await
+        .map_err(|e| match e {
+            // An unknown field (or a filter the server will not take): not a verdict on
+            // anything, and not an answer.
+            Error::Rejected {
+                status: Some(400),
+                message,
+                ..
+            } => Error::Unsupported {
+                backend: BACKEND,
+                message: format!("a filter the collection refuses: {message}"),
+            },
+            e => e,
+        })?;
+        Ok(out)
     }
 }
 
