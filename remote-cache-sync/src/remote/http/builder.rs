@@ -75,7 +75,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
         self
     }
 
-    /// Timings of [`subscribe`](RemoteStore::subscribe)'s event stream: keep the stall timeout
+    /// Timings of [`subscribe`](crate::RemoteStore::subscribe)'s event stream: keep the stall timeout
     /// a few times the server's heartbeat (`rcs serve` sends one every 15 s; the default stall
     /// timeout is 45 s).
     pub fn realtime(mut self, options: crate::remote::RealtimeOptions) -> Self {

@@ -103,7 +103,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 ///   protocol's stable error `code`; the scope pauses too;
 /// - other 4xx: [`Error::Rejected`] with the server's message;
 /// - a body that does not parse: [`Error::MalformedResponse`]. A pulled row that does not
-///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`]).
+///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`](crate::delta::QuarantinedRow)).
 ///
 /// Reads (pulls, [`get_by_id`](RemoteStore::get_by_id), the clock, [`health`](Self::health))
 /// are retried once in place when the connection could not be made, or after a 429 whose
