@@ -8,7 +8,6 @@
 //! `scripts/start-pocketbase.sh` and `scripts/start-supabase.sh`; Appwrite's run against the
 //! server `RCS_TEST_APPWRITE_*` names (`scripts/start-appwrite.sh`), else an in-process stand-in.
 
-#[cfg(all(feature = "appwrite", feature = "appwrite-standin"))]
 mod support;
 
 use std::collections::BTreeMap;
@@ -517,30 +516,14 @@ async fn pocketbase_rows_deleted_by_a_superuser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supabase_edited_by_sql() {
     use remote_cache_sync::remote::supabase::{Credentials, SupabaseRemoteStore};
-    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_SUPABASE_URL") else {
+    let Some(e) = support::supabase::env() else {
         return;
     };
-    let anon = std::env::var("RCS_TEST_SUPABASE_ANON_KEY").expect("RCS_TEST_SUPABASE_ANON_KEY");
     let db = std::env::var("RCS_TEST_SUPABASE_DB_URL").expect("RCS_TEST_SUPABASE_DB_URL");
-    let session: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/auth/v1/signup"))
-        .header("apikey", &anon)
-        .json(&serde_json::json!({
-            "email": format!("r{}@example.com", uuid::Uuid::now_v7().simple()),
-            "password": "password-123",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let store = SupabaseRemoteStore::<TestRecord>::builder(&url)
-        .anon_key(&anon)
-        .credentials(Credentials::session(
-            session["access_token"].as_str().unwrap(),
-            session["refresh_token"].as_str().unwrap(),
-        ))
+    let (access, refresh) = support::supabase::signup(&e).await;
+    let store = SupabaseRemoteStore::<TestRecord>::builder(&e.url)
+        .anon_key(&e.anon)
+        .credentials(Credentials::session(&access, &refresh))
         .build()
         .unwrap();
     let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
@@ -638,86 +621,4 @@ async fn appwrite_documents_deleted_through_the_api() {
             .unwrap();
     })
     .await;
-}
-
-/// Appwrite's digest is the reference answer over the scope's live documents, costs about the
-/// ids and versions only (the documents' large titles are not listed), and is never computed
-/// from a listing an expired or unknown JWT made.
-#[cfg(all(feature = "appwrite", feature = "appwrite-standin"))]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appwrite_digests_list_ids_and_versions_only() {
-    use remote_cache_sync::reconcile::{DigestRequest, DigestResponse, RowSet, canonical_version};
-    use remote_cache_sync::remote::appwrite::{AppwriteRemoteStore, Credential};
-    use remote_cache_sync::{Error, Tombstone};
-    use support::appwrite::{DB, Raw, env, keyed};
-    let Some(e) = env() else { return };
-    let store = keyed(&e);
-    let (a, b) = (unique_scope("records"), unique_scope("records"));
-    let big = "x".repeat(2_000);
-    let rows: Vec<TestRecord> = (0..60)
-        .map(|i| TestRecord::new(format!("d{i:02}"), big.clone(), ts(i)))
-        .collect();
-    store.batch_upsert(&a, &rows).await.unwrap();
-    store.batch_upsert(&b, &rows[..5]).await.unwrap();
-    store
-        .batch_delete(
-            &a,
-            &[Tombstone {
-                id: "d00".into(),
-                deleted_at: ts(100),
-            }],
-        )
-        .await
-        .unwrap();
-    let live = RowSet::new(
-        rows[1..]
-            .iter()
-            .map(|r| (r.id.clone(), canonical_version(r.updated_at))),
-    );
-    let sorted = |mut d: DigestResponse| {
-        d.bytes = 0;
-        d.buckets.sort_by(|x, y| x.prefix.cmp(&y.prefix));
-        d.rows.sort_by(|x, y| x.id.cmp(&y.id));
-        d
-    };
-    for req in [
-        DigestRequest::top(),
-        DigestRequest {
-            prefixes: Vec::new(),
-            length: 0,
-            list: vec![String::new()],
-        },
-    ] {
-        let got = store.digest(&a, &req).await.unwrap().expect("a digest");
-        eprintln!("appwrite digest: {} bytes for 59 live documents", got.bytes);
-        assert!(
-            got.bytes > 0 && got.bytes < 60 * 1_000,
-            "{} bytes",
-            got.bytes
-        );
-        assert_eq!(sorted(got), sorted(live.answer(&req)), "{req:?}");
-    }
-    // An expired JWT: Unauthorized before anything is listed, never an empty digest.
-    let (user, jwt) = Raw::new(&e).user_with_jwt(1).await;
-    let user_store = AppwriteRemoteStore::<TestRecord>::builder(&e.endpoint, &e.project, DB)
-        .credential(Credential::jwt(jwt))
-        .build()
-        .unwrap();
-    let mine = SyncScope::new("records", [("owner", user.as_str())]).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
-    let err = user_store
-        .digest(&mine, &DigestRequest::top())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
-    // A JWT the server does not accept: its 401, not a guest's (empty) listing.
-    let (_, good) = Raw::new(&e).user_with_jwt(900).await;
-    let mut parts: Vec<&str> = good.split('.').collect();
-    parts[2] = "forged";
-    user_store.set_jwt(parts.join("."));
-    let err = user_store
-        .digest(&mine, &DigestRequest::top())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
 }

@@ -27,6 +27,11 @@ use crate::query::{Filter, FilterOp, QuerySpec};
 use crate::record::Record;
 
 /// One condition a backend can send that keeps every record the filter it came from matches.
+///
+/// The backend's condition must also keep every row whose field holds an **array**: comparing
+/// an array with a scalar fails the query when such a row would be returned (see
+/// [`crate::query`]), so a listing without those rows could answer where the cache fails. An
+/// array's JSON text starts with `[`, which every backend's `LIKE` can ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Narrow<'a> {
     /// The field (a dotted path) is one of these strings: from `eq`/`in` with string operands.

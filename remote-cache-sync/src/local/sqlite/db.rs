@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::de::DeserializeOwned;
 
 use super::error::{corrupt, is_unique_violation, map_err, ts_from_sql, ts_to_sql};
@@ -242,44 +242,16 @@ fn decode<T: DeserializeOwned>(json: &str) -> Result<T> {
         .map_err(|e| Error::Codec(format!("stored record does not decode: {e}")))
 }
 
-/// A write transaction (`BEGIN IMMEDIATE`, so it never has to upgrade a read lock) driven by
-/// cached statements; rolled back on drop unless committed.
-pub(super) struct WriteTx<'c> {
-    conn: &'c Connection,
-    done: bool,
+/// Opens a write transaction: `BEGIN IMMEDIATE`, so it never has to upgrade a read lock;
+/// rolled back when dropped uncommitted (rusqlite's [`Transaction`]).
+pub(super) fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)
 }
 
-impl<'c> WriteTx<'c> {
-    pub(super) fn commit(mut self) -> Result<()> {
-        self.conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-            .map_err(map_err)?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-impl Drop for WriteTx<'_> {
-    fn drop(&mut self) {
-        if !self.done && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-pub(super) fn immediate(conn: &mut Connection) -> Result<WriteTx<'_>> {
-    conn.prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]))
-        .map_err(map_err)?;
-    Ok(WriteTx { conn, done: false })
+/// Commits `tx`.
+pub(super) fn commit(tx: Transaction<'_>) -> Result<()> {
+    tx.commit().map_err(map_err)
 }
 
 /// Removes an op of `scope` and uncounts it on its record; returns its `seq` if it was queued.
@@ -404,7 +376,7 @@ pub(crate) fn upsert_lww(conn: &mut Connection, scope: &str, rows: &Encoded) -> 
                 .map_err(map_err)?;
         }
     }
-    tx.commit()
+    commit(tx)
 }
 
 /// `sync_point`.
@@ -451,7 +423,7 @@ pub(crate) fn save_sync_point(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     save_point_in(&tx, scope, point)?;
-    tx.commit()
+    commit(tx)
 }
 
 /// `apply_remote`: the page and the sync point in one transaction; ids with queued ops are
@@ -484,7 +456,7 @@ pub(crate) fn apply_remote(
         }
     }
     save_point_in(&tx, scope, point)?;
-    tx.commit()?;
+    commit(tx)?;
     Ok(skipped)
 }
 
@@ -538,7 +510,7 @@ pub(crate) fn enqueue(conn: &mut Connection, op: &EncodedOp) -> Result<()> {
     let tx = immediate(conn)?;
     write_queued_row(&tx, &op.scope, op)?;
     insert_op(&tx, None, op)?;
-    tx.commit()
+    commit(tx)
 }
 
 /// `pending_ops` (`parked = false`) and `parked_ops` (`parked = true`), with base versions.
@@ -597,7 +569,7 @@ pub(crate) fn ack_ops(conn: &mut Connection, scope: &str, acks: &[EncodedAck]) -
                 .map_err(map_err)?;
         }
     }
-    tx.commit()
+    commit(tx)
 }
 
 /// Runs one statement per op id, in one transaction.
@@ -615,7 +587,7 @@ pub(crate) fn for_each_op(
             extra(&mut stmt, scope, op_id).map_err(map_err)?;
         }
     }
-    tx.commit()
+    commit(tx)
 }
 
 /// `reject_ops`.
@@ -653,7 +625,7 @@ pub(crate) fn discard_ops(conn: &mut Connection, scope: &str, op_ids: &[String])
     for op_id in op_ids {
         remove_op(&tx, scope, op_id)?;
     }
-    tx.commit()
+    commit(tx)
 }
 
 /// An encoded [`Settlement`](crate::local::Settlement).
@@ -713,7 +685,7 @@ pub(crate) fn settle_conflict(
             write_queued_row(&tx, scope, op)?;
         }
     }
-    tx.commit()
+    commit(tx)
 }
 
 /// `queue_status`: `(pending, parked)`.
