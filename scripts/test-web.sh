@@ -35,12 +35,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-features="sqlite,http,pocketbase,supabase,appwrite,testing"
+features="sqlite,http,pocketbase,supabase,appwrite,testing,encryption"
 if [ "${RCS_WASM_CLIPPY:-0}" = 1 ]; then
     echo "== cargo clippy (wasm32-unknown-unknown, features $features)"
     cargo clippy -p remote-cache-sync --target wasm32-unknown-unknown --no-default-features \
         --features "$features" --lib --test browser --test browser_main_thread \
-        --test browser_sync -- -D warnings
+        --test browser_sync --test browser_encryption -- -D warnings
     cargo clippy -p remote-cache-sync-web --target wasm32-unknown-unknown -- -D warnings
 fi
 
@@ -72,7 +72,7 @@ WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$page_port" \
 CHROMEDRIVER="$(command -v chromedriver)" \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p remote-cache-sync --target wasm32-unknown-unknown --no-default-features \
-    --features "$features" --test browser --test browser_main_thread --test browser_sync "$@"
+    --features "$features" --test browser --test browser_main_thread --test browser_sync --test browser_encryption "$@"
 
 if [ -f scripts/web/example-test.mjs ]; then
     echo "== the example page in headless Chromium (Playwright)"
