@@ -9,11 +9,14 @@
 #    remote that answers garbage (scripts/web/bad-remote.py);
 # 3. runs with wasm-bindgen-test in headless Chromium: tests/browser.rs (LocalStore conformance
 #    in memory and on OPFS, persistence across reopen; in a dedicated worker),
-#    tests/browser_main_thread.rs (no OPFS on a page's main thread) and tests/browser_sync.rs
-#    (offline writes then sync against `rcs serve`, bad answers as typed errors);
+#    tests/browser_main_thread.rs (no OPFS on a page's main thread), tests/browser_sync.rs
+#    (offline writes then sync against `rcs serve`, bad answers as typed errors) and
+#    tests/browser_encryption.rs (feature `encryption`: SQLite3 Multiple Ciphers on OPFS, no
+#    plaintext in the file, wrong/missing key, rekey);
 # 4. builds the JS package with `rcs web-setup --profile dev` and runs the example page in headless Chromium
 #    through Playwright (scripts/web/example-test.mjs): a todo added offline syncs and a second
-#    browser profile sees it; a screenshot is saved (its path is printed).
+#    browser profile sees it; a screenshot is saved (its path is printed); then encryption at
+#    rest through the JavaScript API (scripts/web/encryption-test.mjs).
 #
 #   bash scripts/test-web.sh [extra cargo test args, e.g. a test name]
 #   RCS_WASM_CLIPPY=1 bash scripts/test-web.sh     # also lints the wasm32 build
