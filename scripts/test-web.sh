@@ -49,7 +49,7 @@ fi
 
 echo "== building rcs"
 cargo build -p rcs
-RCS="$ROOT/target/debug/rcs"
+RCS="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rcs"
 
 # The page of wasm-bindgen-test-runner is served from a fixed port we pick, so `rcs serve` can be
 # told its origin.
