@@ -4,8 +4,9 @@
 // through our Supabase adapter and compares the two lists of requests.
 //
 // Input (stdin): {"url", "anon", "token", "calls": [call, …]}, a call being one of
-//   {"kind": "select", "table", "columns", "eq": [[col, value], …], "in": [col, [values]] | null,
-//    "or": "…" | null, "order": [col, …], "limit": n | null}
+//   {"kind": "select", "table", "columns", "eq": [[col, value], …], "is": [[col, value], …]?,
+//    "in": [col, [values]] | null, "or": "…" | ["…", …] | null, "order": [col, …],
+//    "limit": n | null}
 //   {"kind": "insert", "table", "body"}            (insert(body).select())
 //   {"kind": "update", "table", "body", "eq": […]} (update(body).eq(…)….select())
 //   {"kind": "rpc", "fn", "args"}
@@ -45,8 +46,9 @@ for (const c of input.calls) {
     case "select": {
       let q = user.from(c.table).select(c.columns);
       for (const [k, v] of c.eq) q = q.eq(k, v);
+      for (const [k, v] of c.is || []) q = q.is(k, v);
       if (c.in) q = q.in(c.in[0], c.in[1]);
-      if (c.or) q = q.or(c.or);
+      for (const f of [c.or || []].flat()) q = q.or(f);
       for (const col of c.order) q = q.order(col, { ascending: true });
       if (c.limit != null) q = q.limit(c.limit);
       r = await q;

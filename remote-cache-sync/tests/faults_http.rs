@@ -17,6 +17,8 @@
     feature = "sqlite"
 ))]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -559,25 +561,11 @@ async fn clients_converge_through_random_http_faults_to_pocketbase() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_converge_through_random_http_faults_to_supabase() {
     use remote_cache_sync::remote::supabase::{Credentials, SupabaseRemoteStore};
-    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_SUPABASE_URL") else {
+    let Some(e) = support::supabase::env() else {
         return;
     };
-    let anon = std::env::var("RCS_TEST_SUPABASE_ANON_KEY").expect("RCS_TEST_SUPABASE_ANON_KEY");
-    let session: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/auth/v1/signup"))
-        .header("apikey", &anon)
-        .json(&serde_json::json!({
-            "email": format!("f{}@example.com", uuid::Uuid::now_v7().simple()),
-            "password": "password-123",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = session["access_token"].as_str().unwrap().to_owned();
-    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    let (access, refresh) = support::supabase::signup(&e).await;
+    let support::supabase::Env { url, anon } = e;
     let seed = seed();
     let proxy = FaultProxy::builder(url.as_str())
         .hang(Duration::from_secs(4))

@@ -7,6 +7,8 @@
 //! PostgreSQL cases need `RCS_TEST_PG_URL` (`scripts/start-postgres.sh`), the others
 //! `scripts/start-pocketbase.sh` and `scripts/start-supabase.sh`.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -513,30 +515,14 @@ async fn pocketbase_rows_deleted_by_a_superuser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supabase_edited_by_sql() {
     use remote_cache_sync::remote::supabase::{Credentials, SupabaseRemoteStore};
-    let Some(url) = remote_cache_sync::testing::require_env("RCS_TEST_SUPABASE_URL") else {
+    let Some(e) = support::supabase::env() else {
         return;
     };
-    let anon = std::env::var("RCS_TEST_SUPABASE_ANON_KEY").expect("RCS_TEST_SUPABASE_ANON_KEY");
     let db = std::env::var("RCS_TEST_SUPABASE_DB_URL").expect("RCS_TEST_SUPABASE_DB_URL");
-    let session: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/auth/v1/signup"))
-        .header("apikey", &anon)
-        .json(&serde_json::json!({
-            "email": format!("r{}@example.com", uuid::Uuid::now_v7().simple()),
-            "password": "password-123",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let store = SupabaseRemoteStore::<TestRecord>::builder(&url)
-        .anon_key(&anon)
-        .credentials(Credentials::session(
-            session["access_token"].as_str().unwrap(),
-            session["refresh_token"].as_str().unwrap(),
-        ))
+    let (access, refresh) = support::supabase::signup(&e).await;
+    let store = SupabaseRemoteStore::<TestRecord>::builder(&e.url)
+        .anon_key(&e.anon)
+        .credentials(Credentials::session(&access, &refresh))
         .build()
         .unwrap();
     let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)

@@ -35,11 +35,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use remote_cache_sync::SyncScope;
 use remote_cache_sync::op::{OpKind, PendingOp};
 use remote_cache_sync::remote::RemoteStore;
 use remote_cache_sync::remote::supabase::{Credentials, Mode, SupabaseRemoteStore};
 use remote_cache_sync::testing::{TestRecord, require_env, ts};
+use remote_cache_sync::{Filter, QuerySpec, SyncScope};
 use serde_json::{Value, json};
 
 const ANON: &str = "anon-key-for-the-comparison";
@@ -301,6 +301,12 @@ async fn the_adapter_sends_what_supabase_js_sends() {
             .unwrap()
             .is_none()
     );
+    // A query, narrowed by PostgREST filters on `data`.
+    let spec = QuerySpec::new()
+        .filter(Filter::eq("title", "a,\"b)"))
+        .filter(Filter::contains("meta.note", "50%_x"));
+    let answer = exact.query(&exact_scope, &spec).await.unwrap();
+    assert_eq!(answer.map(|rows| rows.len()), Some(0));
     // A session due for renewal: the refresh grant goes first.
     let renewing = store(Mode::Exact, Credentials::session(jwt(0), "r1"));
     renewing.server_time().await.unwrap();
@@ -338,6 +344,13 @@ async fn the_adapter_sends_what_supabase_js_sends() {
         {"kind": "rpc", "fn": "rcs_now", "args": {}},
         {"kind": "select", "table": "rcs_records", "columns": "id,version,deleted,data",
          "eq": [["scope", exact_scope.canonical()], ["id", "r,\"1"]], "in": null, "or": null, "order": [], "limit": null},
+        {"kind": "select", "table": "rcs_records", "columns": "id,version,deleted,data",
+         "eq": [["scope", exact_scope.canonical()]], "is": [["deleted", false]], "in": null,
+         "or": [
+             format!("data->>title.in.({}),data->>title.like.\"[*\"", q("a,\"b)")),
+             format!("data->meta->>note.like.{},data->meta->>note.like.\"[*\"", q("*50\\%\\_x*")),
+         ],
+         "order": ["id"], "limit": 1000},
         {"kind": "refresh", "refresh_token": "r1"},
     ]);
     let input = json!({"url": url, "anon": ANON, "token": token, "calls": calls});
@@ -362,8 +375,8 @@ async fn the_adapter_sends_what_supabase_js_sends() {
     assert!(output.status.success(), "supabase-js-requests.mjs failed");
     let theirs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
     // The renewing store's own call (after the grant) repeats `rcs_now`: not compared again.
-    let ours: Vec<&Sent> = ours.iter().take(10).collect();
-    assert_eq!(theirs.len(), 10, "{theirs:#?}");
+    let ours: Vec<&Sent> = ours.iter().take(11).collect();
+    assert_eq!(theirs.len(), 11, "{theirs:#?}");
     let failures: Vec<String> = ours
         .iter()
         .zip(&theirs)

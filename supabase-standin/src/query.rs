@@ -9,6 +9,8 @@
 //!   the next character (`pQuotedValue`), and then must be followed by `,` or `)`, or it runs to
 //!   the next `,` or `)` (`many (noneOf ",)")`);
 //! - field names are identifiers (`[letters digits _ $ space]`, dash-separated) or quoted.
+//! - a field may be followed by a JSON path, `->key` (jsonb) or `->>key` (text), keys being
+//!   field names or array indexes (docs: "JSON Columns"; `pJsonPath`).
 //!
 //! Values become SQL string literals (`'…'` with `'` doubled, standard_conforming_strings on),
 //! of unknown type, so PostgreSQL coerces them to the column's type, as PostgREST's own
@@ -38,6 +40,9 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     pub column: String,
+    /// A JSON path into the column (`data->meta->>owner`): `(text, key)` per arrow, `text` for
+    /// `->>` (docs: "JSON Columns").
+    pub path: Vec<(bool, String)>,
     pub not: bool,
     pub op: String,
     pub value: Value,
@@ -176,12 +181,29 @@ impl Cursor<'_> {
     }
 }
 
+/// A column and its JSON path.
+type Column = (String, Vec<(bool, String)>);
+
+impl Cursor<'_> {
+    /// `pField`: a field name, then `pJsonPath`: any number of `->key` / `->>key` (a key is a
+    /// field name or an array index).
+    fn column(&mut self) -> P<Column> {
+        let name = self.field()?;
+        let mut path = Vec::new();
+        while self.eat_str("->") {
+            let text = self.eat('>');
+            path.push((text, self.field()?));
+        }
+        Ok((name, path))
+    }
+}
+
 fn chars(s: &str) -> Vec<char> {
     s.chars().collect()
 }
 
 /// `pOpExpr`: `[not.]op.value`, with `value` read by `single` (the top-level or the logic rule).
-fn op_expr(c: &mut Cursor, column: String, logic: bool) -> P<Filter> {
+fn op_expr(c: &mut Cursor, (column, path): Column, logic: bool) -> P<Filter> {
     let not = c.eat_str("not.");
     let word: String = {
         let mut w = String::new();
@@ -230,6 +252,7 @@ fn op_expr(c: &mut Cursor, column: String, logic: bool) -> P<Filter> {
     };
     Ok(Filter {
         column,
+        path,
         not,
         op: word,
         value,
@@ -240,7 +263,7 @@ fn op_expr(c: &mut Cursor, column: String, logic: bool) -> P<Filter> {
 pub fn parse_filter(key: &str, value: &str) -> P<Filter> {
     let k = chars(key);
     let mut kc = Cursor { s: &k, i: 0 };
-    let column = kc.field()?;
+    let column = kc.column()?;
     if kc.peek().is_some() {
         return err(format!("unexpected characters in column {key:?}"));
     }
@@ -292,7 +315,7 @@ fn logic_children(c: &mut Cursor) -> P<Vec<Logic>> {
 fn logic_tree(c: &mut Cursor) -> P<Logic> {
     let save = c.i;
     let filter = (|| {
-        let column = c.field()?;
+        let column = c.column()?;
         if !c.eat('.') {
             return err("delimiter (.)");
         }
@@ -333,7 +356,14 @@ pub fn literal(s: &str) -> P<String> {
 
 impl Filter {
     pub fn sql(&self, out: &mut String) -> P<()> {
-        let col = ident(&self.column);
+        let mut col = ident(&self.column);
+        for (text, key) in &self.path {
+            col.push_str(if *text { "->>" } else { "->" });
+            match key.parse::<i64>() {
+                Ok(index) => write!(col, "{index}").unwrap(),
+                Err(_) => col.push_str(&literal(key)?),
+            }
+        }
         let cond = match (&self.value, self.op.as_str()) {
             (Value::List(items), _) => {
                 let lits: P<Vec<String>> = items.iter().map(|i| literal(i)).collect();
@@ -447,6 +477,7 @@ mod tests {
     fn one(col: &str, op: &str, v: &str) -> Logic {
         Logic::Stmt(Filter {
             column: col.into(),
+            path: Vec::new(),
             not: false,
             op: op.into(),
             value: Value::One(v.into()),
@@ -500,6 +531,24 @@ mod tests {
             .sql(&mut s)
             .unwrap();
         assert_eq!(s, "\"o\"\"wn\" = 'it''s'");
+        let mut s = String::new();
+        parse_filter("data->meta->>\"o'wner\"", "like.*a*")
+            .unwrap()
+            .sql(&mut s)
+            .unwrap();
+        assert_eq!(s, "\"data\"->'meta'->>'o''wner' LIKE '%a%'");
+        let mut s = String::new();
+        parse_logic(
+            "and",
+            "(or(data->>t.in.(\"a\"),data->>t.like.\"[*\"),data->0.eq.1)",
+        )
+        .unwrap()
+        .sql(&mut s)
+        .unwrap();
+        assert_eq!(
+            s,
+            "((\"data\"->>'t' IN ('a') OR \"data\"->>'t' LIKE '[%') AND \"data\"->0 = '1')"
+        );
         assert!(literal("a\0").is_err());
     }
 }

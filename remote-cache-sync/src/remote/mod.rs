@@ -17,6 +17,8 @@ use crate::record::{Record, Tombstone};
 use crate::scope::SyncScope;
 
 pub mod memory;
+#[cfg(any(feature = "pocketbase", feature = "supabase", feature = "appwrite"))]
+mod narrow;
 mod parse;
 pub mod realtime;
 

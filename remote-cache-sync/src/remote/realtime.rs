@@ -116,10 +116,29 @@ impl Stream for RemoteEvents {
     }
 }
 
+// A build whose only HTTP backend has no realtime (Supabase) uses the stall guard alone.
 #[cfg(any(feature = "http-base", feature = "postgres"))]
+#[cfg_attr(
+    not(any(
+        feature = "http",
+        feature = "pocketbase",
+        feature = "appwrite",
+        feature = "postgres"
+    )),
+    allow(unused_imports)
+)]
 pub(crate) use driver::{Connection, spawn, stall_guard};
 
 #[cfg(any(feature = "http-base", feature = "postgres"))]
+#[cfg_attr(
+    not(any(
+        feature = "http",
+        feature = "pocketbase",
+        feature = "appwrite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 mod driver {
     use std::time::Duration;
 

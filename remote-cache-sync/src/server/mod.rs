@@ -44,7 +44,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::delta::Cursor;
@@ -54,8 +53,8 @@ use crate::op::{OpKind, PendingOp, PushOutcome};
 use crate::record::{Record, Tombstone};
 use crate::remote::RemoteStore;
 use crate::remote::protocol::{
-    self, ErrorBody, ErrorDetail, GetRequest, GetResponse, HealthResponse, PullRequest,
-    PullResponse, PushRequest, PushResponse, TimeResponse, WireOutcome, codes,
+    self, GetRequest, GetResponse, HealthResponse, PullRequest, PullResponse, PushRequest,
+    PushResponse, TimeResponse, WireOutcome, codes,
 };
 use crate::scope::SyncScope;
 use jiff::Timestamp;
@@ -65,10 +64,12 @@ mod count;
 mod digest;
 mod events;
 mod query;
+mod request;
 
 pub use auth::{Access, AllowAll, Authorizer, Principal, ScopePattern, StaticTokens};
 use events::Hub;
 pub use events::{ChangeFeed, DEFAULT_HEARTBEAT, MAX_EVENT_SCOPES};
+use request::{ApiError, ApiResult, authenticate, authorize, deadline, parse_body};
 
 /// Default largest request body: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -317,186 +318,6 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received");
-}
-
-/// An error answer: status plus `{"error":{"code","message"}}`.
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// Maps a storage error. Details of unexpected failures are logged, not sent.
-    fn from_storage(e: Error) -> Self {
-        match e {
-            Error::InvalidScope(m) => Self::new(StatusCode::BAD_REQUEST, codes::INVALID_SCOPE, m),
-            Error::InvalidInput(m) | Error::InvalidQuery(m) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_REQUEST, m)
-            }
-            Error::RateLimited { retry_after, .. } => ApiError {
-                retry_after: retry_after.map(|d| d.as_secs().max(1)),
-                ..Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    codes::RATE_LIMITED,
-                    "slow down",
-                )
-            },
-            e if e.is_retryable() => {
-                tracing::warn!(error = %e, "storage unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    codes::UNAVAILABLE,
-                    "storage is unavailable, retry later",
-                )
-            }
-            e => {
-                tracing::error!(error = %e, "storage failure");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    codes::INTERNAL,
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-            },
-        };
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
-type ApiResult<T> = Result<axum::Json<T>, ApiError>;
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn authenticate(server: &Server, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    server
-        .authorizer
-        .authenticate(bearer(headers))
-        .ok_or_else(|| {
-            tracing::info!("refused: missing or unknown bearer token");
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                codes::UNAUTHORIZED,
-                "missing or invalid bearer token",
-            )
-        })
-}
-
-fn authorize(
-    server: &Server,
-    principal: &Principal,
-    scope: &SyncScope,
-    access: Access,
-) -> Result<(), ApiError> {
-    if server.authorizer.authorize(principal, scope, access) {
-        Ok(())
-    } else {
-        tracing::info!(principal = %principal.name, %scope, ?access, "refused: scope not granted");
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            codes::FORBIDDEN,
-            format!(
-                "this token may not {} scope {scope}",
-                if access == Access::Read {
-                    "read"
-                } else {
-                    "write"
-                }
-            ),
-        ))
-    }
-}
-
-/// Parses a JSON body, mapping every failure to a clear 4xx.
-fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                codes::PAYLOAD_TOO_LARGE,
-                "request body is too large",
-            )
-        } else {
-            ApiError::new(r.status(), codes::INVALID_JSON, r.body_text())
-        }
-    })?;
-    // Parse to a Value first so a bad scope can be told apart from bad JSON.
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::INVALID_JSON,
-            format!("body is not JSON: {e}"),
-        )
-    })?;
-    if let Some(scope) = value.get("scope") {
-        serde_json::from_value::<SyncScope>(scope.clone()).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_SCOPE, e.to_string())
-        })?;
-    }
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::INVALID_JSON,
-            format!("unexpected body: {e}"),
-        )
-    })
-}
-
-/// Answers 503 when a request takes longer than the configured timeout.
-async fn deadline(
-    State(limit): State<std::time::Duration>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            tracing::warn!(?limit, "request timed out");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                codes::UNAVAILABLE,
-                format!("the request took longer than {} ms", limit.as_millis()),
-            )
-            .into_response()
-        }
-    }
 }
 
 async fn health() -> axum::Json<HealthResponse> {

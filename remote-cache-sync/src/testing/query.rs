@@ -8,6 +8,10 @@
 //! of another scope that matches everything. Every filter operator, order (with `nocase`),
 //! limit and offset is exercised.
 //!
+//! The reference is the seeded records as a full pull of the remote reads them back (a remote
+//! with typed fields may read a missing field as null): a query answered by the remote must
+//! equal a sync followed by a read of the cache.
+//!
 //! A remote may answer a query [`Error::Unsupported`] (it cannot express an operator): never a
 //! wrong answer. [`run`] returns the names of the queries so refused, for the caller to check
 //! against what the backend documents.
@@ -177,6 +181,45 @@ fn same(a: &Answer, b: &Answer) -> bool {
     }
 }
 
+/// The live records of `scope` as a full pull reads them, in the order of `seeded`; panics
+/// when the remote lost or added one.
+async fn held<R: RemoteStore<JsonRecord> + ?Sized>(
+    remote: &R,
+    scope: &SyncScope,
+    seeded: &[JsonRecord],
+) -> Vec<JsonRecord> {
+    let mut live = std::collections::BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let page = remote
+            .fetch_since(scope, cursor.as_ref(), 500)
+            .await
+            .expect("pull the seeded scope");
+        if page.cursor.is_some() {
+            cursor = page.cursor.clone();
+        }
+        let more = page.has_more;
+        for r in page.upserts {
+            if r.deleted_at().is_none() {
+                live.insert(r.id().to_owned(), r);
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    let held: Vec<JsonRecord> = seeded.iter().filter_map(|r| live.remove(r.id())).collect();
+    assert!(
+        held.len() == seeded.len() && live.is_empty(),
+        "{}: a pull of the seeded scope reads {} of {} records, and {:?} besides",
+        remote.name(),
+        held.len(),
+        seeded.len(),
+        live.keys().collect::<Vec<_>>()
+    );
+    held
+}
+
 /// Runs the case in `scope` (another, empty scope `other` gets a decoy that matches every
 /// query). Panics on the first disagreement; returns the names of the queries the remote
 /// refused with [`Error::Unsupported`].
@@ -220,6 +263,10 @@ pub async fn run<R: RemoteStore<JsonRecord> + ?Sized>(
         .batch_upsert(other, &[decoy])
         .await
         .expect("seed the other scope");
+
+    // The reference is the records as the remote holds them (a remote with typed fields may
+    // read a missing field back as null): the answer must equal a sync, then a cache read.
+    let rows = held(remote, scope, &rows).await;
 
     #[cfg(feature = "sqlite")]
     let local = {

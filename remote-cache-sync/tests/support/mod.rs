@@ -2,3 +2,6 @@
 
 #[cfg(all(feature = "appwrite", feature = "appwrite-standin"))]
 pub mod appwrite;
+
+#[cfg(feature = "supabase")]
+pub mod supabase;

@@ -65,6 +65,7 @@ use crate::scope::SyncScope;
 mod builder;
 mod change;
 mod db;
+mod encode;
 mod encryption;
 mod error;
 #[cfg(target_arch = "wasm32")]

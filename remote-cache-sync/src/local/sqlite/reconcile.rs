@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::db::{Encoded, WRITE_REMOTE, immediate};
+use super::db::{Encoded, WRITE_REMOTE, commit, immediate};
 use super::error::map_err;
 use super::scope_state;
 use crate::error::Result;
@@ -67,6 +67,6 @@ pub(super) fn apply(
             }
         }
     }
-    tx.commit()?;
+    commit(tx)?;
     Ok(skipped)
 }

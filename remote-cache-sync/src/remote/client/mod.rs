@@ -18,10 +18,20 @@
 
 pub(crate) mod prefetch;
 pub(crate) mod retry;
+#[cfg(any(feature = "http", feature = "pocketbase"))]
 pub(crate) mod sse;
 pub(crate) mod status;
+// Parts of these serve only some backends: a build without all of them leaves those unused.
+#[cfg_attr(
+    not(all(feature = "pocketbase", feature = "supabase", feature = "appwrite")),
+    allow(dead_code)
+)]
 pub(crate) mod token;
+#[cfg_attr(
+    not(all(feature = "pocketbase", feature = "supabase", feature = "appwrite")),
+    allow(dead_code)
+)]
 pub(crate) mod transport;
 pub(crate) mod url;
-#[cfg(any(feature = "pocketbase", feature = "supabase"))]
+#[cfg(any(feature = "pocketbase", feature = "supabase", feature = "appwrite"))]
 pub(crate) mod window;

@@ -18,124 +18,42 @@
 //! redacted in `Debug`, and never part of an error message.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::delta::{Cursor, Delta, QuarantinedRow};
+use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::reconcile::protocol::DIGEST_PATH;
 use crate::reconcile::{DigestRequest, DigestResponse, WireDigestRequest};
-use crate::record::{Change, Record, Tombstone};
+use crate::record::Record;
 use crate::remote::RemoteStore;
 use crate::remote::client::prefetch::Prefetcher;
 use crate::remote::client::retry::READS;
-use crate::remote::client::status::ErrorDetail;
 use crate::remote::client::transport::{self, Dialect, Transport};
 use crate::remote::client::url;
 use crate::remote::protocol::{
-    self, ErrorBody, GetRequest, GetResponse, PullRequest, PullResponse, PushRequest, PushResponse,
-    TimeResponse, WireChange, WireOp, WireOutcome,
+    self, GetRequest, GetResponse, PullRequest, PushRequest, TimeResponse, WireOp,
 };
 use crate::scope::SyncScope;
 
+mod builder;
+mod decode;
 mod events;
 mod query;
+
+pub use builder::HttpRemoteStoreBuilder;
+use decode::{decode_json, decode_pull, decode_push, error_detail, malformed, status_error};
 
 const BACKEND: &str = "http";
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Configures an [`HttpRemoteStore`].
-pub struct HttpRemoteStoreBuilder<T> {
-    base_url: String,
-    token: Option<String>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    prefetch: bool,
-    realtime: crate::remote::RealtimeOptions,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> fmt::Debug for HttpRemoteStoreBuilder<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpRemoteStoreBuilder")
-            .field("base_url", &self.base_url)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl<T: Record> HttpRemoteStoreBuilder<T> {
-    /// Bearer token sent with every request.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    /// Whole-request timeout (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Connection timeout (default: the request timeout, at most 10 s). In the browser `fetch`
-    /// has none: only the whole-request timeout applies there.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Whether a pull that reports `has_more` starts fetching the next page in the background
-    /// (default on). The caller applies one page while the next one travels, which roughly
-    /// doubles initial-sync throughput; at most one extra page per scope is held in memory.
-    pub fn prefetch(mut self, on: bool) -> Self {
-        self.prefetch = on;
-        self
-    }
-
-    /// Timings of [`subscribe`](RemoteStore::subscribe)'s event stream: keep the stall timeout
-    /// a few times the server's heartbeat (`rcs serve` sends one every 15 s; the default stall
-    /// timeout is 45 s).
-    pub fn realtime(mut self, options: crate::remote::RealtimeOptions) -> Self {
-        self.realtime = options;
-        self
-    }
-
-    /// Builds the store. Fails with [`Error::InvalidInput`] for a URL that is not `http(s)://`
-    /// or that carries credentials (give those with [`token`](Self::token)).
-    pub fn build(self) -> Result<HttpRemoteStore<T>> {
-        let url = url::parse_base(&self.base_url, "remote URL", "pass a token instead")?;
-        if let Some(t) = &self.token
-            && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(Error::InvalidInput(
-                "the token must be non-empty and contain no whitespace".into(),
-            ));
-        }
-        let base = url.as_str().trim_end_matches('/').to_owned();
-        let transport = Transport::new(url, &DIALECT, self.timeout, self.connect_timeout)?;
-        Ok(HttpRemoteStore {
-            inner: Arc::new(Inner {
-                transport,
-                base,
-                token: self.token,
-                prefetch: self.prefetch.then(Prefetcher::default),
-                realtime: self.realtime,
-            }),
-        })
-    }
-}
 
 /// The client of our sync server: a [`RemoteStore`] speaking the HTTP sync protocol
 /// (`docs/protocol.md`) to `rcs serve` or an app embedding [`server`](crate::server). Feature
@@ -185,7 +103,7 @@ impl<T: Record> HttpRemoteStoreBuilder<T> {
 ///   protocol's stable error `code`; the scope pauses too;
 /// - other 4xx: [`Error::Rejected`] with the server's message;
 /// - a body that does not parse: [`Error::MalformedResponse`]. A pulled row that does not
-///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`]).
+///   decode as `T` is quarantined, not fatal (see [`QuarantinedRow`](crate::delta::QuarantinedRow)).
 ///
 /// Reads (pulls, [`get_by_id`](RemoteStore::get_by_id), the clock, [`health`](Self::health))
 /// are retried once in place when the connection could not be made, or after a 429 whose
@@ -244,15 +162,7 @@ fn transport_error(e: reqwest::Error) -> Error {
 impl<T: Record> HttpRemoteStore<T> {
     /// Starts configuring a store for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
     pub fn builder(base_url: impl Into<String>) -> HttpRemoteStoreBuilder<T> {
-        HttpRemoteStoreBuilder {
-            base_url: base_url.into(),
-            token: None,
-            timeout: DEFAULT_TIMEOUT,
-            connect_timeout: Duration::from_secs(10),
-            prefetch: true,
-            realtime: crate::remote::RealtimeOptions::default(),
-            _t: PhantomData,
-        }
+        HttpRemoteStoreBuilder::new(base_url.into())
     }
 
     /// A store with default settings and no token.
@@ -338,113 +248,6 @@ impl<T: Record> HttpRemoteStore<T> {
             )));
         }
         Ok(results)
-    }
-}
-
-/// The error a non-success answer means: the shared status table
-/// ([`client::status`](crate::remote::client::status)), reading our protocol's error body
-/// `{"error":{"code","message"}}`.
-fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
-    DIALECT.error(status, headers, body)
-}
-
-/// The status table's hook: the code and message of our protocol's error body.
-fn error_detail(body: &[u8]) -> ErrorDetail {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => ErrorDetail {
-            code: Some(b.error.code),
-            message: Some(b.error.message),
-        },
-        Err(_) => ErrorDetail::default(),
-    }
-}
-
-/// Decodes a pull answer. A row that does not decode as `T` is quarantined, not fatal: the
-/// whole page is first decoded as `T` (the fast path), and only when that fails row by row.
-fn decode_pull<T: Record>(bytes: &[u8]) -> Result<(PullResponse<T>, Vec<QuarantinedRow>)> {
-    if let Ok(mut resp) = serde_json::from_slice::<PullResponse<T>>(bytes) {
-        let quarantined = std::mem::take(&mut resp.quarantined);
-        return Ok((resp, quarantined));
-    }
-    let raw: PullResponse<serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
-    let mut upserts = Vec::with_capacity(raw.upserts.len());
-    let mut quarantined = raw.quarantined;
-    for row in raw.upserts {
-        match T::deserialize(&row) {
-            Ok(r) => upserts.push(r),
-            Err(e) => quarantined.push(quarantine_row(&row, &e)),
-        }
-    }
-    Ok((
-        PullResponse {
-            upserts,
-            deletes: raw.deletes,
-            cursor: raw.cursor,
-            has_more: raw.has_more,
-            server_time: raw.server_time,
-            quarantined: Vec::new(),
-        },
-        quarantined,
-    ))
-}
-
-fn quarantine_row(row: &serde_json::Value, e: &serde_json::Error) -> QuarantinedRow {
-    let id = row
-        .get("id")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    QuarantinedRow::new(id, row.to_string(), format!("does not decode: {e}"))
-}
-
-/// Decodes a push answer. A conflict against a remote version that does not decode as `T` is
-/// a verdict on that one op: it becomes `Rejected` with the reason (the other ops stand).
-fn decode_push<T: Record>(bytes: &[u8]) -> Result<Vec<PushOutcome<T>>> {
-    let convert = |r: WireOutcome<T>| match r {
-        WireOutcome::Applied { version } => PushOutcome::Applied { version },
-        WireOutcome::Conflict { current } => PushOutcome::Conflict {
-            current: current.map(Into::into),
-        },
-        WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
-    };
-    if let Ok(resp) = serde_json::from_slice::<PushResponse<T>>(bytes) {
-        return Ok(resp.results.into_iter().map(convert).collect());
-    }
-    let raw: PushResponse<serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
-    Ok(raw
-        .results
-        .into_iter()
-        .map(|r| match r {
-            WireOutcome::Applied { version } => PushOutcome::Applied { version },
-            WireOutcome::Rejected { reason } => PushOutcome::Rejected { reason },
-            WireOutcome::Conflict { current: None } => PushOutcome::Conflict { current: None },
-            WireOutcome::Conflict {
-                current: Some(WireChange::Delete { id, deleted_at }),
-            } => PushOutcome::Conflict {
-                current: Some(Change::Delete(Tombstone { id, deleted_at })),
-            },
-            WireOutcome::Conflict {
-                current: Some(WireChange::Upsert { record }),
-            } => match T::deserialize(&record) {
-                Ok(r) => PushOutcome::Conflict {
-                    current: Some(Change::Upsert(r)),
-                },
-                Err(e) => PushOutcome::undecodable_current(e),
-            },
-        })
-        .collect())
-}
-
-fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
-    serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))
-}
-
-fn malformed(message: impl Into<String>) -> Error {
-    Error::MalformedResponse {
-        backend: BACKEND,
-        message: message.into(),
     }
 }
 
@@ -652,6 +455,9 @@ impl<T: Record> RemoteStore<T> for HttpRemoteStore<T> {
 
 #[cfg(test)]
 mod tests {
+    use reqwest::StatusCode;
+    use reqwest::header::HeaderMap;
+
     use super::*;
     use crate::testing::TestRecord;
 

@@ -48,6 +48,7 @@ mod decode;
 mod digest;
 mod filter;
 mod push;
+mod query;
 mod realtime;
 mod store;
 

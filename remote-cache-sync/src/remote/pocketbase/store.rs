@@ -56,7 +56,7 @@ impl<T> std::fmt::Debug for PocketBaseRemoteStore<T> {
 
 /// A list answer's body.
 #[derive(Deserialize)]
-pub(super) struct ListPage {
+struct ListPage {
     pub(super) items: Vec<Map<String, Value>>,
 }
 
@@ -128,6 +128,57 @@ impl<T: Record> PocketBaseRemoteStore<T> {
             return Err(reply.error());
         }
         Ok(reply)
+    }
+
+    /// Every row of the collection passing `base` (and in the scope: the scope's keys are
+    /// checked on each row too), in `id` order, page by page with an `id` keyset, `fields`
+    /// only when given; `visit` sees each with its PocketBase id. Returns the bytes listed.
+    pub(super) async fn list_by_id(
+        &self,
+        scope: &SyncScope,
+        base: Option<String>,
+        fields: Option<&str>,
+        mut visit: impl FnMut(&str, Map<String, Value>),
+    ) -> Result<u64> {
+        let per_page = self.config.max_page_size.to_string();
+        let mut after: Option<String> = None;
+        let mut bytes = 0u64;
+        loop {
+            let keyset = after.as_deref().map(|id| format!("id > {}", quote(id)));
+            let f = filter::and([base.clone(), keyset]);
+            let mut query = vec![
+                ("filter", f.as_str()),
+                ("sort", "id"),
+                ("perPage", per_page.as_str()),
+                ("skipTotal", "1"),
+            ];
+            query.extend(fields.map(|f| ("fields", f)));
+            let reply = self.list_request(scope.name(), &query).await?;
+            bytes += reply.body.len() as u64;
+            let page: ListPage = reply.json()?;
+            let n = page.items.len();
+            for raw in page.items {
+                let Some(pb_id) = raw.get("id").and_then(Value::as_str).map(str::to_owned) else {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: "a listed row has no id".into(),
+                    });
+                };
+                if after.as_deref().is_some_and(|a| pb_id.as_str() <= a) {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: "the listing is not in increasing id order".into(),
+                    });
+                }
+                if in_scope(&raw, scope) {
+                    visit(&pb_id, raw);
+                }
+                after = Some(pb_id);
+            }
+            if n < self.config.max_page_size {
+                return Ok(bytes);
+            }
+        }
     }
 
     /// One list request: `filter`, sorted by `(updated, id)`, no total count.
@@ -338,6 +389,15 @@ impl<T: Record> RemoteStore<T> for PocketBaseRemoteStore<T> {
         request: &crate::reconcile::DigestRequest,
     ) -> Result<Option<crate::reconcile::DigestResponse>> {
         self.digest_by_listing(scope, request).await.map(Some)
+    }
+
+    /// Narrowed by a filter, decided here (see `query.rs`).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        self.query_narrowed(scope, query).await.map(Some)
     }
 
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {

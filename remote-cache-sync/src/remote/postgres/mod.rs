@@ -123,21 +123,18 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{NoTls, Row};
 
 use crate::delta::{Cursor, Delta, QuarantinedRow};
-use crate::error::{Error, Result, StorageErrorKind};
+use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record, Tombstone};
 use crate::remote::RemoteStore;
@@ -152,6 +149,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 const PG_MIN_UNIX_SECOND: i64 = -210_866_803_200;
 
 mod coalesce;
+mod connect;
 mod digest;
 mod errors;
 mod listen;
@@ -165,7 +163,6 @@ use errors::ErrorMapper;
 pub use options::PostgresOptions;
 use sql::Sql;
 pub use tls::redact_connection_string;
-use tls::{libpq_tls_parameters, tls_connector};
 
 /// A PostgreSQL database as a [`RemoteStore`], for any record type (stored as `jsonb`). See the
 /// [module docs](self) for the schema and the exact-cursor design.
@@ -276,181 +273,6 @@ fn parse_cursor(c: Option<&Cursor>) -> Result<i64> {
 }
 
 impl<T: Record> PostgresRemoteStore<T> {
-    /// Connects to `url` (`postgres://user:password@host:port/db`, or the key/value form), checks
-    /// that a connection can be made and, unless disabled, creates the schema.
-    ///
-    /// Fails with [`Error::Unavailable`] when the server cannot be reached, [`Error::Unauthorized`]
-    /// for bad credentials, [`Error::InvalidInput`] for a bad URL or options. No message contains
-    /// the password.
-    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
-        let sql = Sql::new(&options.table_prefix)?;
-        if options.max_connections == 0 {
-            return Err(Error::InvalidInput(
-                "postgres max_connections must be at least 1".into(),
-            ));
-        }
-        let (url, url_root_cert) = libpq_tls_parameters(url);
-        let url = url.as_str();
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            Error::InvalidInput(format!(
-                "invalid PostgreSQL connection string {}: {e}",
-                redact_connection_string(url)
-            ))
-        })?;
-        let errors = ErrorMapper {
-            secret: config
-                .get_password()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .filter(|p| !p.is_empty()),
-        };
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.connect_timeout);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("remote-cache-sync");
-        }
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let (manager, listen_config, listen_tls) = if config.get_ssl_mode() == SslMode::Require {
-            let extra: Vec<&Path> = options
-                .tls_root_certificates
-                .as_deref()
-                .into_iter()
-                .chain(url_root_cert.as_deref())
-                .collect();
-            let tls = tls_connector(&extra)?;
-            let listen = (config.clone(), Some(tls.clone()));
-            (
-                Manager::from_config(config, tls, manager_config),
-                listen.0,
-                listen.1,
-            )
-        } else {
-            // `prefer` without verification would be theatre; see the module docs.
-            config.ssl_mode(SslMode::Disable);
-            let listen = config.clone();
-            (
-                Manager::from_config(config, NoTls, manager_config),
-                listen,
-                None,
-            )
-        };
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .recycle_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("postgres pool: {e}")))?;
-        // Per-transaction settings of every write transaction (set with `set_config(.., true)`,
-        // which also works through transaction-pooling proxies): bounded lock waits, and a
-        // transaction that stalls while holding its scope's lock is ended by the server.
-        let tx_settings = [
-            options.lock_timeout.as_millis().max(1).to_string(),
-            (options.lock_timeout.as_millis() * 2)
-                .max(1_000)
-                .to_string(),
-        ];
-        let mut listen_config = listen_config;
-        // Named apart, so operators (and tests) can tell the listening sessions from the pool.
-        listen_config.application_name(format!(
-            "{}-listen:{}",
-            listen_config
-                .get_application_name()
-                .unwrap_or("remote-cache-sync"),
-            sql.channel
-        ));
-        let listen = Arc::new(listen::ListenSetup {
-            config: listen_config,
-            tls: listen_tls,
-            channel: sql.channel.clone(),
-            errors: errors.clone(),
-            options: options.realtime,
-        });
-        let store = PostgresRemoteStore {
-            pool,
-            sql,
-            errors,
-            listen,
-            tx_settings,
-            prefix: options.table_prefix,
-            _records: PhantomData,
-        };
-        if options.auto_migrate {
-            store.migrate().await?;
-        } else {
-            // Fail now, not on the first sync, when the server or credentials are wrong.
-            drop(store.client().await?);
-        }
-        tracing::debug!(prefix = %store.prefix, "connected to postgres remote");
-        Ok(store)
-    }
-
-    /// Creates the tables, index and sequence if missing (idempotent, safe to run from several
-    /// processes at once). Fails with [`Error::Storage`] ([`StorageErrorKind::SchemaTooNew`]) when
-    /// the database was set up by a newer build.
-    pub async fn migrate(&self) -> Result<()> {
-        let mut client = self.client().await?;
-        let broken = client.broken.clone();
-        let e = |e: tokio_postgres::Error| self.fail(&broken, &e);
-        let tx = client.transaction().await.map_err(e)?;
-        let [lock_timeout, idle_timeout] = &self.tx_settings;
-        tx.execute(&self.sql.tx_settings, &[lock_timeout, idle_timeout])
-            .await
-            .map_err(e)?;
-        // CREATE ... IF NOT EXISTS races between sessions; one migrator at a time per prefix.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
-            &[&format!("remote-cache-sync migrate {}", self.prefix)],
-        )
-        .await
-        .map_err(e)?;
-        for stmt in &self.sql.migrate {
-            tx.batch_execute(stmt).await.map_err(e)?;
-        }
-        let meta = &self.sql.meta;
-        let row = tx
-            .query_opt(
-                &format!("SELECT value FROM {meta} WHERE key = 'schema_version'"),
-                &[],
-            )
-            .await
-            .map_err(e)?;
-        match row {
-            None => {
-                tx.execute(
-                    &format!("INSERT INTO {meta} (key, value) VALUES ('schema_version', $1)"),
-                    &[&SCHEMA_VERSION.to_string()],
-                )
-                .await
-                .map_err(e)?;
-            }
-            Some(row) => {
-                let v: String = row.try_get(0).map_err(|err| Error::Storage {
-                    kind: StorageErrorKind::Corrupt,
-                    message: format!("{meta}.schema_version: {err}"),
-                })?;
-                let v: i32 = v.parse().map_err(|_| Error::Storage {
-                    kind: StorageErrorKind::Corrupt,
-                    message: format!("{meta}.schema_version is {v:?}"),
-                })?;
-                if v > SCHEMA_VERSION {
-                    return Err(Error::Storage {
-                        kind: StorageErrorKind::SchemaTooNew,
-                        message: format!(
-                            "postgres tables {}* are at schema version {v}; this build knows {SCHEMA_VERSION}",
-                            self.prefix
-                        ),
-                    });
-                }
-            }
-        }
-        tx.commit().await.map_err(e)?;
-        Ok(())
-    }
-
     /// The table prefix in use.
     pub fn table_prefix(&self) -> &str {
         &self.prefix
@@ -731,99 +553,4 @@ impl<T: Record> crate::server::ChangeFeed for PostgresRemoteStore<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn prefix_is_validated() {
-        assert!(Sql::new("rcs_").is_ok());
-        assert!(Sql::new("app2_").is_ok());
-        for bad in [
-            "",
-            "Rcs_",
-            "1abc",
-            "a-b",
-            "a b",
-            "x; drop table y",
-            "é",
-            &"a".repeat(41),
-        ] {
-            assert!(
-                matches!(Sql::new(bad), Err(Error::InvalidInput(_))),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn connection_strings_are_redacted() {
-        assert_eq!(
-            redact_connection_string("postgres://u:pw@127.0.0.1:5432/db"),
-            "postgres://u:***@127.0.0.1:5432/db"
-        );
-        assert_eq!(
-            redact_connection_string("postgresql://u:p%40ss@h/db?sslmode=disable"),
-            "postgresql://u:***@h/db?sslmode=disable"
-        );
-        assert_eq!(
-            redact_connection_string("postgres://u@h/db"),
-            "postgres://u@h/db"
-        );
-        assert_eq!(
-            redact_connection_string("host=h user=u password=secret dbname=d"),
-            "host=h user=u password=*** dbname=d"
-        );
-    }
-
-    #[test]
-    fn libpq_tls_parameters_are_understood() {
-        assert_eq!(
-            libpq_tls_parameters(
-                "postgres://u:p@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca%20x.pem"
-            ),
-            (
-                "postgres://u:p@h/db?sslmode=require".to_owned(),
-                Some(PathBuf::from("/tmp/ca x.pem"))
-            )
-        );
-        assert_eq!(
-            libpq_tls_parameters("postgres://u@h/db?sslrootcert=/ca.pem"),
-            (
-                "postgres://u@h/db".to_owned(),
-                Some(PathBuf::from("/ca.pem"))
-            )
-        );
-        assert_eq!(
-            libpq_tls_parameters("postgres://u@h/db?sslmode=disable"),
-            ("postgres://u@h/db?sslmode=disable".to_owned(), None)
-        );
-        assert_eq!(
-            libpq_tls_parameters("host=h sslmode=verify-ca sslrootcert=/ca.pem user=u"),
-            (
-                "host=h sslmode=require user=u".to_owned(),
-                Some(PathBuf::from("/ca.pem"))
-            )
-        );
-        assert_eq!(
-            libpq_tls_parameters("host=h password='a  b'"),
-            ("host=h password='a  b'".to_owned(), None)
-        );
-    }
-
-    #[test]
-    fn cursors_are_validated() {
-        assert_eq!(parse_cursor(None).unwrap(), 0);
-        assert_eq!(parse_cursor(Some(&Cursor::new("42"))).unwrap(), 42);
-        for bad in ["", "-1", "x", "1.5", "99999999999999999999"] {
-            assert!(parse_cursor(Some(&Cursor::new(bad))).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn nul_detection() {
-        assert!(contains_nul(&serde_json::json!({"a": ["x\u{0}"]})));
-        assert!(contains_nul(&serde_json::json!({"a\u{0}": 1})));
-        assert!(!contains_nul(&serde_json::json!({"a": ["x", 1, null]})));
-    }
-}
+mod tests;

@@ -23,7 +23,7 @@ use crate::remote::applied_version;
 use crate::scope::SyncScope;
 
 /// The table the functions write (read directly by id).
-const RECORDS: &str = "rcs_records";
+pub(super) const RECORDS: &str = "rcs_records";
 
 fn malformed(message: impl Into<String>) -> Error {
     Error::MalformedResponse {

@@ -49,6 +49,7 @@ mod credential;
 mod decode;
 mod exact;
 mod filter;
+mod query;
 mod store;
 mod table;
 

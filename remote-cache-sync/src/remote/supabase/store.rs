@@ -139,6 +139,18 @@ impl<T: Record> RemoteStore<T> for SupabaseRemoteStore<T> {
             .await
     }
 
+    /// Narrowed by PostgREST filters, decided here (see `query.rs`).
+    async fn query(
+        &self,
+        scope: &SyncScope,
+        query: &crate::query::QuerySpec,
+    ) -> Result<Option<Vec<T>>> {
+        self.check(scope)?;
+        super::query::query(&self.client, self.config.mode, scope, query)
+            .await
+            .map(Some)
+    }
+
     async fn push(&self, scope: &SyncScope, ops: &[PendingOp<T>]) -> Result<Vec<PushOutcome<T>>> {
         self.check(scope)?;
         if ops.iter().any(|op| &op.scope != scope) {
