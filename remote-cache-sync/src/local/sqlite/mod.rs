@@ -55,7 +55,7 @@ use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 #[allow(unused_imports)] // linked from the docs above
 use crate::error::StorageErrorKind;
 use crate::error::{Error, Result};
-use crate::local::memory::{check_ids, check_op};
+use crate::local::check::{check_ids, check_op};
 use crate::local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 use crate::op::{OpId, PendingOp};
 use crate::query::QuerySpec;

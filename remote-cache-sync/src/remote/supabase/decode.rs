@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(raw.deletes, parsed.deletes);
         assert_eq!(raw.deletes.len(), 2);
         let ids = |d: &Delta<TestRecord>| {
-            d.quarantined.iter().map(|q| q.id.clone()).collect::<Vec<_>>()
+            d.quarantined
+                .iter()
+                .map(|q| q.id.clone())
+                .collect::<Vec<_>>()
         };
         assert_eq!(ids(&raw), ["d", "e", "f", "g"]);
         assert_eq!(ids(&raw), ids(&parsed));
