@@ -9,11 +9,14 @@
 #    remote that answers garbage (scripts/web/bad-remote.py);
 # 3. runs with wasm-bindgen-test in headless Chromium: tests/browser.rs (LocalStore conformance
 #    in memory and on OPFS, persistence across reopen; in a dedicated worker),
-#    tests/browser_main_thread.rs (no OPFS on a page's main thread) and tests/browser_sync.rs
-#    (offline writes then sync against `rcs serve`, bad answers as typed errors);
+#    tests/browser_main_thread.rs (no OPFS on a page's main thread), tests/browser_sync.rs
+#    (offline writes then sync against `rcs serve`, bad answers as typed errors) and
+#    tests/browser_encryption.rs (feature `encryption`: SQLite3 Multiple Ciphers on OPFS, no
+#    plaintext in the file, wrong/missing key, rekey);
 # 4. builds the JS package with `rcs web-setup --profile dev` and runs the example page in headless Chromium
 #    through Playwright (scripts/web/example-test.mjs): a todo added offline syncs and a second
-#    browser profile sees it; a screenshot is saved (its path is printed).
+#    browser profile sees it; a screenshot is saved (its path is printed); then encryption at
+#    rest through the JavaScript API (scripts/web/encryption-test.mjs).
 #
 #   bash scripts/test-web.sh [extra cargo test args, e.g. a test name]
 #   RCS_WASM_CLIPPY=1 bash scripts/test-web.sh     # also lints the wasm32 build
@@ -35,18 +38,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-features="sqlite,http,pocketbase,supabase,appwrite,testing"
+features="sqlite,http,pocketbase,supabase,appwrite,testing,encryption"
 if [ "${RCS_WASM_CLIPPY:-0}" = 1 ]; then
     echo "== cargo clippy (wasm32-unknown-unknown, features $features)"
     cargo clippy -p remote-cache-sync --target wasm32-unknown-unknown --no-default-features \
         --features "$features" --lib --test browser --test browser_main_thread \
-        --test browser_sync -- -D warnings
+        --test browser_sync --test browser_encryption -- -D warnings
     cargo clippy -p remote-cache-sync-web --target wasm32-unknown-unknown -- -D warnings
 fi
 
 echo "== building rcs"
 cargo build -p rcs
-RCS="$ROOT/target/debug/rcs"
+RCS="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rcs"
 
 # The page of wasm-bindgen-test-runner is served from a fixed port we pick, so `rcs serve` can be
 # told its origin.
@@ -72,7 +75,7 @@ WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$page_port" \
 CHROMEDRIVER="$(command -v chromedriver)" \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p remote-cache-sync --target wasm32-unknown-unknown --no-default-features \
-    --features "$features" --test browser --test browser_main_thread --test browser_sync "$@"
+    --features "$features" --test browser --test browser_main_thread --test browser_sync --test browser_encryption "$@"
 
 if [ -f scripts/web/example-test.mjs ]; then
     echo "== the example page in headless Chromium (Playwright)"

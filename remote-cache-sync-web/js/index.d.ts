@@ -13,7 +13,7 @@ export interface RemoteCacheError {
     | "not_found" | "conflict" | "unauthorized" | "rate_limited" | "unavailable" | "rejected"
     | "refused" | "malformed_response" | "invalid_scope" | "invalid_query" | "invalid_input"
     | "stale_version" | "codec" | "storage_locked" | "storage_unavailable" | "storage_full"
-    | "storage" | "cancelled" | "closed" | "worker" | "other";
+    | "wrong_key" | "key_required" | "storage" | "cancelled" | "closed" | "worker" | "other";
   message: string;
   /** Whether trying again later may succeed (e.g. the remote is unreachable). */
   retryable: boolean;
@@ -28,6 +28,15 @@ export interface OpenOptions {
   scope: string | { name: string; keys?: Record<string, string> };
   /** Bearer token for the remote. */
   token?: string;
+  /**
+   * Encrypts the OPFS database with this passphrase (SQLite3 Multiple Ciphers, SQLCipher 4
+   * scheme: AES-256 pages with an HMAC-SHA512 each, key by PBKDF2-HMAC-SHA512 with 256,000
+   * iterations). A new database is created encrypted; an existing one must have been created
+   * with this key. Rejects with `wrong_key` for another key (or a database that is not
+   * encrypted), with `key_required` when an encrypted database is opened without one, and
+   * with `invalid_input` for an empty key or with ":memory:". Nothing is read or changed then.
+   */
+  key?: string;
   /** Background sync period in ms (default 30000; 0: none). It follows online/offline events. */
   syncIntervalMs?: number;
   /** Where worker.js is (default: beside remote-cache.js). */
@@ -82,5 +91,11 @@ export declare class RemoteCache {
   sync(): Promise<SyncReport>;
   status(): Promise<Status>;
   setOnline(online: boolean): Promise<void>;
+  /**
+   * Changes the key of an encrypted cache: every page is re-encrypted in one transaction (an
+   * interruption leaves the old key valid); the next `open` needs `newKey`. Rejects with
+   * `invalid_input` for a cache opened without a key or an empty `newKey`.
+   */
+  rekey(newKey: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -45,8 +45,10 @@ export class RemoteCache {
   }
 
   /**
-   * Opens a cache: `{ database, remote, scope, token, syncIntervalMs, workerUrl }`.
-   * `database` is an OPFS file name (e.g. "todos.db") or ":memory:".
+   * Opens a cache: `{ database, remote, scope, token, key, syncIntervalMs, workerUrl }`.
+   * `database` is an OPFS file name (e.g. "todos.db") or ":memory:". With `key` the OPFS
+   * database is encrypted; a wrong key rejects with code `wrong_key`, a missing one with
+   * `key_required`.
    */
   static async open(options) {
     const { workerUrl, ...rest } = options || {};
@@ -74,6 +76,8 @@ export class RemoteCache {
   sync() { return this._call("sync", []); }
   status() { return this._call("status", []); }
   setOnline(online) { return this._call("setOnline", [!!online]); }
+  /** Changes the key of an encrypted cache (the next `open` needs `newKey`). */
+  rekey(newKey) { return this._call("rekey", [newKey]); }
 
   async close() {
     if (typeof window !== "undefined") {

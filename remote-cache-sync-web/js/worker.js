@@ -22,7 +22,7 @@ function cacheOf(handle) {
   return cache;
 }
 
-const METHODS = new Set(["put", "get", "list", "delete", "sync", "status", "setOnline"]);
+const METHODS = new Set(["put", "get", "list", "delete", "sync", "status", "setOnline", "rekey"]);
 
 self.onmessage = async (event) => {
   const { id, method, handle, args = [] } = event.data;

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::{Function, Promise, Reflect};
-use remote_cache_sync::local::sqlite::SqliteLocalStore;
+use remote_cache_sync::local::sqlite::{EncryptionKey, SqliteLocalStore};
 use remote_cache_sync::orchestrator::BackgroundSync;
 use remote_cache_sync::remote::http::HttpRemoteStore;
 use remote_cache_sync::{
@@ -28,6 +28,8 @@ struct OpenOptions {
     remote: String,
     scope: SyncScope,
     token: Option<String>,
+    /// The encryption key of the OPFS database (never logged, never in an error).
+    key: Option<EncryptionKey>,
     sync_interval: Option<Duration>,
 }
 
@@ -36,7 +38,7 @@ impl OpenOptions {
         let Value::Object(mut o) = to_json(options)? else {
             return Err(js_error(
                 "invalid_input",
-                "RemoteCache.open takes an object { database, remote, scope, token }",
+                "RemoteCache.open takes an object { database, remote, scope, token, key }",
                 false,
             ));
         };
@@ -54,6 +56,14 @@ impl OpenOptions {
         let database = text("database", true)?.unwrap_or_default();
         let remote = text("remote", true)?.unwrap_or_default();
         let token = text("token", false)?;
+        let key = text("key", false)?.map(EncryptionKey::new);
+        if key.is_some() && database == MEMORY {
+            return Err(js_error(
+                "invalid_input",
+                "option \"key\" encrypts an OPFS database; \":memory:\" keeps nothing to encrypt",
+                false,
+            ));
+        }
         let scope = match o.remove("scope") {
             Some(Value::String(name)) => SyncScope::new(name, Vec::<(String, String)>::new()),
             Some(v @ Value::Object(_)) => serde_json::from_value(v)
@@ -80,6 +90,7 @@ impl OpenOptions {
             remote,
             scope,
             token,
+            key,
             sync_interval: (ms > 0.0).then(|| Duration::from_millis(ms as u64)),
         })
     }
@@ -90,6 +101,8 @@ type Listener = Closure<dyn FnMut(JsValue)>;
 
 struct Inner {
     app: Orchestrator<JsonRecord>,
+    /// The store under `app`, for `rekey`.
+    local: SqliteLocalStore<JsonRecord>,
     scope: SyncScope,
     storage: &'static str,
     background: RefCell<Option<BackgroundSync>>,
@@ -139,11 +152,14 @@ fn navigator_online() -> bool {
 
 #[wasm_bindgen]
 impl RemoteCache {
-    /// `RemoteCache.open({ database, remote, scope, token, syncIntervalMs })`: opens (creating)
-    /// the OPFS database `database` (`":memory:"` for a cache in memory), syncing `scope`
-    /// (`"name"` or `{ name, keys }`) with the remote at URL `remote`, authenticated with
-    /// `token`. Starts a background sync every `syncIntervalMs` (default 30000; 0 for none)
-    /// that follows the `online`/`offline` events.
+    /// `RemoteCache.open({ database, remote, scope, token, key, syncIntervalMs })`: opens
+    /// (creating) the OPFS database `database` (`":memory:"` for a cache in memory), syncing
+    /// `scope` (`"name"` or `{ name, keys }`) with the remote at URL `remote`, authenticated
+    /// with `token`. With `key` the database is encrypted (SQLite3 Multiple Ciphers, SQLCipher
+    /// scheme): a new one is created encrypted, an existing one must have that key (`wrong_key`
+    /// otherwise; an encrypted one opened without a key rejects with `key_required`). Starts a
+    /// background sync every `syncIntervalMs` (default 30000; 0 for none) that follows the
+    /// `online`/`offline` events.
     pub fn open(options: JsValue) -> Promise {
         let options = match OpenOptions::parse(&options) {
             Ok(o) => o,
@@ -163,16 +179,18 @@ impl RemoteCache {
             remote = remote.token(token);
         }
         let remote = remote.build()?;
+        let encrypted = options.key.is_some();
         let (local, storage) = if options.database == MEMORY {
             (SqliteLocalStore::open_in_memory().await?, "memory")
         } else {
-            (
-                SqliteLocalStore::open_opfs(&options.database).await?,
-                "opfs",
-            )
+            let mut builder = SqliteLocalStore::opfs_builder(&options.database);
+            if let Some(key) = options.key {
+                builder = builder.key(key);
+            }
+            (builder.open().await?, "opfs")
         };
-        tracing::info!(storage, "RemoteCache opened");
-        let app = Orchestrator::new(local, remote);
+        tracing::info!(storage, encrypted, "RemoteCache opened");
+        let app = Orchestrator::new(local.clone(), remote);
         let inner = Rc::new(Inner {
             background: RefCell::new(
                 options
@@ -180,6 +198,7 @@ impl RemoteCache {
                     .map(|every| app.start_background_sync(vec![options.scope.clone()], every)),
             ),
             app,
+            local,
             scope: options.scope,
             storage,
             online: Cell::new(true),
@@ -325,6 +344,24 @@ impl RemoteCache {
     #[wasm_bindgen(js_name = setOnline)]
     pub fn set_online(&self, online: bool) {
         self.inner.set_online(online);
+    }
+
+    /// Changes the key of an encrypted cache to `newKey` (a non-empty string): every page is
+    /// re-encrypted in one transaction (an interruption leaves the old key valid); the next
+    /// `open` needs the new key. A cache opened without a key rejects with `invalid_input`.
+    pub fn rekey(&self, new_key: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        let Some(new_key) = new_key.as_string().filter(|k| !k.is_empty()) else {
+            return Promise::reject(&js_error(
+                "invalid_input",
+                "rekey takes the new key, a non-empty string",
+                false,
+            ));
+        };
+        promise(async move {
+            inner.local.rekey(new_key).await?;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Stops the background sync and closes the database (queued writes stay in it).

@@ -7,7 +7,11 @@
 //!    against a raw batched upsert (`INSERT ... ON CONFLICT DO UPDATE`, a cached statement, one
 //!    transaction per page, JSON encoding inside the timed region) into a table shaped like the
 //!    store's, in the same OPFS database through a second connection, alternating page for page
-//!    and who goes first (`web_apply_ratio` = raw time / our time).
+//!    and who goes first (`web_apply_ratio` = raw time / our time);
+//! 3. with `encrypted: true`, the same pages applied by two stores, one on a plain OPFS database
+//!    and one on an encrypted one (SQLite3 Multiple Ciphers, SQLCipher scheme), alternating page
+//!    for page (`web_encryption_ratio` = encrypted time / plain time), and the time to open the
+//!    encrypted one (the key derivation).
 
 use std::time::Duration;
 
@@ -56,8 +60,9 @@ fn storage(e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Runs the benchmark: `{ remote, token, scope: { name, keys }, page }`. Resolves with
-/// `{ rows, sync_ms, apply_ours_ms, apply_raw_ms, pages, wasm_memory_bytes }`.
+/// Runs the benchmark: `{ remote, token, scope: { name, keys }, page, encrypted }`. Resolves
+/// with `{ rows, sync_ms, apply_ours_ms, apply_raw_ms, pages, wasm_memory_bytes }`, and with
+/// `encrypted`, `{ apply_plain_ms, apply_encrypted_ms, encrypted_open_ms, encrypted_rows }`.
 #[wasm_bindgen(js_name = benchWeb)]
 pub fn bench_web(options: JsValue) -> Promise {
     let options = match to_json(&options) {
@@ -141,8 +146,13 @@ async fn run(options: Value) -> Result<JsValue, Error> {
     drop(raw);
     drop(store);
     SqliteLocalStore::<JsonRecord>::delete_opfs(&apply_db).await?;
+    let encryption = if options["encrypted"].as_bool() == Some(true) {
+        Some(encrypted_apply(&scope, &pages, &run_id).await?)
+    } else {
+        None
+    };
     let wasm_memory_bytes = core::arch::wasm32::memory_size::<0>() * 65_536;
-    Ok(from_json(&json!({
+    let mut result = json!({
         "rows": rows,
         "pulled": report.pulled,
         "raw_rows": count,
@@ -151,7 +161,55 @@ async fn run(options: Value) -> Result<JsValue, Error> {
         "apply_ours_ms": ours,
         "apply_raw_ms": raws,
         "wasm_memory_bytes": wasm_memory_bytes,
-    })))
+    });
+    if let (Some(Value::Object(e)), Value::Object(r)) = (encryption, &mut result) {
+        r.extend(e);
+    }
+    Ok(from_json(&result))
+}
+
+/// Step 3: the pages applied to a plain and to an encrypted OPFS store, alternating.
+async fn encrypted_apply(
+    scope: &SyncScope,
+    pages: &[Delta<JsonRecord>],
+    run_id: &str,
+) -> Result<Value, Error> {
+    let plain_db = format!("bench-plain-{run_id}.db");
+    let secret_db = format!("bench-secret-{run_id}.db");
+    let plain = SqliteLocalStore::<JsonRecord>::open_opfs(&plain_db).await?;
+    let start = now_ms();
+    let secret = SqliteLocalStore::<JsonRecord>::opfs_builder(&secret_db)
+        .key(format!("bench key {run_id}"))
+        .open()
+        .await?;
+    let open_ms = now_ms() - start;
+    let (mut plain_ms, mut secret_ms) = (0.0, 0.0);
+    for (i, p) in pages.iter().enumerate() {
+        let point = SyncPoint {
+            cursor: p.cursor.clone(),
+            server_time: p.server_time,
+        };
+        for side in [i % 2, 1 - i % 2] {
+            let start = now_ms();
+            if side == 0 {
+                plain.apply_remote(scope, p, &point).await?;
+                plain_ms += now_ms() - start;
+            } else {
+                secret.apply_remote(scope, p, &point).await?;
+                secret_ms += now_ms() - start;
+            }
+        }
+    }
+    let rows = secret.reconcile_rows(scope).await?.len();
+    drop((plain, secret));
+    SqliteLocalStore::<JsonRecord>::delete_opfs(&plain_db).await?;
+    SqliteLocalStore::<JsonRecord>::delete_opfs(&secret_db).await?;
+    Ok(json!({
+        "apply_plain_ms": plain_ms,
+        "apply_encrypted_ms": secret_ms,
+        "encrypted_open_ms": open_ms,
+        "encrypted_rows": rows,
+    }))
 }
 
 fn raw_page(conn: &mut Connection, scope: &str, rows: &[JsonRecord]) -> rusqlite::Result<()> {

@@ -7,7 +7,9 @@ use remote_cache_sync::{Error, StorageErrorKind};
 /// `unavailable`, `rejected`, `refused`, `malformed_response`, `invalid_scope`,
 /// `invalid_query`, `invalid_input`, `stale_version`, `codec`, `storage_locked` (another tab or
 /// worker holds the database), `storage_unavailable` (no OPFS here), `storage_full`,
-/// `storage` (other storage failures), `cancelled` or `other`.
+/// `wrong_key` (the key does not open this encrypted cache, or the cache is not encrypted),
+/// `key_required` (the cache is encrypted and no key was given), `storage` (other storage
+/// failures), `cancelled` or `other`.
 pub fn error_code(error: &Error) -> &'static str {
     match error {
         Error::NotFound { .. } => "not_found",
@@ -27,6 +29,8 @@ pub fn error_code(error: &Error) -> &'static str {
             StorageErrorKind::Locked => "storage_locked",
             StorageErrorKind::Unavailable => "storage_unavailable",
             StorageErrorKind::Full => "storage_full",
+            StorageErrorKind::WrongKey => "wrong_key",
+            StorageErrorKind::KeyRequired => "key_required",
             _ => "storage",
         },
         Error::Cancelled => "cancelled",
@@ -55,5 +59,15 @@ mod tests {
             message: "no OPFS".into(),
         };
         assert_eq!(error_code(&unavailable), "storage_unavailable");
+        for (kind, code) in [
+            (StorageErrorKind::WrongKey, "wrong_key"),
+            (StorageErrorKind::KeyRequired, "key_required"),
+        ] {
+            let e = Error::Storage {
+                kind,
+                message: "encrypted".into(),
+            };
+            assert_eq!(error_code(&e), code);
+        }
     }
 }

@@ -16,8 +16,9 @@
 //! for the public conformance suites.
 //!
 //! The library also builds for the browser (`wasm32-unknown-unknown`) with features `sqlite`
-//! (in memory or on OPFS: `SqliteLocalStore::open_opfs`), `http`, `pocketbase` and `testing`;
-//! `server`, `postgres` and `fault-proxy` are native-only. There, store futures are not `Send`
+//! (in memory or on OPFS: `SqliteLocalStore::open_opfs`), `encryption` (SQLite3 Multiple
+//! Ciphers in SQLCipher's format, where natively it is SQLCipher), `http`, `pocketbase` and
+//! `testing`; `server`, `postgres` and `fault-proxy` are native-only. There, store futures are not `Send`
 //! and tasks run on the browser's event loop (see the `rt` module source for the decisions).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -36,7 +36,7 @@ async fn conformance_on_opfs() {
         assert!(
             store
                 .path()
-                .is_some_and(|p| p.to_string_lossy().contains("vfs=opfs-sahpool"))
+                .is_some_and(|p| p.to_string_lossy().contains("opfs-sahpool"))
         );
         store
     })

@@ -278,3 +278,46 @@ async fn the_change_watcher_sees_another_connection_on_an_encrypted_file() {
         "another connection's commit changes the token"
     );
 }
+
+/// A cache the browser encrypted (SQLite3 Multiple Ciphers, SQLCipher scheme, through
+/// `RemoteCache.open({ key: "browser fixture key" })` in headless Chromium, its bytes read
+/// from OPFS), opened here by SQLCipher: the two builds write one format.
+#[tokio::test]
+async fn a_cache_encrypted_in_the_browser_opens_natively() {
+    use remote_cache_sync::JsonRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("browser.db");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser-encrypted.db");
+    std::fs::copy(&fixture, &path).unwrap();
+    assert!(!contains(
+        &std::fs::read(&path).unwrap(),
+        "from the browser"
+    ));
+    let notes = SyncScope::new("notes", Vec::<(String, String)>::new()).unwrap();
+
+    let wrong = SqliteLocalStore::<JsonRecord>::builder(&path)
+        .key("another key")
+        .open()
+        .await;
+    assert_eq!(kind(wrong), StorageErrorKind::WrongKey);
+    let store = SqliteLocalStore::<JsonRecord>::builder(&path)
+        .key("browser fixture key")
+        .open()
+        .await
+        .unwrap();
+    let rows = store.query(&notes, &QuerySpec::new()).await.unwrap();
+    let titles: Vec<_> = rows
+        .iter()
+        .map(|r| r.value()["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "from the browser 0",
+            "from the browser 1",
+            "from the browser 2"
+        ]
+    );
+    // The browser's writes are still queued for the remote.
+    assert_eq!(store.pending_ops(&notes, 10).await.unwrap().len(), 3);
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The example page of `rcs web-setup` in headless Chromium, driven by Playwright
 # (scripts/web/example-test.mjs): a todo added while the remote is down syncs once it is up, a
-# second browser profile sees it, a second tab on the same database gets `storage_locked`.
+# second browser profile sees it, a second tab on the same database gets `storage_locked`. Then
+# encryption at rest through the same package (scripts/web/encryption-test.mjs): no plaintext in
+# the OPFS file with a `key`, `wrong_key`/`key_required`, rekey.
 # Installs playwright-core (npm, into target/web-node) when missing; uses Debian's Chromium.
 #
 #   bash scripts/web/example-test.sh [PATH_TO_RCS]      (default: target/debug/rcs)
@@ -25,3 +27,5 @@ echo "== rcs web-setup --profile dev --dest $SITE"
 OUT="$ROOT/target/web-test"
 mkdir -p "$OUT"
 RCS_NODE_DIR="$NODE_DIR" node scripts/web/example-test.mjs "$SITE" "$RCS" "$OUT"
+echo "== encryption at rest through the JavaScript API (headless Chromium, OPFS)"
+RCS_NODE_DIR="$NODE_DIR" node scripts/web/encryption-test.mjs "$SITE"

@@ -7,7 +7,11 @@
 //!    `benchWeb` (remote-cache-sync-web/src/bench.rs): an initial sync of the scope into a fresh
 //!    OPFS cache (`web_initial_sync_rows_per_s`), then the same pages applied by the store
 //!    against a raw batched upsert into the same OPFS database, page for page
-//!    (`web_apply_ratio` = raw time / our time: 1.0 is parity, higher is better for us).
+//!    (`web_apply_ratio` = raw time / our time: 1.0 is parity, higher is better for us). With
+//!    `--encrypted`, the same pages are also applied by a store on a plain and by one on an
+//!    encrypted OPFS database (SQLite3 Multiple Ciphers, SQLCipher scheme), page for page
+//!    (`web_encryption_ratio` = encrypted time / plain time, target <= 1.5 as natively), and the
+//!    encrypted open (the key derivation) is timed (`web_encrypted_open_ms`).
 //! 3. The page posts the figures back; memory is the wasm heap (`wasm_memory_bytes`) and, where
 //!    Chromium offers it, `performance.memory.usedJSHeapSize` of the page. The package's wasm
 //!    size (raw and gzipped) is printed too.
@@ -47,6 +51,10 @@ pub struct Args {
     /// wasm-bindgen's output of remote-cache-sync-web, instead of building it.
     #[arg(long)]
     wasm_pkg: Option<PathBuf>,
+    /// Also compare applying to an encrypted OPFS cache with a plain one
+    /// (`web_encryption_ratio`).
+    #[arg(long)]
+    encrypted: bool,
 }
 
 const PAGE_FILES: [(&str, &str); 2] = [
@@ -158,6 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "token": token,
         "scope": scope,
         "page": args.page,
+        "encrypted": args.encrypted,
     });
     let url = format!(
         "{origin}/bench.html?options={}",
@@ -229,6 +238,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "web_apply_ratio: {:.3}",
         num("apply_raw_ms") / num("apply_ours_ms")
     );
+    if args.encrypted {
+        ensure!(
+            num("encrypted_rows") as usize == args.rows,
+            "the encrypted cache has {} rows",
+            num("encrypted_rows")
+        );
+        println!(
+            "web_plain_apply_rows_per_s: {:.0}",
+            per_s(num("apply_plain_ms"))
+        );
+        println!(
+            "web_encrypted_apply_rows_per_s: {:.0}",
+            per_s(num("apply_encrypted_ms"))
+        );
+        println!(
+            "web_encryption_ratio: {:.3}",
+            num("apply_encrypted_ms") / num("apply_plain_ms")
+        );
+        println!("web_encrypted_open_ms: {:.0}", num("encrypted_open_ms"));
+    }
     println!(
         "wasm_memory_mb: {:.1}",
         num("wasm_memory_bytes") / (1024.0 * 1024.0)

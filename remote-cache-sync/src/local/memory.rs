@@ -15,8 +15,9 @@ use serde_json::Value;
 
 use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 use crate::error::{Error, Result};
+use crate::local::check::{check_ids, check_op};
 use crate::local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
-use crate::op::{OpId, OpKind, PendingOp};
+use crate::op::{OpId, PendingOp};
 use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
@@ -146,39 +147,6 @@ impl<T: Record> InMemoryLocalStore<T> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.lock()
     }
-}
-
-/// Checks a local write before it touches any store: non-empty ids, and a payload whose id is
-/// the op's id for creates and updates. Shared by every local store in this crate.
-pub(crate) fn check_op<T: Record>(op: &PendingOp<T>) -> Result<()> {
-    if op.id.is_empty() {
-        return Err(Error::InvalidInput(
-            "pending op has an empty record id".into(),
-        ));
-    }
-    if op.op_id.as_str().is_empty() {
-        return Err(Error::InvalidInput("pending op has an empty op id".into()));
-    }
-    match (op.kind, &op.payload) {
-        (OpKind::Create | OpKind::Update, None) => Err(Error::InvalidInput(format!(
-            "{:?} op for {:?} has no payload",
-            op.kind, op.id
-        ))),
-        (_, Some(p)) if p.id() != op.id => Err(Error::InvalidInput(format!(
-            "op targets id {:?} but its payload has id {:?}",
-            op.id,
-            p.id()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Rejects records with an empty id (shared by every local store).
-pub(crate) fn check_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
-    if ids.into_iter().any(str::is_empty) {
-        return Err(Error::InvalidInput("record id must not be empty".into()));
-    }
-    Ok(())
 }
 
 /// The row a change produces (synced version left to the caller).

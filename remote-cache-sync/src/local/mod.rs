@@ -15,6 +15,7 @@ use crate::query::QuerySpec;
 use crate::record::{Change, Record, Tombstone};
 use crate::scope::SyncScope;
 
+mod check;
 pub mod memory;
 mod reconcile;
 #[cfg(feature = "sqlite")]

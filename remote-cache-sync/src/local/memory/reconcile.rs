@@ -5,8 +5,9 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
-use super::{InMemoryLocalStore, check_ids, row_of};
+use super::{InMemoryLocalStore, row_of};
 use crate::error::Result;
+use crate::local::check::check_ids;
 use crate::record::{Change, Record};
 use crate::scope::SyncScope;
 

@@ -52,9 +52,10 @@ impl<T: Record> SqliteLocalStoreBuilder<T> {
         self
     }
 
-    /// Encrypts the file with `key` (feature `encryption`, native only): a new file is created
-    /// encrypted, an existing one must have been created with the same key. Every page, the
-    /// WAL included, is encrypted (SQLCipher); see [`EncryptionKey`] for the derivation.
+    /// Encrypts the file with `key` (feature `encryption`): a new file is created encrypted, an
+    /// existing one must have been created with the same key. Every page, the WAL and journal
+    /// included, is encrypted (SQLCipher natively; in the browser, on OPFS, SQLite3 Multiple
+    /// Ciphers' SQLCipher scheme, the same format); see [`EncryptionKey`] for the derivation.
     ///
     /// A wrong key fails the open with [`StorageErrorKind::WrongKey`], opening an encrypted
     /// file without one with [`StorageErrorKind::KeyRequired`]; the file is never touched.

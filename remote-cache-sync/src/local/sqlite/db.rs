@@ -8,13 +8,15 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::de::DeserializeOwned;
 
+pub(crate) use super::encode::{Encoded, EncodedOp, EncodedRows};
+use super::encode::{decode, kind_from};
 use super::error::{corrupt, is_unique_violation, map_err, ts_from_sql, ts_to_sql};
 use super::query::Compiled;
 use super::scope_state;
 use crate::delta::{Cursor, QuarantinedRow, SyncPoint};
 use crate::error::{Error, Result};
-use crate::op::{OpId, OpKind, PendingOp};
-use crate::record::{Record, Tombstone};
+use crate::op::{OpId, PendingOp};
+use crate::record::Record;
 use crate::scope::SyncScope;
 
 /// Live-record write keeping the synced version; last-write-wins on the version.
@@ -68,179 +70,6 @@ const SELECT_OPS: &str = "SELECT p.op_id, p.kind, p.id, p.payload, p.updated_at,
      p.last_error, i.synced_version \
      FROM pending_ops p LEFT JOIN items i ON i.scope = p.scope AND i.id = p.id \
      WHERE p.scope = ?1 AND p.parked = ?2 ORDER BY p.seq LIMIT ?3";
-
-/// Rows encoded into one buffer: one allocation per batch, JSON serialized once.
-#[derive(Debug, Default)]
-pub(crate) struct EncodedRows {
-    buf: Vec<u8>,
-    rows: Vec<EncRow>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct EncRow {
-    id: (usize, usize),
-    data: Option<(usize, usize)>,
-    version: i64,
-    deleted_at: Option<i64>,
-}
-
-impl EncodedRows {
-    pub(crate) fn with_capacity(rows: usize) -> Self {
-        EncodedRows {
-            buf: Vec::with_capacity(rows * 160),
-            rows: Vec::with_capacity(rows),
-        }
-    }
-
-    fn push_str(&mut self, s: &str) -> (usize, usize) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(s.as_bytes());
-        (start, self.buf.len())
-    }
-
-    /// A record (a payload tombstone when its `deleted_at` is set).
-    pub(crate) fn push_record<T: Record>(&mut self, r: &T) -> Result<()> {
-        if r.id().is_empty() {
-            return Err(Error::InvalidInput("record id must not be empty".into()));
-        }
-        let deleted_at = r.deleted_at().map(ts_to_sql).transpose()?;
-        let version = match deleted_at {
-            Some(d) => d,
-            None => ts_to_sql(r.updated_at())?,
-        };
-        let id = self.push_str(r.id());
-        let start = self.buf.len();
-        serde_json::to_writer(&mut self.buf, r)?;
-        self.rows.push(EncRow {
-            id,
-            data: Some((start, self.buf.len())),
-            version,
-            deleted_at,
-        });
-        Ok(())
-    }
-
-    /// A deletion without payload.
-    pub(crate) fn push_tombstone(&mut self, t: &Tombstone) -> Result<()> {
-        if t.id.is_empty() {
-            return Err(Error::InvalidInput("record id must not be empty".into()));
-        }
-        let at = ts_to_sql(t.deleted_at)?;
-        let id = self.push_str(&t.id);
-        self.rows.push(EncRow {
-            id,
-            data: None,
-            version: at,
-            deleted_at: Some(at),
-        });
-        Ok(())
-    }
-
-    /// Validates the buffer once so rows can be bound as text.
-    pub(crate) fn finish(self) -> Result<Encoded> {
-        let buf = String::from_utf8(self.buf).map_err(|e| Error::Codec(e.to_string()))?;
-        Ok(Encoded {
-            buf,
-            rows: self.rows,
-        })
-    }
-}
-
-/// Finished [`EncodedRows`].
-#[derive(Debug)]
-pub(crate) struct Encoded {
-    buf: String,
-    rows: Vec<EncRow>,
-}
-
-impl Encoded {
-    fn slice(&self, (a, b): (usize, usize)) -> &str {
-        &self.buf[a..b]
-    }
-
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>, i64, Option<i64>)> {
-        self.rows.iter().map(|r| {
-            (
-                self.slice(r.id),
-                r.data.map(|d| self.slice(d)),
-                r.version,
-                r.deleted_at,
-            )
-        })
-    }
-}
-
-/// A pending op, encoded.
-#[derive(Debug)]
-pub(crate) struct EncodedOp {
-    pub op_id: String,
-    pub scope: String,
-    pub kind: &'static str,
-    pub id: String,
-    /// The op's payload JSON, which is also the local row's data for creates and updates.
-    pub payload: Option<String>,
-    pub updated_at: i64,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    /// The local row the op writes: `(data is payload, version, deleted_at)`.
-    pub row_version: i64,
-    pub row_deleted_at: Option<i64>,
-    pub row_has_data: bool,
-}
-
-fn kind_str(k: OpKind) -> &'static str {
-    match k {
-        OpKind::Create => "create",
-        OpKind::Update => "update",
-        OpKind::Delete => "delete",
-    }
-}
-
-fn kind_from(s: &str) -> Result<OpKind> {
-    match s {
-        "create" => Ok(OpKind::Create),
-        "update" => Ok(OpKind::Update),
-        "delete" => Ok(OpKind::Delete),
-        other => Err(corrupt(format!("unknown op kind {other:?}"))),
-    }
-}
-
-impl EncodedOp {
-    /// Encodes a (checked) op: the payload is serialized once.
-    pub(crate) fn new<T: Record>(op: PendingOp<T>) -> Result<Self> {
-        let updated_at = ts_to_sql(op.updated_at)?;
-        let payload = op.payload.as_ref().map(serde_json::to_string).transpose()?;
-        let (row_version, row_deleted_at, row_has_data) = match (&op.payload, op.kind) {
-            (Some(p), OpKind::Create | OpKind::Update) => {
-                let deleted = p.deleted_at().map(ts_to_sql).transpose()?;
-                let version = match deleted {
-                    Some(d) => d,
-                    None => ts_to_sql(p.updated_at())?,
-                };
-                (version, deleted, true)
-            }
-            _ => (updated_at, Some(updated_at), false),
-        };
-        Ok(EncodedOp {
-            op_id: op.op_id.0,
-            scope: op.scope.canonical(),
-            kind: kind_str(op.kind),
-            id: op.id,
-            payload,
-            updated_at,
-            attempts: i64::from(op.attempts),
-            last_error: op.last_error,
-            row_version,
-            row_deleted_at,
-            row_has_data,
-        })
-    }
-}
-
-fn decode<T: DeserializeOwned>(json: &str) -> Result<T> {
-    serde_json::from_str(json)
-        .map_err(|e| Error::Codec(format!("stored record does not decode: {e}")))
-}
 
 /// Opens a write transaction: `BEGIN IMMEDIATE`, so it never has to upgrade a read lock;
 /// rolled back when dropped uncommitted (rusqlite's [`Transaction`]).
@@ -365,7 +194,7 @@ pub(crate) fn query_since<T: DeserializeOwned>(
 
 /// `upsert_many` and `delete_many`: last-write-wins on the version, one transaction.
 pub(crate) fn upsert_lww(conn: &mut Connection, scope: &str, rows: &Encoded) -> Result<()> {
-    if rows.rows.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
     let tx = immediate(conn)?;

@@ -1,7 +1,12 @@
 //! Encryption at rest: a cache file encrypted with SQLCipher (feature `encryption`).
 //!
-//! With the feature, the bundled SQLite is SQLCipher (rusqlite's `bundled-sqlcipher`, AES-256
-//! pages with an HMAC each, OpenSSL's libcrypto). A store opened with
+//! With the feature, the bundled SQLite is SQLCipher natively (rusqlite's `bundled-sqlcipher`,
+//! AES-256 pages with an HMAC each, OpenSSL's libcrypto). In the browser (wasm32) it is
+//! SQLite3 Multiple Ciphers (`sqlite-wasm-rs`'s `sqlite3mc`), set to its SQLCipher scheme with
+//! SQLCipher 4's parameters (`cipher = 'sqlcipher'`, `legacy = 4`): the same file format and key
+//! derivation, so both run the one code path below (`PRAGMA key`, `PRAGMA rekey`, the same
+//! typed errors), and a cache exported from the browser opens natively with its key. A store
+//! opened with
 //! [`SqliteLocalStoreBuilder::key`](super::SqliteLocalStoreBuilder::key) keys every connection
 //! it opens (writer, reader, change watcher) before its first statement, so nothing of the
 //! records, the queue or the WAL reaches the disk in clear. Without a key the file is plain
@@ -15,7 +20,8 @@
 //!
 //! An encrypted file is recognised without its key by its first bytes: a plain SQLite file
 //! starts with the text `SQLite format 3\0`, a SQLCipher file with a random salt, and its size
-//! is a whole number of pages. Random bytes of such a size look the same: a build with the
+//! is a whole number of pages. (In the browser the bytes are read through the OPFS pool, see
+//! `opfs::head`.) Random bytes of such a size look the same: a build with the
 //! feature reports them as `KeyRequired` (the message says "or it is not a database"), one
 //! without it as [`StorageErrorKind::Corrupt`].
 
@@ -29,7 +35,8 @@ use super::error::map_err;
 use crate::error::{Error, Result, StorageErrorKind};
 
 /// The secret that opens an encrypted cache: a passphrase from which SQLCipher derives the page
-/// key (PBKDF2-HMAC-SHA512, 256,000 iterations: each connection pays that once, when it opens).
+/// key (PBKDF2-HMAC-SHA512, 256,000 iterations: each connection pays that once, when it opens;
+/// in the browser, SQLite3 Multiple Ciphers' SQLCipher scheme derives it the same way).
 ///
 /// Its `Debug` never shows it, and no error message contains it.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +75,17 @@ impl fmt::Debug for EncryptionKey {
 /// The first 16 bytes of every plain SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Pragmas that pick the cipher before `PRAGMA key`, and the pragma that answers only when this
+/// SQLite can encrypt. SQLCipher: silence its diagnostics on stderr (e.g. "hmac check failed"
+/// on a wrong key: the typed error says it all), `cipher_version`.
+#[cfg(not(target_arch = "wasm32"))]
+const SCHEME: (&[(&str, &str)], &str) = (&[("cipher_log_level", "NONE")], "cipher_version");
+/// SQLite3 Multiple Ciphers (the browser): its SQLCipher scheme with SQLCipher 4's parameters
+/// (4 KiB pages, PBKDF2-HMAC-SHA512 with 256,000 iterations, HMAC-SHA512), as natively; `cipher`
+/// then answers `sqlcipher`.
+#[cfg(target_arch = "wasm32")]
+const SCHEME: (&[(&str, &str)], &str) = (&[("cipher", "sqlcipher"), ("legacy", "4")], "cipher");
+
 /// Keys a freshly opened connection (before its first statement), and checks that this SQLite
 /// can encrypt at all.
 pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
@@ -76,15 +94,16 @@ pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
             "the encryption key is empty (SQLCipher would leave the cache in clear)".into(),
         ));
     }
-    // SQLCipher writes its own diagnostics (e.g. "hmac check failed" on a wrong key) to stderr;
-    // the typed error says it all, so keep them out of the app's output.
-    conn.pragma_update(None, "cipher_log_level", "NONE")
-        .map_err(map_err)?;
+    let (setup, probe) = SCHEME;
+    for (name, value) in setup {
+        // Some answer with the value set (a row), which `pragma_update` accepts.
+        conn.pragma_update(None, name, value).map_err(map_err)?;
+    }
     conn.pragma_update(None, "key", key.expose())
         .map_err(|e| keyless(map_err(e)))?;
-    // Plain SQLite ignores `PRAGMA key`; SQLCipher answers `cipher_version`.
+    // Plain SQLite ignores `PRAGMA key` and the probe; an encrypting one answers it.
     let cipher: Option<String> = conn
-        .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+        .query_row(&format!("PRAGMA {probe}"), [], |r| r.get(0))
         .map(Some)
         .or_else(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -94,7 +113,7 @@ pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
         return Err(Error::Storage {
             kind: StorageErrorKind::Unavailable,
             message: "this build's SQLite cannot encrypt: enable remote-cache-sync's \
-                      `encryption` feature (native only)"
+                      `encryption` feature"
                 .into(),
         });
     }
@@ -104,9 +123,10 @@ pub(super) fn apply(conn: &Connection, key: &EncryptionKey) -> Result<()> {
 /// Changes the key of the open, encrypted database behind `conn` (which must be the only
 /// connection this process has open on it). WAL is switched off around SQLCipher's `rekey`,
 /// which rewrites every page in one rollback-journal transaction (a crash leaves the old key
-/// valid), then on again. Another process holding the file fails it with
+/// valid), then on again (SQLite3 Multiple Ciphers, in the browser, needs the same: it cannot
+/// rekey in WAL mode). Another process holding the file fails it with
 /// [`StorageErrorKind::Locked`], leaving the old key in place.
-#[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+#[cfg(feature = "encryption")]
 pub(super) fn rekey(conn: &Connection, new: &EncryptionKey) -> Result<()> {
     if new.expose().is_empty() {
         return Err(Error::InvalidInput(
@@ -187,21 +207,33 @@ pub(super) fn classify_open_error(e: Error, path: &Path, keyed: bool) -> Error {
 /// Whether the file at `path` looks like a SQLCipher database: no SQLite header, and a size
 /// that is a whole, non-zero number of 4 KiB pages (`None` when it cannot be read).
 fn looks_encrypted(path: &Path) -> Option<bool> {
-    if cfg!(target_arch = "wasm32") {
-        return None;
-    }
-    let len = std::fs::metadata(path).ok()?.len();
-    Some(len >= 4096 && len % 4096 == 0 && !is_plain_sqlite(path))
+    let (len, first) = head(path)?;
+    Some(len >= 4096 && len % 4096 == 0 && &first != SQLITE_HEADER)
 }
 
 /// Whether the file at `path` starts with SQLite's header, i.e. is a plain (unencrypted)
 /// database: an encrypted cache's first bytes are ciphertext. `false` when it cannot be read.
+/// In the browser `path` is a store's [`path`](super::SqliteLocalStore::path) on OPFS, read
+/// while no store has it open.
 pub fn is_plain_sqlite(path: &Path) -> bool {
+    head(path).is_some_and(|(_, first)| &first == SQLITE_HEADER)
+}
+
+/// The size and first 16 bytes of the database file at `path`.
+#[cfg(not(target_arch = "wasm32"))]
+fn head(path: &Path) -> Option<(u64, [u8; 16])> {
     use std::io::Read;
-    let mut head = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head == SQLITE_HEADER)
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut first = [0u8; 16];
+    file.read_exact(&mut first).ok()?;
+    Some((len, first))
+}
+
+/// The size and first 16 bytes of the OPFS database whose URI is `path` (not while open).
+#[cfg(target_arch = "wasm32")]
+fn head(path: &Path) -> Option<(u64, [u8; 16])> {
+    super::opfs::head(&path.to_string_lossy())
 }
 
 /// SQLCipher's messages never contain the key, but keep it that way if one ever did: errors of
@@ -216,14 +248,14 @@ fn keyless(e: Error) -> Error {
     }
 }
 
-#[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+#[cfg(feature = "encryption")]
 impl<T: crate::record::Record> super::SqliteLocalStore<T> {
     /// Changes the key of an encrypted cache (feature `encryption`): every page is re-encrypted
     /// with `new_key` in one transaction, so a crash leaves the old key valid. This store's own
     /// connections follow; another process with the file open makes it fail with
     /// [`StorageErrorKind::Locked`] and the old key stays. A cache opened without a key is
     /// refused ([`Error::InvalidInput`]): encrypting a plain cache means syncing a new one.
-    #[cfg(all(feature = "encryption", not(target_arch = "wasm32")))]
+    /// In the browser it works the same on an OPFS cache.
     pub async fn rekey(&self, new_key: impl Into<EncryptionKey>) -> Result<()> {
         let new_key = new_key.into();
         self.blocking(move |inner| {

@@ -55,7 +55,7 @@ use crate::delta::{Delta, QuarantinedRow, SyncPoint};
 #[allow(unused_imports)] // linked from the docs above
 use crate::error::StorageErrorKind;
 use crate::error::{Error, Result};
-use crate::local::memory::{check_ids, check_op};
+use crate::local::check::{check_ids, check_op};
 use crate::local::{Ack, LocalStore, QueueStatus, ScopePause, Settlement};
 use crate::op::{OpId, PendingOp};
 use crate::query::QuerySpec;
@@ -65,6 +65,7 @@ use crate::scope::SyncScope;
 mod builder;
 mod change;
 mod db;
+mod encode;
 mod encryption;
 mod error;
 #[cfg(target_arch = "wasm32")]
@@ -95,13 +96,13 @@ struct Inner {
     indexed: Vec<String>,
     path: Option<PathBuf>,
     /// The key every connection to an encrypted file is opened with (changed by `rekey`).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    key: Mutex<Option<EncryptionKey>>,
-    /// For reopening the reader after a rekey.
     #[cfg_attr(
-        not(all(feature = "encryption", not(target_arch = "wasm32"))),
+        all(target_arch = "wasm32", not(feature = "encryption")),
         allow(dead_code)
     )]
+    key: Mutex<Option<EncryptionKey>>,
+    /// For reopening the reader after a rekey.
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
     busy_timeout: Duration,
     /// The connection [`change_token`](LocalStore::change_token) asks (opened on first use;
     /// unused in the browser, where no other connection writes).
@@ -402,6 +403,16 @@ impl<T: Record> SqliteLocalStore<T> {
             }
             Err(_) => f(&self.inner),
         }
+    }
+
+    /// In the browser `f` runs inline, as [`run_on`](Self::run_on) says.
+    #[cfg(all(target_arch = "wasm32", feature = "encryption"))]
+    async fn blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Inner) -> Result<R> + Send + 'static,
+    {
+        f(&self.inner)
     }
 
     /// In the browser there is one thread (and SQLite is single-threaded there): `f` runs

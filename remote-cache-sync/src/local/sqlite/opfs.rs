@@ -14,12 +14,20 @@
 use std::cell::RefCell;
 
 use sqlite_wasm_rs::vfs::VfsFilesManager;
+#[cfg(feature = "encryption")]
+use sqlite_wasm_rs::vfs::transfer::{DbTransfer, ExportSource};
 use sqlite_wasm_vfs::sahpool::{OpfsSAHError, OpfsSAHPoolCfg, OpfsSAHPoolUtil};
 
 use crate::error::{Error, Result, StorageErrorKind};
 
-/// The VFS name used in the database URI.
+/// The VFS name used in the database URI: the pool's.
+#[cfg(not(feature = "encryption"))]
 pub(crate) const VFS: &str = "opfs-sahpool";
+/// The VFS name used in the database URI: with the `encryption` feature, the pool wrapped by
+/// SQLite3 Multiple Ciphers' VFS, which encrypts the pages of a keyed database and passes those
+/// of a plain one through (SQLite3 Multiple Ciphers creates it on the first open by that name).
+#[cfg(feature = "encryption")]
+pub(crate) const VFS: &str = "multipleciphers-opfs-sahpool";
 
 thread_local! {
     /// The installed pool of this worker (the handle is worker-bound, hence thread-local).
@@ -68,6 +76,24 @@ pub(crate) async fn delete(name: &str) -> Result<bool> {
         .remove(&format!("{}-journal", file_name(name)))
         .map_err(pool_error)?;
     util.remove(&file_name(name)).map_err(pool_error)
+}
+
+/// The size and first 16 bytes of the database whose URI is `uri` (as [`uri`] makes it), read
+/// through the pool; `None` when it is open, has a hot journal, or is not in the pool.
+#[cfg(feature = "encryption")]
+pub(crate) fn head(uri: &str) -> Option<(u64, [u8; 16])> {
+    let name = uri.strip_prefix("file:")?.split('?').next()?;
+    let util = pool()?;
+    let mut source = util.open_export(name).ok()?;
+    let mut first = [0u8; 16];
+    let read = source.read_at(0, &mut first).ok()?;
+    Some((source.size(), first)).filter(|_| read == first.len())
+}
+
+/// Without the `encryption` feature nothing asks what a file is.
+#[cfg(not(feature = "encryption"))]
+pub(crate) fn head(_uri: &str) -> Option<(u64, [u8; 16])> {
+    None
 }
 
 fn file_name(name: &str) -> String {

@@ -150,11 +150,16 @@ pub(crate) fn open(path: Option<&Path>, settings: &Settings) -> Result<Connectio
                 },
             ),
             Some(p),
-        ) => Err(encryption::classify_open_error(
-            e,
-            p,
-            settings.key.is_some(),
-        )),
+        ) => {
+            // Closed first: the browser's OPFS pool shows a file's bytes only while it is not
+            // open.
+            drop(conn);
+            Err(encryption::classify_open_error(
+                e,
+                p,
+                settings.key.is_some(),
+            ))
+        }
         (
             Err(
                 e @ Error::Storage {

@@ -3,7 +3,11 @@
 //! compare-and-set compares), `deleted` the soft-delete column, `data` the record as JSON (`null`
 //! for a pure tombstone).
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::client::BACKEND;
@@ -41,27 +45,67 @@ pub(crate) fn row_state(row: &Value) -> Result<(Timestamp, bool)> {
     Ok((version, deleted))
 }
 
+/// A row's fields, however its JSON was parsed.
+struct Fields<'a> {
+    id: Option<&'a str>,
+    version: Option<&'a str>,
+    deleted: Option<bool>,
+    data: Data<'a>,
+}
+
+/// A row's `data`.
+enum Data<'a> {
+    /// Absent or null: a pure tombstone.
+    None,
+    /// Parsed into a tree.
+    Tree(&'a Value),
+    /// Still JSON text, decoded straight into the record.
+    Raw(&'a RawValue),
+}
+
+/// The change a row holds: the record, or a tombstone when `data` is null.
+fn change<T: Record>(f: Fields<'_>) -> Result<Change<T>> {
+    let id = f.id.ok_or_else(|| malformed("a row has no id".into()))?;
+    let version = f
+        .version
+        .ok_or_else(|| malformed(format!("record {id:?} has no version")))?;
+    let version: Timestamp = version
+        .parse()
+        .map_err(|e| malformed(format!("record {id:?} has a bad version {version:?}: {e}")))?;
+    if f.deleted.is_none() {
+        return Err(malformed(format!("record {id:?} has no `deleted` flag")));
+    }
+    let decoded = match f.data {
+        Data::None => {
+            return Ok(Change::Delete(Tombstone {
+                id: id.to_owned(),
+                deleted_at: version,
+            }));
+        }
+        Data::Tree(d) => T::deserialize(d),
+        Data::Raw(d) => serde_json::from_str::<T>(d.get()),
+    };
+    let r = decoded.map_err(|e| malformed(format!("record {id:?} does not decode: {e}")))?;
+    if r.id() != id {
+        return Err(malformed(format!(
+            "row {id:?} holds a record with id {:?}",
+            r.id()
+        )));
+    }
+    Ok(Change::Upsert(r))
+}
+
 /// The change a row holds: the record, or a tombstone when `data` is null.
 pub(crate) fn decode_row<T: Record>(row: &Value) -> Result<Change<T>> {
-    let id = row_id(row).ok_or_else(|| malformed("a row has no id".into()))?;
-    let (version, _) = row_state(row)?;
-    match row.get("data") {
-        None | Some(Value::Null) => Ok(Change::Delete(Tombstone {
-            id: id.to_owned(),
-            deleted_at: version,
-        })),
-        Some(d) => {
-            let r = T::deserialize(d)
-                .map_err(|e| malformed(format!("record {id:?} does not decode: {e}")))?;
-            if r.id() != id {
-                return Err(malformed(format!(
-                    "row {id:?} holds a record with id {:?}",
-                    r.id()
-                )));
-            }
-            Ok(Change::Upsert(r))
-        }
-    }
+    change(Fields {
+        id: row_id(row),
+        version: row.get("version").and_then(Value::as_str),
+        deleted: row.get("deleted").and_then(Value::as_bool),
+        data: match row.get("data") {
+            None | Some(Value::Null) => Data::None,
+            Some(d) => Data::Tree(d),
+        },
+    })
 }
 
 /// Adds a row to a page: its change, or quarantined with the reason (one bad row never blocks
@@ -75,6 +119,50 @@ pub(crate) fn push_row<T: Record>(delta: &mut Delta<T>, row: &Value) {
             row.to_string(),
             e.to_string(),
         )),
+    }
+}
+
+/// A row left as JSON text, its `data` never built into a tree (`rcs_pull` pages: half of a
+/// page's decode time went to the tree).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRow<'a> {
+    /// The feed position (`rcs_pull` rows).
+    pub seq: Option<i64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    version: Option<Cow<'a, str>>,
+    deleted: Option<bool>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+impl<'a> RawRow<'a> {
+    /// Parses one row's text.
+    pub(crate) fn parse(text: &'a str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| malformed(format!("a row does not parse: {e}")))
+    }
+
+    /// Adds the row to a page, as [`push_row`] does; `text` is the row's JSON.
+    pub(crate) fn push_to<T: Record>(&self, delta: &mut Delta<T>, text: &str) {
+        let fields = Fields {
+            id: self.id.as_deref(),
+            version: self.version.as_deref(),
+            deleted: self.deleted,
+            data: match self.data {
+                Some(d) if d.get() != "null" => Data::Raw(d),
+                _ => Data::None,
+            },
+        };
+        match change::<T>(fields) {
+            Ok(Change::Upsert(r)) => delta.upserts.push(r),
+            Ok(Change::Delete(t)) => delta.deletes.push(t),
+            Err(e) => delta.quarantined.push(QuarantinedRow::new(
+                self.id.as_deref().unwrap_or_default(),
+                text.to_owned(),
+                e.to_string(),
+            )),
+        }
     }
 }
 
@@ -158,6 +246,47 @@ mod tests {
     use crate::op::OpKind;
     use crate::scope::SyncScope;
     use crate::testing::{TestRecord, ts};
+
+    /// Raw rows (`rcs_pull` pages) decode and quarantine exactly as parsed rows do.
+    #[test]
+    fn raw_rows_decode_like_parsed_rows() {
+        let rows = [
+            r#"{"seq": 1, "id": "a", "version": "2026-01-01T00:00:00.001Z", "deleted": false,
+               "data": {"id": "a", "title": "t\u00e9", "n": 1, "updated_at": "2026-01-01T00:00:00.001Z"}}"#,
+            r#"{"seq": 2, "id": "b", "version": "2026-01-01T00:00:00.002Z", "deleted": true, "data": null}"#,
+            r#"{"seq": 3, "id": "c", "version": "2026-01-01T00:00:00.003Z", "deleted": true}"#,
+            r#"{"seq": 4, "id": "d", "version": "nope", "deleted": false, "data": {}}"#,
+            r#"{"seq": 5, "id": "e", "version": "2026-01-01T00:00:00.005Z", "data": null}"#,
+            r#"{"seq": 6, "id": "f", "version": "2026-01-01T00:00:00.006Z", "deleted": false,
+               "data": {"id": "other", "title": "t", "n": 1, "updated_at": "2026-01-01T00:00:00.006Z"}}"#,
+            r#"{"seq": 7, "id": "g", "version": "2026-01-01T00:00:00.007Z", "deleted": false,
+               "data": {"id": "g", "n": "not a number"}}"#,
+        ];
+        let mut raw = Delta::<TestRecord>::empty(ts(0), None);
+        let mut parsed = Delta::<TestRecord>::empty(ts(0), None);
+        for text in rows {
+            let row = RawRow::parse(text).unwrap();
+            assert!(row.seq.is_some());
+            row.push_to(&mut raw, text);
+            push_row(&mut parsed, &serde_json::from_str(text).unwrap());
+        }
+        assert_eq!(raw.upserts, parsed.upserts);
+        assert_eq!(raw.upserts.len(), 1);
+        assert_eq!(raw.upserts[0].title, "té");
+        assert_eq!(raw.deletes, parsed.deletes);
+        assert_eq!(raw.deletes.len(), 2);
+        let ids = |d: &Delta<TestRecord>| {
+            d.quarantined
+                .iter()
+                .map(|q| q.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&raw), ["d", "e", "f", "g"]);
+        assert_eq!(ids(&raw), ids(&parsed));
+        // The quarantined text is the row as the server sent it.
+        assert_eq!(raw.quarantined[0].raw, rows[3]);
+        assert!(RawRow::parse("[1]").is_err());
+    }
 
     #[test]
     fn rows_and_ops() {

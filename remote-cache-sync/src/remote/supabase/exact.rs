@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{BACKEND, Client};
-use super::decode::{self, op_row};
+use super::decode::{self, RawRow, op_row};
 use crate::delta::{Cursor, Delta};
 use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
@@ -44,6 +44,14 @@ fn parse_cursor(c: Option<&Cursor>) -> Result<i64> {
     }
 }
 
+/// `rcs_pull`'s answer, its rows left as JSON text (each decoded straight into the record).
+#[derive(serde::Deserialize)]
+struct PullAnswer<'a> {
+    now: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    rows: Option<Vec<&'a serde_json::value::RawValue>>,
+}
+
 pub(crate) async fn pull<T: Record>(
     client: &Client,
     scope: &SyncScope,
@@ -53,29 +61,29 @@ pub(crate) async fn pull<T: Record>(
     let from = parse_cursor(since)?;
     let limit = limit.clamp(1, 100_000);
     let args = json!({"p_scope": scope.canonical(), "p_cursor": from, "p_limit": limit + 1});
-    let v: Value = client.rpc("rcs_pull", &args, true).await?.json()?;
-    let now: Timestamp = v
-        .get("now")
-        .and_then(Value::as_str)
+    let reply = client.rpc("rcs_pull", &args, true).await?;
+    let answer: PullAnswer = serde_json::from_slice(&reply.body)
+        .map_err(|e| malformed(format!("rcs_pull answered something else: {e}")))?;
+    let now: Timestamp = answer
+        .now
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| malformed("rcs_pull answered without `now`"))?;
-    let rows = v
-        .get("rows")
-        .and_then(Value::as_array)
+    let rows = answer
+        .rows
         .ok_or_else(|| malformed("rcs_pull answered without `rows`"))?;
     let mut delta = Delta::empty(now, since.cloned());
     delta.has_more = rows.len() > limit;
     let mut last = from;
-    for row in rows.iter().take(limit) {
+    for text in rows.iter().take(limit) {
+        let row = RawRow::parse(text.get())?;
         let seq = row
-            .get("seq")
-            .and_then(Value::as_i64)
+            .seq
             .ok_or_else(|| malformed("an rcs_pull row has no seq"))?;
         if seq <= last {
             return Err(malformed("rcs_pull rows are not in increasing seq order"));
         }
         last = seq;
-        decode::push_row(&mut delta, row);
+        row.push_to(&mut delta, text.get());
         delta.cursor = Some(Cursor::new(seq.to_string()));
     }
     Ok(delta)
