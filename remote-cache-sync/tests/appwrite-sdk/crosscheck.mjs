@@ -19,6 +19,9 @@ const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$/;
 const server = new Client().setEndpoint(endpoint).setProject(project).setKey(key);
 const db = new Databases(server);
 const owner = `sdk-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+// Document ids of this run (the check can run again against the same stand-in).
+const DOC1 = `sdk-doc-1-${Math.random().toString(16).slice(2, 10)}`;
+const DOC2 = `sdk-doc-2-${Math.random().toString(16).slice(2, 10)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function doc(recordId, title, updatedAt) {
@@ -47,16 +50,16 @@ test("transactions: create, stage an upsert, commit; invisible until committed",
   assert.equal(tx.operations, 0);
   const staged = await db.createOperations({
     transactionId: tx.$id,
-    operations: [{ action: "upsert", databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1",
+    operations: [{ action: "upsert", databaseId: DB, collectionId: COLL, documentId: DOC1,
       data: doc("r1", "one", "2026-01-01T00:00:00.001Z") }],
   });
   assert.equal(staged.operations, 1);
   const before = await db.listDocuments({ databaseId: DB, collectionId: COLL,
-    queries: [Query.equal("$id", ["sdk-doc-1"]), Query.limit(1)], total: false });
+    queries: [Query.equal("$id", [DOC1]), Query.limit(1)], total: false });
   assert.equal(before.documents.length, 0, "staged writes are not visible");
   const done = await db.updateTransaction({ transactionId: tx.$id, commit: true });
   assert.equal(done.status, "committed");
-  const d = await db.getDocument({ databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1" });
+  const d = await db.getDocument({ databaseId: DB, collectionId: COLL, documentId: DOC1 });
   assert.equal(d.record_id, "r1");
   assert.equal(d.owner, owner);
   assert.match(d.$updatedAt, STAMP);
@@ -68,23 +71,23 @@ test("transactions: create, stage an upsert, commit; invisible until committed",
 test("a commit fails with 409 transaction_conflict when a document changed after staging", async () => {
   const tx = await db.createTransaction({ ttl: 60 });
   await db.createOperations({ transactionId: tx.$id, operations: [{ action: "upsert",
-    databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1",
+    databaseId: DB, collectionId: COLL, documentId: DOC1,
     data: { title: "from the transaction" } }] });
   await sleep(5);
-  await db.upsertDocument({ databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1",
+  await db.upsertDocument({ databaseId: DB, collectionId: COLL, documentId: DOC1,
     data: { title: "another writer" } });
   await rejects(db.updateTransaction({ transactionId: tx.$id, commit: true }), 409, "transaction_conflict");
-  const d = await db.getDocument({ databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1" });
+  const d = await db.getDocument({ databaseId: DB, collectionId: COLL, documentId: DOC1 });
   assert.equal(d.title, "another writer");
 });
 
 test("rollback discards staged operations", async () => {
   const tx = await db.createTransaction({ ttl: 60 });
   await db.createOperations({ transactionId: tx.$id, operations: [{ action: "upsert",
-    databaseId: DB, collectionId: COLL, documentId: "sdk-doc-2",
+    databaseId: DB, collectionId: COLL, documentId: DOC2,
     data: doc("r2", "two", "2026-01-01T00:00:00.002Z") }] });
   await db.updateTransaction({ transactionId: tx.$id, rollback: true });
-  await rejects(db.getDocument({ databaseId: DB, collectionId: COLL, documentId: "sdk-doc-2" }),
+  await rejects(db.getDocument({ databaseId: DB, collectionId: COLL, documentId: DOC2 }),
     404, "document_not_found");
 });
 
@@ -121,7 +124,7 @@ test("the adapter's keyset pull: equal, or/and on $updatedAt/$id, orderAsc, limi
 test("errors: {message, code, type} for bad queries, unknown attributes, duplicates, bad ids", async () => {
   await rejects(db.listDocuments({ databaseId: DB, collectionId: COLL,
     queries: [Query.equal("nope", ["x"])] }), 400, "general_query_invalid");
-  await rejects(db.createDocument({ databaseId: DB, collectionId: COLL, documentId: "sdk-doc-1",
+  await rejects(db.createDocument({ databaseId: DB, collectionId: COLL, documentId: DOC1,
     data: doc("r1", "dup", "2026-01-01T00:00:00.001Z") }), 409, "document_already_exists");
   await rejects(db.createDocument({ databaseId: DB, collectionId: COLL, documentId: ID.unique(),
     data: { ...doc("r3", "x", "2026-01-01T00:00:00.001Z"), colour: "red" } }), 400, "document_invalid_structure");
