@@ -6,7 +6,8 @@
 //!   exactly the right records;
 //! - a field the remote does not have is `Unsupported` (then the orchestrator reads the cache
 //!   after a sync), never a wrong answer or a paused scope;
-//! - `Orchestrator::read` with `OnlineOnly` answers from the remote without pulling the scope.
+//! - `Orchestrator::read` with `OnlineOnly` answers from the remote without pulling the scope;
+//! - more than 5,000 candidate rows make the query `Unsupported` (then a sync).
 
 mod support;
 
@@ -124,6 +125,27 @@ async fn check_tricky<R: RemoteStore<JsonRecord> + ?Sized>(remote: &R, scope: &S
         want.sort();
         assert_eq!(got, want, "{}: {spec:?}", remote.name());
     }
+}
+
+/// A query whose terms leave more than 5,000 candidates is `Unsupported` (the orchestrator
+/// syncs instead of listing a large scope, uncached, on every read); at 5,000 it is answered.
+async fn candidates_are_capped<R: RemoteStore<JsonRecord> + ?Sized>(remote: &R, scope: &SyncScope) {
+    let row = |i: usize| {
+        JsonRecord::from_value(
+            json!({"id": format!("c{i:05}"), "updated_at": "2026-01-01T00:00:00Z", "body": "many"}),
+        )
+        .unwrap()
+    };
+    let rows: Vec<JsonRecord> = (0..5000).map(row).collect();
+    for chunk in rows.chunks(500) {
+        remote.batch_upsert(scope, chunk).await.unwrap();
+    }
+    let spec = QuerySpec::new().filter(Filter::eq("body", "many")).limit(3);
+    let answer = remote.query(scope, &spec).await.unwrap().unwrap();
+    assert_eq!(answer.len(), 3);
+    remote.batch_upsert(scope, &[row(5000)]).await.unwrap();
+    let e = remote.query(scope, &spec).await.unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
 }
 
 /// Runs the case; a remote that narrows on `nested` paths answers "nested eq" too.
@@ -266,6 +288,12 @@ mod pocketbase {
     }
 
     #[tokio::test]
+    async fn candidates_past_the_cap_fall_back() {
+        let Some(store) = store().await else { return };
+        candidates_are_capped(&store, &unique_scope(COLLECTION)).await;
+    }
+
+    #[tokio::test]
     async fn online_reads_ask_the_server() {
         let Some(store) = store().await else { return };
         let scope = unique_scope(COLLECTION);
@@ -321,6 +349,12 @@ mod supabase {
     async fn operands_full_of_filter_syntax_select_exactly() {
         let Some(store) = store().await else { return };
         check_tricky(&store, &unique_scope("q")).await;
+    }
+
+    #[tokio::test]
+    async fn candidates_past_the_cap_fall_back() {
+        let Some(store) = store().await else { return };
+        candidates_are_capped(&store, &unique_scope("q")).await;
     }
 
     /// Table mode: the guide's `notes` table, the same requests on another table.

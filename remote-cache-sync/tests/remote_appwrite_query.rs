@@ -92,6 +92,31 @@ async fn the_query_case_runs_on_json_attributes() {
     assert_eq!(refused, REFUSED);
 }
 
+/// More than 5,000 candidates make a query `Unsupported` (the orchestrator syncs instead of
+/// listing a large scope, uncached, on every read); at 5,000 it is answered.
+#[tokio::test]
+async fn candidates_past_the_cap_fall_back() {
+    let Some(e) = env() else { return };
+    let store = notes_at(&e, Credential::api_key(&e.key));
+    let scope = notes_scope();
+    let row = |i: usize| {
+        JsonRecord::from_value(serde_json::json!({
+            "id": format!("c{i:05}"), "updated_at": "2026-01-01T00:00:00Z", "title": "many"
+        }))
+        .unwrap()
+    };
+    let rows: Vec<JsonRecord> = (0..5000).map(row).collect();
+    for chunk in rows.chunks(100) {
+        store.batch_upsert(&scope, chunk).await.unwrap();
+    }
+    let spec = remote_cache_sync::QuerySpec::new()
+        .filter(remote_cache_sync::Filter::eq("title", "many"))
+        .limit(3);
+    assert_eq!(store.query(&scope, &spec).await.unwrap().unwrap().len(), 3);
+    store.batch_upsert(&scope, &[row(5000)]).await.unwrap();
+    assert!(unsupported(store.query(&scope, &spec).await));
+}
+
 #[tokio::test]
 async fn the_query_case_runs_as_a_user() {
     let Some(e) = env() else { return };

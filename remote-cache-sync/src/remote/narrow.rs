@@ -16,7 +16,8 @@
 //! read would give, at the cost of the candidate rows.
 //!
 //! A spec with no term that narrows would list the whole scope without caching it: [`plan`]
-//! refuses it with [`Error::Unsupported`] and the orchestrator syncs, then reads the cache. A
+//! refuses it with [`Error::Unsupported`] and the orchestrator syncs, then reads the cache; so
+//! does a listing past [`MAX_CANDIDATES`] rows ([`check_candidates`]). A
 //! term a backend cannot narrow on (numbers, ranges, `has`, `is_null`) is still applied exactly
 //! on the client; it only does not reduce the transfer.
 
@@ -47,6 +48,25 @@ impl Narrow<'_> {
             Narrow::OneOf(f, _) | Narrow::Contains(f, _) => f,
         }
     }
+}
+
+/// Most candidate rows a narrowed query lists (as many as our server answers a `/v1/query`).
+/// Past it the query is [`Error::Unsupported`] and the orchestrator syncs instead: a term that
+/// narrows poorly (`contains "e"`) must not list a large scope, uncached, on every read.
+pub(crate) const MAX_CANDIDATES: usize = 5000;
+
+/// Fails with [`Error::Unsupported`] once `listed` candidates are more than
+/// [`MAX_CANDIDATES`]; backends call it after every page.
+pub(crate) fn check_candidates(backend: &'static str, listed: usize) -> Result<()> {
+    if listed > MAX_CANDIDATES {
+        return Err(Error::Unsupported {
+            backend,
+            message: format!(
+                "a query whose filters the remote can send leave more than {MAX_CANDIDATES} rows"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What a backend does with a spec.
@@ -237,6 +257,15 @@ mod tests {
         )];
         let spec = QuerySpec::new().filter(Filter::eq("t", "42"));
         assert!(matches!(answer(&spec, arrays), Err(Error::InvalidQuery(_))));
+    }
+
+    #[test]
+    fn candidates_are_capped() {
+        assert!(check_candidates("t", MAX_CANDIDATES).is_ok());
+        assert!(matches!(
+            check_candidates("t", MAX_CANDIDATES + 1),
+            Err(Error::Unsupported { backend: "t", .. })
+        ));
     }
 
     #[test]

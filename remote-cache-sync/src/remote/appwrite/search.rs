@@ -173,6 +173,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
                     Err(e) => tracing::debug!(id = %id, error = %e, "document left out of a query"),
                 }
             }
+            narrow::check_candidates(BACKEND, candidates.len())?;
             if n < per_page {
                 break;
             }

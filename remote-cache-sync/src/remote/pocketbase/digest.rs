@@ -58,6 +58,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                         tracing::debug!(id = %pb_id, error = %e, "row left out of the digest")
                     }
                 }
+                Ok(())
             })
             .await?;
         Ok((rows, bytes))

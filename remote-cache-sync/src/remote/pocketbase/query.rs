@@ -95,6 +95,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     tracing::debug!(id = %pb_id, error = %e, "row left out of a query answer")
                 }
             }
+            narrow::check_candidates(BACKEND, out.len())
         })
         .await
         .map_err(|e| match e {

@@ -132,13 +132,14 @@ impl<T: Record> PocketBaseRemoteStore<T> {
 
     /// Every row of the collection passing `base` (and in the scope: the scope's keys are
     /// checked on each row too), in `id` order, page by page with an `id` keyset, `fields`
-    /// only when given; `visit` sees each with its PocketBase id. Returns the bytes listed.
+    /// only when given; `visit` sees each with its PocketBase id, and its error ends the
+    /// listing. Returns the bytes listed.
     pub(super) async fn list_by_id(
         &self,
         scope: &SyncScope,
         base: Option<String>,
         fields: Option<&str>,
-        mut visit: impl FnMut(&str, Map<String, Value>),
+        mut visit: impl FnMut(&str, Map<String, Value>) -> Result<()>,
     ) -> Result<u64> {
         let per_page = self.config.max_page_size.to_string();
         let mut after: Option<String> = None;
@@ -171,7 +172,7 @@ impl<T: Record> PocketBaseRemoteStore<T> {
                     });
                 }
                 if in_scope(&raw, scope) {
-                    visit(&pb_id, raw);
+                    visit(&pb_id, raw)?;
                 }
                 after = Some(pb_id);
             }

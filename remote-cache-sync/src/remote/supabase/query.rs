@@ -124,6 +124,7 @@ pub(crate) async fn query<T: Record>(
             }
             after = Some(id.to_owned());
         }
+        narrow::check_candidates(BACKEND, out.len())?;
         if n < PAGE {
             return narrow::answer(spec, out);
         }
