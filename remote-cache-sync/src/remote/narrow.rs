@@ -152,6 +152,7 @@ pub(crate) fn answer<T: Record + Serialize>(
     Ok(picked.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
+#[cfg(any(feature = "pocketbase", feature = "supabase"))]
 /// Escapes `s` for a SQL `LIKE` pattern whose escape character is `\` (PostgreSQL's default,
 /// PocketBase's `~`): `\`, `%` and `_` stand for themselves.
 pub(crate) fn like_escape(s: &str) -> String {
@@ -268,6 +269,7 @@ mod tests {
         ));
     }
 
+    #[cfg(any(feature = "pocketbase", feature = "supabase"))]
     #[test]
     fn like_patterns_escape_their_wildcards() {
         assert_eq!(like_escape(r"50%_a\b"), r"50\%\_a\\b");
