@@ -166,6 +166,54 @@ fn queries() -> Vec<(&'static str, QuerySpec)> {
     ]
 }
 
+/// The queries of the case that a remote which only *narrows* (`eq`/`in` with string operands,
+/// `contains` of a non-empty string; see `remote::narrow`) refuses with
+/// [`Error::Unsupported`]: those without such a term, in the case's order. With `nested`, a
+/// remote that narrows on dotted paths too also answers "nested eq". PocketBase, Supabase and
+/// Appwrite document exactly this rule.
+pub fn refused_by_narrowing(nested: bool) -> Vec<&'static str> {
+    [
+        "all",
+        "eq beyond 2^53",
+        "eq bool is 1",
+        "eq number with bool field",
+        "eq number on a string field",
+        "ne number",
+        "ne string",
+        "lt string (ranks)",
+        "le string",
+        "gt string (bytes)",
+        "ge string",
+        "gt beyond 2^53",
+        "lt negative",
+        "le float",
+        "ge number (strings rank above)",
+        "in mixed",
+        "contains empty",
+        "is null",
+        "is not null",
+        "nested is null",
+        "nested eq",
+        "has string",
+        "has number (true is 1)",
+        "has on non-array",
+        "and",
+        "order title",
+        "order title desc",
+        "order title nocase",
+        "order n desc",
+        "order missing field",
+        "order two keys",
+        "page",
+        "offset only",
+        "limit 0",
+        "offset past the end",
+    ]
+    .into_iter()
+    .filter(|q| !(nested && *q == "nested eq"))
+    .collect()
+}
+
 /// Ids answered, or the error.
 type Answer = Result<Vec<String>, Error>;
 
