@@ -13,13 +13,10 @@
 //! (checked before every request), and Appwrite answers a JWT it does not accept with `401
 //! user_jwt_invalid` (also `Unauthorized`), never as a guest's listing.
 
-use serde_json::Value;
-
-use super::client::BACKEND;
-use super::decode::{RECORD_ID_ATTR, doc_version, in_scope, record_id};
+use super::decode::{RECORD_ID_ATTR, doc_version, record_id};
 use super::query;
-use super::store::{AppwriteRemoteStore, DocumentList};
-use crate::error::{Error, Result};
+use super::store::AppwriteRemoteStore;
+use crate::error::Result;
 use crate::reconcile::{DigestRequest, DigestResponse, RowSet, canonical_version};
 use crate::record::Record;
 use crate::scope::SyncScope;
@@ -43,51 +40,10 @@ impl<T: Record> AppwriteRemoteStore<T> {
     async fn live_versions(&self, scope: &SyncScope) -> Result<(Vec<(String, String)>, u64)> {
         let mut fields = vec![RECORD_ID_ATTR, "updated_at", "deleted_at"];
         fields.extend(scope.keys().keys().map(String::as_str));
-        let per_page = self.config.max_page_size;
-        let mut after: Option<String> = None;
-        let (mut rows, mut bytes) = (Vec::new(), 0u64);
-        loop {
-            let mut queries = query::scope_queries(scope);
-            if let Some(a) = &after {
-                queries.push(query::greater_than("$id", a));
-            }
-            queries.extend([
-                query::select(&fields),
-                query::order_asc("$id"),
-                query::limit(per_page),
-            ]);
-            let reply = self.list_reply(scope.name(), &queries).await?;
-            if !reply.status.is_success() {
-                return Err(reply.error());
-            }
-            bytes += reply.body.len() as u64;
-            let page: DocumentList = reply.json()?;
-            let n = page.documents.len();
-            if n > per_page {
-                return Err(Error::MalformedResponse {
-                    backend: BACKEND,
-                    message: format!("{n} documents for limit {per_page}"),
-                });
-            }
-            for raw in page.documents {
-                let Some(id) = raw.get("$id").and_then(Value::as_str).map(str::to_owned) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document has no `$id`".into(),
-                    });
-                };
-                if after.as_deref().is_some_and(|a| id.as_str() <= a) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "the listing is not in increasing `$id` order".into(),
-                    });
-                }
-                after = Some(id.clone());
-                // `equal` on a scope key folds case on Appwrite (MariaDB's default collation):
-                // another scope's document is not ours.
-                if !in_scope(&raw, scope) {
-                    continue;
-                }
+        let mut rows = Vec::new();
+        let filters = query::scope_queries(scope);
+        let bytes = self
+            .list_by_id(scope, &filters, Some(&fields), |id, raw| {
                 match (record_id(&raw), doc_version(&raw)) {
                     (_, Ok((_, true))) => {}
                     (Some(rid), Ok((version, false))) => {
@@ -97,10 +53,9 @@ impl<T: Record> AppwriteRemoteStore<T> {
                     // does not hold it either.
                     _ => tracing::debug!(id = %id, "document left out of the digest"),
                 }
-            }
-            if n < per_page {
-                return Ok((rows, bytes));
-            }
-        }
+                Ok(())
+            })
+            .await?;
+        Ok((rows, bytes))
     }
 }

@@ -30,10 +30,10 @@
 use serde_json::Value;
 
 use super::client::BACKEND;
-use super::decode::{RECORD_ID_ATTR, decode_doc, in_scope, json_text};
+use super::decode::{RECORD_ID_ATTR, decode_doc, json_text};
 use super::query::{self, MAX_QUERY_CHARS};
-use super::store::{AppwriteRemoteStore, DocumentList};
-use crate::error::{Error, Result};
+use super::store::AppwriteRemoteStore;
+use crate::error::Result;
 use crate::query::QuerySpec;
 use crate::record::{Change, Record};
 use crate::remote::narrow::{self, Narrow, Plan};
@@ -109,75 +109,17 @@ impl<T: Record> AppwriteRemoteStore<T> {
             query::equal("deleted_at", &[""]),
         ]));
         filters.extend(terms.iter().filter_map(|t| self.term(t)));
-        let per_page = self.config.max_page_size;
-        let mut after: Option<String> = None;
         let mut candidates = Vec::new();
-        loop {
-            let mut queries = filters.clone();
-            if let Some(a) = &after {
-                queries.push(query::greater_than("$id", a));
+        self.list_by_id(scope, &filters, None, |id, raw| {
+            match decode_doc::<T>(raw, &self.config.json_attributes) {
+                Ok(Change::Upsert(r)) if r.deleted_at().is_none() => candidates.push(r),
+                Ok(_) => {}
+                // A pull quarantines it: the cache would not hold it either.
+                Err(e) => tracing::debug!(id = %id, error = %e, "document left out of a query"),
             }
-            queries.extend([query::order_asc("$id"), query::limit(per_page)]);
-            let reply = self.list_reply(scope.name(), &queries).await?;
-            if reply.status == reqwest::StatusCode::BAD_REQUEST {
-                let detail = reply.detail();
-                if matches!(
-                    detail.code.as_deref(),
-                    Some("general_query_invalid" | "general_argument_invalid")
-                ) {
-                    // An unknown attribute, `equal` on an array attribute, a value of another
-                    // type: the remote cannot narrow, the orchestrator syncs instead.
-                    return Err(Error::Unsupported {
-                        backend: BACKEND,
-                        message: format!(
-                            "a query Appwrite refuses ({})",
-                            detail.message.unwrap_or_default()
-                        ),
-                    });
-                }
-            }
-            if !reply.status.is_success() {
-                return Err(reply.error());
-            }
-            let page: DocumentList = reply.json()?;
-            let n = page.documents.len();
-            if n > per_page {
-                return Err(Error::MalformedResponse {
-                    backend: BACKEND,
-                    message: format!("{n} documents for limit {per_page}"),
-                });
-            }
-            for raw in page.documents {
-                let Some(id) = raw.get("$id").and_then(Value::as_str).map(str::to_owned) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document has no `$id`".into(),
-                    });
-                };
-                if after.as_deref().is_some_and(|a| id.as_str() <= a) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "the listing is not in increasing `$id` order".into(),
-                    });
-                }
-                after = Some(id.clone());
-                // `equal` on a scope key folds case on Appwrite (MariaDB's default collation):
-                // another scope's document is not ours.
-                if !in_scope(&raw, scope) {
-                    continue;
-                }
-                match decode_doc::<T>(raw, &self.config.json_attributes) {
-                    Ok(Change::Upsert(r)) if r.deleted_at().is_none() => candidates.push(r),
-                    Ok(_) => {}
-                    // A pull quarantines it: the cache would not hold it either.
-                    Err(e) => tracing::debug!(id = %id, error = %e, "document left out of a query"),
-                }
-            }
-            narrow::check_candidates(BACKEND, candidates.len())?;
-            if n < per_page {
-                break;
-            }
-        }
+            narrow::check_candidates(BACKEND, candidates.len())
+        })
+        .await?;
         narrow::answer(spec, candidates)
     }
 }

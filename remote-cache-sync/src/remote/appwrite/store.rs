@@ -55,8 +55,8 @@ impl<T> std::fmt::Debug for AppwriteRemoteStore<T> {
 
 /// A `listDocuments` answer's body.
 #[derive(Deserialize)]
-pub(super) struct DocumentList {
-    pub(super) documents: Vec<Map<String, Value>>,
+struct DocumentList {
+    documents: Vec<Map<String, Value>>,
 }
 
 impl<T: Record> AppwriteRemoteStore<T> {
@@ -148,6 +148,82 @@ impl<T: Record> AppwriteRemoteStore<T> {
             return Err(self.missing(collection, &reply));
         }
         Ok(reply)
+    }
+
+    /// Every document of the scope passing `filters`, in `$id` order, page by page with a `$id`
+    /// keyset, only the `select`ed attributes when given; `visit` sees each document of the
+    /// scope (`equal` on a scope key folds case on Appwrite, MariaDB's default collation: another
+    /// scope's documents are skipped) with its `$id`, and its error ends the listing. A query
+    /// Appwrite refuses (`400 general_query_invalid`/`general_argument_invalid`: an unknown
+    /// attribute, `equal` on an array attribute, a value of another type) is
+    /// [`Error::Unsupported`]. Returns the bytes listed.
+    pub(super) async fn list_by_id(
+        &self,
+        scope: &SyncScope,
+        filters: &[Value],
+        select: Option<&[&str]>,
+        mut visit: impl FnMut(&str, Map<String, Value>) -> Result<()>,
+    ) -> Result<u64> {
+        let per_page = self.config.max_page_size;
+        let mut after: Option<String> = None;
+        let mut bytes = 0u64;
+        loop {
+            let mut queries = filters.to_vec();
+            if let Some(a) = &after {
+                queries.push(query::greater_than("$id", a));
+            }
+            queries.extend(select.map(query::select));
+            queries.extend([query::order_asc("$id"), query::limit(per_page)]);
+            let reply = self.list_reply(scope.name(), &queries).await?;
+            if reply.status == StatusCode::BAD_REQUEST {
+                let detail = reply.detail();
+                if matches!(
+                    detail.code.as_deref(),
+                    Some("general_query_invalid" | "general_argument_invalid")
+                ) {
+                    return Err(Error::Unsupported {
+                        backend: BACKEND,
+                        message: format!(
+                            "a query Appwrite refuses ({})",
+                            detail.message.unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+            if !reply.status.is_success() {
+                return Err(reply.error());
+            }
+            bytes += reply.body.len() as u64;
+            let page: DocumentList = reply.json()?;
+            let n = page.documents.len();
+            if n > per_page {
+                return Err(Error::MalformedResponse {
+                    backend: BACKEND,
+                    message: format!("{n} documents for limit {per_page}"),
+                });
+            }
+            for raw in page.documents {
+                let Some(id) = raw.get("$id").and_then(Value::as_str).map(str::to_owned) else {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: "a listed document has no `$id`".into(),
+                    });
+                };
+                if after.as_deref().is_some_and(|a| id.as_str() <= a) {
+                    return Err(Error::MalformedResponse {
+                        backend: BACKEND,
+                        message: "the listing is not in increasing `$id` order".into(),
+                    });
+                }
+                if in_scope(&raw, scope) {
+                    visit(&id, raw)?;
+                }
+                after = Some(id);
+            }
+            if n < per_page {
+                return Ok(bytes);
+            }
+        }
     }
 
     /// One `listDocuments` request; returns the documents and the answer's `Date`.
