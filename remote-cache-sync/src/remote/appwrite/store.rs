@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record};
 use crate::remote::RemoteStore;
+use crate::remote::client::keyset::{self, Page};
 use crate::remote::client::prefetch::Prefetcher;
 use crate::scope::SyncScope;
 
@@ -165,65 +166,50 @@ impl<T: Record> AppwriteRemoteStore<T> {
         mut visit: impl FnMut(&str, Map<String, Value>) -> Result<()>,
     ) -> Result<u64> {
         let per_page = self.config.max_page_size;
-        let mut after: Option<String> = None;
-        let mut bytes = 0u64;
-        loop {
-            let mut queries = filters.to_vec();
-            if let Some(a) = &after {
-                queries.push(query::greater_than("$id", a));
-            }
-            queries.extend(select.map(query::select));
-            queries.extend([query::order_asc("$id"), query::limit(per_page)]);
-            let reply = self.list_reply(scope.name(), &queries).await?;
-            if reply.status == StatusCode::BAD_REQUEST {
-                let detail = reply.detail();
-                if matches!(
-                    detail.code.as_deref(),
-                    Some("general_query_invalid" | "general_argument_invalid")
-                ) {
-                    return Err(Error::Unsupported {
-                        backend: BACKEND,
-                        message: format!(
-                            "a query Appwrite refuses ({})",
-                            detail.message.unwrap_or_default()
-                        ),
-                    });
+        keyset::list_by_id(
+            BACKEND,
+            "$id",
+            per_page,
+            |after| {
+                let mut queries = filters.to_vec();
+                queries.extend(after.map(|a| query::greater_than("$id", &a)));
+                queries.extend(select.map(query::select));
+                queries.extend([query::order_asc("$id"), query::limit(per_page)]);
+                async move {
+                    let reply = self.list_reply(scope.name(), &queries).await?;
+                    if reply.status == StatusCode::BAD_REQUEST {
+                        let detail = reply.detail();
+                        if matches!(
+                            detail.code.as_deref(),
+                            Some("general_query_invalid" | "general_argument_invalid")
+                        ) {
+                            return Err(Error::Unsupported {
+                                backend: BACKEND,
+                                message: format!(
+                                    "a query Appwrite refuses ({})",
+                                    detail.message.unwrap_or_default()
+                                ),
+                            });
+                        }
+                    }
+                    if !reply.status.is_success() {
+                        return Err(reply.error());
+                    }
+                    let page: DocumentList = reply.json()?;
+                    Ok(Page {
+                        rows: page.documents,
+                        bytes: reply.body.len() as u64,
+                    })
                 }
-            }
-            if !reply.status.is_success() {
-                return Err(reply.error());
-            }
-            bytes += reply.body.len() as u64;
-            let page: DocumentList = reply.json()?;
-            let n = page.documents.len();
-            if n > per_page {
-                return Err(Error::MalformedResponse {
-                    backend: BACKEND,
-                    message: format!("{n} documents for limit {per_page}"),
-                });
-            }
-            for raw in page.documents {
-                let Some(id) = raw.get("$id").and_then(Value::as_str).map(str::to_owned) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed document has no `$id`".into(),
-                    });
-                };
-                if after.as_deref().is_some_and(|a| id.as_str() <= a) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "the listing is not in increasing `$id` order".into(),
-                    });
-                }
+            },
+            |id, raw| {
                 if in_scope(&raw, scope) {
-                    visit(&id, raw)?;
+                    visit(id, raw)?;
                 }
-                after = Some(id);
-            }
-            if n < per_page {
-                return Ok(bytes);
-            }
-        }
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// One `listDocuments` request; returns the documents and the answer's `Date`.

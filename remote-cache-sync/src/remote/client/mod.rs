@@ -16,6 +16,8 @@
 //!
 //! Internal (feature `http-base`, pulled in by `http`, `pocketbase`, `supabase` and `appwrite`).
 
+#[cfg(any(feature = "pocketbase", feature = "appwrite"))]
+pub(crate) mod keyset;
 pub(crate) mod prefetch;
 pub(crate) mod retry;
 #[cfg(any(feature = "http", feature = "pocketbase"))]

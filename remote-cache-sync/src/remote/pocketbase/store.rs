@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::op::{PendingOp, PushOutcome};
 use crate::record::{Change, Record};
 use crate::remote::RemoteStore;
+use crate::remote::client::keyset::{self, Page};
 use crate::remote::client::prefetch::Prefetcher;
 use crate::scope::SyncScope;
 
@@ -142,44 +143,38 @@ impl<T: Record> PocketBaseRemoteStore<T> {
         mut visit: impl FnMut(&str, Map<String, Value>) -> Result<()>,
     ) -> Result<u64> {
         let per_page = self.config.max_page_size.to_string();
-        let mut after: Option<String> = None;
-        let mut bytes = 0u64;
-        loop {
-            let keyset = after.as_deref().map(|id| format!("id > {}", quote(id)));
-            let f = filter::and([base.clone(), keyset]);
-            let mut query = vec![
-                ("filter", f.as_str()),
-                ("sort", "id"),
-                ("perPage", per_page.as_str()),
-                ("skipTotal", "1"),
-            ];
-            query.extend(fields.map(|f| ("fields", f)));
-            let reply = self.list_request(scope.name(), &query).await?;
-            bytes += reply.body.len() as u64;
-            let page: ListPage = reply.json()?;
-            let n = page.items.len();
-            for raw in page.items {
-                let Some(pb_id) = raw.get("id").and_then(Value::as_str).map(str::to_owned) else {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "a listed row has no id".into(),
-                    });
-                };
-                if after.as_deref().is_some_and(|a| pb_id.as_str() <= a) {
-                    return Err(Error::MalformedResponse {
-                        backend: BACKEND,
-                        message: "the listing is not in increasing id order".into(),
-                    });
+        keyset::list_by_id(
+            BACKEND,
+            "id",
+            self.config.max_page_size,
+            |after| {
+                let keyset = after.map(|id| format!("id > {}", quote(&id)));
+                let f = filter::and([base.clone(), keyset]);
+                let per_page = per_page.clone();
+                async move {
+                    let mut query = vec![
+                        ("filter", f.as_str()),
+                        ("sort", "id"),
+                        ("perPage", per_page.as_str()),
+                        ("skipTotal", "1"),
+                    ];
+                    query.extend(fields.map(|f| ("fields", f)));
+                    let reply = self.list_request(scope.name(), &query).await?;
+                    let page: ListPage = reply.json()?;
+                    Ok(Page {
+                        rows: page.items,
+                        bytes: reply.body.len() as u64,
+                    })
                 }
+            },
+            |id, raw| {
                 if in_scope(&raw, scope) {
-                    visit(&pb_id, raw)?;
+                    visit(id, raw)?;
                 }
-                after = Some(pb_id);
-            }
-            if n < self.config.max_page_size {
-                return Ok(bytes);
-            }
-        }
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// One list request: `filter`, sorted by `(updated, id)`, no total count.
