@@ -55,7 +55,7 @@ impl<T: Record> AppwriteRemoteStore<T> {
     /// The Appwrite query for one term, or `None` when it cannot be sent.
     fn term(&self, n: &Narrow<'_>) -> Option<Value> {
         let attr = self.attribute_of(n.field());
-        if attr.starts_with('$') || !super::store::attribute_name_ok(attr) {
+        if !super::store::attribute_name_ok(attr) {
             return None;
         }
         let json = self.is_json(attr);
