@@ -5,3 +5,6 @@ pub mod appwrite;
 
 #[cfg(feature = "supabase")]
 pub mod supabase;
+
+#[cfg(all(feature = "server", feature = "http", feature = "sqlite"))]
+pub mod server;
