@@ -3,8 +3,6 @@
 //! compare-and-set compares), `deleted` the soft-delete column, `data` the record as JSON (`null`
 //! for a pure tombstone).
 
-use std::borrow::Cow;
-
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -123,16 +121,14 @@ pub(crate) fn push_row<T: Record>(delta: &mut Delta<T>, row: &Value) {
 }
 
 /// A row left as JSON text, its `data` never built into a tree (`rcs_pull` pages: half of a
-/// page's decode time went to the tree).
+/// page's decode time went to the tree). The other fields are read as any JSON value, as
+/// [`push_row`] reads them: one of the wrong type quarantines the row, never fails the page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawRow<'a> {
-    /// The feed position (`rcs_pull` rows).
-    pub seq: Option<i64>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    version: Option<Cow<'a, str>>,
-    deleted: Option<bool>,
+    seq: Option<Value>,
+    id: Option<Value>,
+    version: Option<Value>,
+    deleted: Option<Value>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
 }
@@ -143,12 +139,21 @@ impl<'a> RawRow<'a> {
         serde_json::from_str(text).map_err(|e| malformed(format!("a row does not parse: {e}")))
     }
 
+    /// The feed position (`rcs_pull` rows).
+    pub(crate) fn seq(&self) -> Option<i64> {
+        self.seq.as_ref().and_then(Value::as_i64)
+    }
+
+    fn id(&self) -> Option<&str> {
+        self.id.as_ref().and_then(Value::as_str)
+    }
+
     /// Adds the row to a page, as [`push_row`] does; `text` is the row's JSON.
     pub(crate) fn push_to<T: Record>(&self, delta: &mut Delta<T>, text: &str) {
         let fields = Fields {
-            id: self.id.as_deref(),
-            version: self.version.as_deref(),
-            deleted: self.deleted,
+            id: self.id(),
+            version: self.version.as_ref().and_then(Value::as_str),
+            deleted: self.deleted.as_ref().and_then(Value::as_bool),
             data: match self.data {
                 Some(d) if d.get() != "null" => Data::Raw(d),
                 _ => Data::None,
@@ -158,7 +163,7 @@ impl<'a> RawRow<'a> {
             Ok(Change::Upsert(r)) => delta.upserts.push(r),
             Ok(Change::Delete(t)) => delta.deletes.push(t),
             Err(e) => delta.quarantined.push(QuarantinedRow::new(
-                self.id.as_deref().unwrap_or_default(),
+                self.id().unwrap_or_default(),
                 text.to_owned(),
                 e.to_string(),
             )),
@@ -261,12 +266,16 @@ mod tests {
                "data": {"id": "other", "title": "t", "n": 1, "updated_at": "2026-01-01T00:00:00.006Z"}}"#,
             r#"{"seq": 7, "id": "g", "version": "2026-01-01T00:00:00.007Z", "deleted": false,
                "data": {"id": "g", "n": "not a number"}}"#,
+            // Fields of the wrong type quarantine the row; they never fail the page.
+            r#"{"seq": 8, "id": "h", "version": 5, "deleted": false, "data": {}}"#,
+            r#"{"seq": 9, "id": "i", "version": "2026-01-01T00:00:00.009Z", "deleted": "no", "data": null}"#,
+            r#"{"seq": 10, "id": 10, "version": "2026-01-01T00:00:00.010Z", "deleted": false, "data": null}"#,
         ];
         let mut raw = Delta::<TestRecord>::empty(ts(0), None);
         let mut parsed = Delta::<TestRecord>::empty(ts(0), None);
         for text in rows {
             let row = RawRow::parse(text).unwrap();
-            assert!(row.seq.is_some());
+            assert!(row.seq().is_some());
             row.push_to(&mut raw, text);
             push_row(&mut parsed, &serde_json::from_str(text).unwrap());
         }
@@ -281,7 +290,7 @@ mod tests {
                 .map(|q| q.id.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(ids(&raw), ["d", "e", "f", "g"]);
+        assert_eq!(ids(&raw), ["d", "e", "f", "g", "h", "i", ""]);
         assert_eq!(ids(&raw), ids(&parsed));
         // The quarantined text is the row as the server sent it.
         assert_eq!(raw.quarantined[0].raw, rows[3]);

@@ -47,7 +47,7 @@ fn parse_cursor(c: Option<&Cursor>) -> Result<i64> {
 /// `rcs_pull`'s answer, its rows left as JSON text (each decoded straight into the record).
 #[derive(serde::Deserialize)]
 struct PullAnswer<'a> {
-    now: Option<std::borrow::Cow<'a, str>>,
+    now: Option<String>,
     #[serde(borrow)]
     rows: Option<Vec<&'a serde_json::value::RawValue>>,
 }
@@ -77,7 +77,7 @@ pub(crate) async fn pull<T: Record>(
     for text in rows.iter().take(limit) {
         let row = RawRow::parse(text.get())?;
         let seq = row
-            .seq
+            .seq()
             .ok_or_else(|| malformed("an rcs_pull row has no seq"))?;
         if seq <= last {
             return Err(malformed("rcs_pull rows are not in increasing seq order"));
